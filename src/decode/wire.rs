@@ -1,0 +1,369 @@
+//! Record framing shared by both layers (PROTOCOL.md section 3, "Every record,
+//! in both layers"), the record type numbers of each layer, and the layer names.
+//!
+//! Every record is `u32 type | u32 body_length | body | zero padding to a
+//! multiple of 8`, little-endian. [`RecordHeader::parse`] is the one checked
+//! constructor; it never fails on content (unknown types are data), only on a
+//! short buffer.
+
+use std::fmt;
+
+use byteorder::{ByteOrder, LittleEndian};
+use serde::Serialize;
+
+/// Byte offsets of the fields of a record header.
+pub mod field {
+    use std::ops::Range;
+    pub const TYPE: Range<usize> = 0..4;
+    pub const BODY_LENGTH: Range<usize> = 4..8;
+}
+
+/// Size of a record header on the wire.
+pub const RECORD_HEADER_LEN: usize = 8;
+
+/// libxc refuses records longer than this; the tool treats a longer record as
+/// corruption (PROTOCOL.md section 3).
+pub const MAX_RECORD_BODY: u32 = 0x0800_0000;
+
+/// Bit 31 of a record type marks an optional record.
+pub const OPTIONAL_BIT: u32 = 0x8000_0000;
+
+/// Number of zero bytes that follow a body of `len` bytes.
+pub fn padding(len: u32) -> u32 {
+    (8 - (len % 8)) % 8
+}
+
+/// Body plus padding, as a u64 so that it cannot overflow.
+pub fn padded(len: u32) -> u64 {
+    u64::from(len) + u64::from(padding(len))
+}
+
+/// The two record layers of stream v2 plus the `xl` preamble around them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Xl,
+    Libxl,
+    Libxc,
+}
+
+impl Layer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Xl => "xl",
+            Layer::Libxl => "libxl",
+            Layer::Libxc => "libxc",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+macro_rules! record_types {
+    ($(#[$meta:meta])* $enum:ident { $($variant:ident = $value:expr, $name:expr;)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $enum {
+            $($variant,)*
+            /// A type this tool does not know; bit 31 tells whether it is optional.
+            Unknown(u32),
+        }
+
+        impl $enum {
+            /// Every known type, in type-number order.
+            pub const KNOWN: &'static [$enum] = &[$($enum::$variant,)*];
+
+            pub fn from_u32(value: u32) -> Self {
+                match value {
+                    $($value => $enum::$variant,)*
+                    other => $enum::Unknown(other),
+                }
+            }
+
+            pub fn to_u32(self) -> u32 {
+                match self {
+                    $($enum::$variant => $value,)*
+                    $enum::Unknown(other) => other,
+                }
+            }
+
+            /// The PROTOCOL.md name (`PAGE_DATA`), or `UNKNOWN_OPTIONAL` /
+            /// `UNKNOWN_MANDATORY` for types the tool does not know.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($enum::$variant => $name,)*
+                    $enum::Unknown(v) if v & OPTIONAL_BIT != 0 => "UNKNOWN_OPTIONAL",
+                    $enum::Unknown(_) => "UNKNOWN_MANDATORY",
+                }
+            }
+
+            pub fn is_known(self) -> bool {
+                !matches!(self, $enum::Unknown(_))
+            }
+        }
+
+        impl fmt::Display for $enum {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $enum::Unknown(v) => write!(f, "{}({:#010x})", self.name(), v),
+                    _ => f.write_str(self.name()),
+                }
+            }
+        }
+    };
+}
+
+record_types! {
+    /// libxl record types (PROTOCOL.md section 3).
+    LibxlType {
+        End = 0, "END";
+        LibxcContext = 1, "LIBXC_CONTEXT";
+        EmulatorXenstoreData = 2, "EMULATOR_XENSTORE_DATA";
+        EmulatorContext = 3, "EMULATOR_CONTEXT";
+        CheckpointEnd = 4, "CHECKPOINT_END";
+        CheckpointState = 5, "CHECKPOINT_STATE";
+    }
+}
+
+record_types! {
+    /// libxc record types (PROTOCOL.md section 4).
+    LibxcType {
+        End = 0x00, "END";
+        PageData = 0x01, "PAGE_DATA";
+        X86PvInfo = 0x02, "X86_PV_INFO";
+        X86PvP2mFrames = 0x03, "X86_PV_P2M_FRAMES";
+        X86PvVcpuBasic = 0x04, "X86_PV_VCPU_BASIC";
+        X86PvVcpuExtended = 0x05, "X86_PV_VCPU_EXTENDED";
+        X86PvVcpuXsave = 0x06, "X86_PV_VCPU_XSAVE";
+        SharedInfo = 0x07, "SHARED_INFO";
+        X86TscInfo = 0x08, "X86_TSC_INFO";
+        HvmContext = 0x09, "HVM_CONTEXT";
+        HvmParams = 0x0A, "HVM_PARAMS";
+        Toolstack = 0x0B, "TOOLSTACK";
+        X86PvVcpuMsrs = 0x0C, "X86_PV_VCPU_MSRS";
+        Verify = 0x0D, "VERIFY";
+        Checkpoint = 0x0E, "CHECKPOINT";
+        CheckpointDirtyPfnList = 0x0F, "CHECKPOINT_DIRTY_PFN_LIST";
+        StaticDataEnd = 0x10, "STATIC_DATA_END";
+        X86CpuidPolicy = 0x11, "X86_CPUID_POLICY";
+        X86MsrPolicy = 0x12, "X86_MSR_POLICY";
+    }
+}
+
+impl LibxcType {
+    /// Records that carry static data: they must precede STATIC_DATA_END.
+    pub fn is_static(self) -> bool {
+        matches!(
+            self,
+            LibxcType::X86PvInfo | LibxcType::X86CpuidPolicy | LibxcType::X86MsrPolicy
+        )
+    }
+}
+
+/// A record type of either layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordType {
+    Libxl(LibxlType),
+    Libxc(LibxcType),
+}
+
+impl RecordType {
+    pub fn layer(self) -> Layer {
+        match self {
+            RecordType::Libxl(_) => Layer::Libxl,
+            RecordType::Libxc(_) => Layer::Libxc,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordType::Libxl(t) => t.name(),
+            RecordType::Libxc(t) => t.name(),
+        }
+    }
+
+    pub fn to_u32(self) -> u32 {
+        match self {
+            RecordType::Libxl(t) => t.to_u32(),
+            RecordType::Libxc(t) => t.to_u32(),
+        }
+    }
+
+    pub fn is_known(self) -> bool {
+        match self {
+            RecordType::Libxl(t) => t.is_known(),
+            RecordType::Libxc(t) => t.is_known(),
+        }
+    }
+
+    pub fn is_optional(self) -> bool {
+        self.to_u32() & OPTIONAL_BIT != 0
+    }
+
+    pub fn of(layer: Layer, value: u32) -> Option<Self> {
+        match layer {
+            Layer::Libxl => Some(RecordType::Libxl(LibxlType::from_u32(value))),
+            Layer::Libxc => Some(RecordType::Libxc(LibxcType::from_u32(value))),
+            Layer::Xl => None,
+        }
+    }
+}
+
+impl fmt::Display for RecordType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordType::Libxl(t) => t.fmt(f),
+            RecordType::Libxc(t) => t.fmt(f),
+        }
+    }
+}
+
+/// The 8-byte header in front of every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub rtype: u32,
+    pub body_length: u32,
+}
+
+impl RecordHeader {
+    /// Reads a header from the first 8 bytes of `buf`; `None` if shorter.
+    #[inline]
+    pub fn parse(buf: &[u8]) -> Option<Self> {
+        let buf = buf.get(..RECORD_HEADER_LEN)?;
+        Some(RecordHeader {
+            rtype: LittleEndian::read_u32(&buf[field::TYPE]),
+            body_length: LittleEndian::read_u32(&buf[field::BODY_LENGTH]),
+        })
+    }
+
+    pub fn emit(&self, out: &mut [u8; RECORD_HEADER_LEN]) {
+        LittleEndian::write_u32(&mut out[field::TYPE], self.rtype);
+        LittleEndian::write_u32(&mut out[field::BODY_LENGTH], self.body_length);
+    }
+
+    /// Header + body + padding.
+    pub fn total_len(&self) -> u64 {
+        RECORD_HEADER_LEN as u64 + padded(self.body_length)
+    }
+}
+
+/// Little-endian field readers over slices whose length was checked by the
+/// caller's constructor. Out-of-range reads return 0 instead of panicking, so
+/// an accessor bug degrades into a wrong value, never a crash.
+#[inline]
+pub(crate) fn le_u16(buf: &[u8], at: usize) -> u16 {
+    buf.get(at..at + 2).map(LittleEndian::read_u16).unwrap_or(0)
+}
+
+#[inline]
+pub(crate) fn le_u32(buf: &[u8], at: usize) -> u32 {
+    buf.get(at..at + 4).map(LittleEndian::read_u32).unwrap_or(0)
+}
+
+#[inline]
+pub(crate) fn le_u64(buf: &[u8], at: usize) -> u64 {
+    buf.get(at..at + 8).map(LittleEndian::read_u64).unwrap_or(0)
+}
+
+#[inline]
+pub(crate) fn be_u16(buf: &[u8], at: usize) -> u16 {
+    buf.get(at..at + 2)
+        .map(byteorder::BigEndian::read_u16)
+        .unwrap_or(0)
+}
+
+#[inline]
+pub(crate) fn be_u32(buf: &[u8], at: usize) -> u32 {
+    buf.get(at..at + 4)
+        .map(byteorder::BigEndian::read_u32)
+        .unwrap_or(0)
+}
+
+#[inline]
+pub(crate) fn be_u64(buf: &[u8], at: usize) -> u64 {
+    buf.get(at..at + 8)
+        .map(byteorder::BigEndian::read_u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_parse_and_emit() {
+        let bytes = [0x05, 0, 0, 0, 0x04, 0, 0, 0];
+        let h = RecordHeader::parse(&bytes).unwrap();
+        assert_eq!(h.rtype, 5);
+        assert_eq!(h.body_length, 4);
+        assert_eq!(h.total_len(), 16);
+        let mut out = [0u8; 8];
+        h.emit(&mut out);
+        assert_eq!(out, bytes);
+        assert_eq!(RecordHeader::parse(&bytes[..7]), None);
+    }
+
+    #[test]
+    fn padding_rounds_to_eight() {
+        assert_eq!(padding(0), 0);
+        assert_eq!(padding(1), 7);
+        assert_eq!(padding(4), 4);
+        assert_eq!(padding(8), 0);
+        assert_eq!(padded(u32::MAX), u64::from(u32::MAX) + 1);
+    }
+
+    #[test]
+    fn type_names_follow_the_reference() {
+        assert_eq!(LibxcType::from_u32(1).name(), "PAGE_DATA");
+        assert_eq!(LibxcType::from_u32(0x12).name(), "X86_MSR_POLICY");
+        assert_eq!(LibxlType::from_u32(5).name(), "CHECKPOINT_STATE");
+        assert_eq!(LibxcType::from_u32(0x8000_0042).name(), "UNKNOWN_OPTIONAL");
+        assert_eq!(LibxcType::from_u32(0x42).name(), "UNKNOWN_MANDATORY");
+        assert_eq!(
+            LibxcType::from_u32(0x42).to_string(),
+            "UNKNOWN_MANDATORY(0x00000042)"
+        );
+        for t in LibxcType::KNOWN {
+            assert_eq!(LibxcType::from_u32(t.to_u32()), *t);
+        }
+        for t in LibxlType::KNOWN {
+            assert_eq!(LibxlType::from_u32(t.to_u32()), *t);
+        }
+    }
+
+    #[test]
+    fn short_reads_return_zero() {
+        assert_eq!(le_u32(&[1, 2], 0), 0);
+        assert_eq!(le_u64(&[], 8), 0);
+        assert_eq!(be_u32(&[0, 0, 0, 7], 0), 7);
+    }
+}
+
+/// Why a record body does not fit its type's layout. Tests compare these, so
+/// they carry the facts, not prose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The body length does not fit the type (`expected` says what would).
+    #[error("body is {found} bytes, expected {expected}")]
+    Length { expected: String, found: u64 },
+    /// A field holds a value the format does not allow.
+    #[error("{field} is {found:#x}, expected {expected}")]
+    Value {
+        field: &'static str,
+        found: u64,
+        expected: &'static str,
+    },
+}
+
+impl BodyError {
+    pub(crate) fn length(expected: impl Into<String>, found: usize) -> Self {
+        BodyError::Length {
+            expected: expected.into(),
+            found: found as u64,
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! migscope: a Wireshark-style inspector for Xen migration traffic.
+//!
+//! Data flows one way through the modules: `decode` (xl preamble, libxl,
+//! libxc, the layer state machine) feeds the later stages; `synth` generates
+//! streams for tests, demos and benchmarks. See `docs/ARCHITECTURE.md`.
+
+pub mod decode;
+pub mod synth;
