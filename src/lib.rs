@@ -5,4 +5,5 @@
 //! streams for tests, demos and benchmarks. See `docs/ARCHITECTURE.md`.
 
 pub mod decode;
+pub mod report;
 pub mod synth;

@@ -274,6 +274,8 @@ pub struct Decoder {
     hunt_began: u64,
     replay: Vec<u8>,
     last_anchor: Option<u64>,
+    /// Set by `finish`: the hunt buffer will not grow any more.
+    final_scan: bool,
 }
 
 impl Decoder {
@@ -307,6 +309,7 @@ impl Decoder {
             hunt_began: 0,
             replay: Vec::new(),
             last_anchor: None,
+            final_scan: false,
         }
     }
 
@@ -476,6 +479,13 @@ impl Decoder {
                         format!("stream ends inside {name}: {missing} bytes of it missing"),
                     );
                 }
+            }
+            State::Hunting if !self.hunt.is_empty() && !self.final_scan => {
+                // No more bytes are coming: candidates waiting for more are rejected.
+                self.final_scan = true;
+                self.scan(out);
+                self.push(&[], out);
+                self.finish(out);
             }
             State::Hunting => {
                 let skipped = self.hunt_skipped + self.hunt.len() as u64;
@@ -1524,7 +1534,7 @@ impl Decoder {
     /// from it through the state machine.
     fn scan(&mut self, out: &mut Vec<Event>) {
         let mut p = 0usize;
-        let full = self.hunt.len() >= HUNT_WINDOW;
+        let full = self.hunt.len() >= HUNT_WINDOW || self.final_scan;
         while p + 8 <= self.hunt.len() || (full && p < self.hunt.len()) {
             let at = self.hunt_start + p as u64;
             if let Some(a) = self.align {
@@ -1578,11 +1588,8 @@ impl Decoder {
             Resume::Trailer => State::Trailer,
             Resume::Records(layer) => {
                 self.align = Some((at % 8) as u8);
+                // Unknown until the next landmark record sets it.
                 self.libxl_phase = LibxlPhase::Unknown;
-                if layer == Layer::Libxl {
-                    // A verified CHECKPOINT_STATE: COLO between checkpoints.
-                    self.libxl_phase = LibxlPhase::AfterCheckpointEnd;
-                }
                 State::Records(layer)
             }
         };
@@ -1877,7 +1884,7 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
             Evidence::No
         };
     }
-    if total as usize + 8 > HUNT_WINDOW {
+    if total as usize + 8 > HUNT_WINDOW || !plausible_length(rtype, h.body_length) {
         return Evidence::No;
     }
     let Some(body) = whole else {
@@ -1960,6 +1967,35 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
                 weak(Layer::Libxc)
             }
             _ => Evidence::No,
+        },
+    }
+}
+
+/// Type-level length sanity, checked before waiting for a body: a candidate
+/// that can never be evidence must not hold the hunt back.
+fn plausible_length(rtype: RecordType, len: u32) -> bool {
+    use LibxcType as C;
+    use LibxlType as L;
+    match rtype {
+        RecordType::Libxl(t) => match t {
+            L::LibxcContext | L::CheckpointEnd => len == 0,
+            L::EmulatorXenstoreData | L::EmulatorContext => len >= 8,
+            _ => false,
+        },
+        RecordType::Libxc(t) => match t {
+            C::Checkpoint | C::StaticDataEnd | C::Verify => len == 0,
+            C::HvmContext => len >= 16,
+            C::HvmParams => len >= 24 && (len - 8) % 16 == 0,
+            C::X86TscInfo => len == 24,
+            C::X86PvInfo => len == 8,
+            C::X86CpuidPolicy => len > 0 && len % 24 == 0,
+            C::X86MsrPolicy => len > 0 && len % 16 == 0,
+            C::SharedInfo => len == 4096,
+            C::X86PvVcpuBasic | C::X86PvVcpuExtended | C::X86PvVcpuXsave | C::X86PvVcpuMsrs => {
+                len > 8
+            }
+            C::X86PvP2mFrames => len >= 16 && len % 8 == 0,
+            _ => false,
         },
     }
 }
