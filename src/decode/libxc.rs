@@ -254,7 +254,7 @@ impl<'a> PageData<'a> {
             .checked_mul(8)
             .and_then(|n| n.checked_add(PAGE_DATA_HEADER_LEN))
             .filter(|&n| n <= body.len())
-            .ok_or_else(|| BodyError::Value {
+            .ok_or(BodyError::Value {
                 field: "count",
                 found: count as u64,
                 expected: "entries that fit the body",
