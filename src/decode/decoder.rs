@@ -912,6 +912,11 @@ impl Decoder {
             self.diag(out, Severity::Error, 0, DiagKind::Unrecognised,
                 "this looks like SSH (xl's default transport), not a migration stream: it is encrypted and cannot be decoded; migrate with a plaintext transport (xl migrate -s) to inspect it".into());
             self.state = State::Refused;
+        } else if f == xl::BANNER[..8] {
+            self.diag(out, Severity::Note, 0, DiagKind::Unrecognised,
+                "the stream starts with the xl receiver banner: decoding it as the reverse direction".into());
+            self.back_channel = true;
+            self.state = State::Reverse;
         } else if back_channel_header(&f).is_some() {
             self.diag(
                 out,

@@ -232,7 +232,7 @@ fn kind_name(k: DiagKind) -> &'static str {
         DiagKind::TrailingData => "trailing data",
         DiagKind::Gap => "capture gap",
         DiagKind::Resync => "bytes skipped to resynchronise",
-        DiagKind::Unrecognised => "not a migration stream v2",
+        DiagKind::Unrecognised => "stream kind (detection, legacy, SSH)",
         DiagKind::NotInspected => "body over the inspection cap",
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _};
 
-use super::{generate, Guest, Kind, Phase, Scenario, StreamFiles, Timing};
+use super::{generate, Dirty, Guest, Kind, Phase, Scenario, StreamFiles, Timing};
 
 /// Which stream to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,6 +63,12 @@ pub struct SynthArgs {
     /// (phases: suspend, dirty_sync, memory, device, apply, resume, run).
     #[arg(long = "stall", value_name = "K:PHASE=DURATION", value_parser = parse_stall)]
     pub stalls: Vec<(u32, Phase, u64)>,
+    /// Mean pages the primary dirties per checkpoint (Remus and COLO).
+    #[arg(long, default_value_t = Dirty::default().primary_mean)]
+    pub dirty_pages: u64,
+    /// Mean pages on the secondary's dirty list per checkpoint (COLO).
+    #[arg(long, default_value_t = Dirty::default().secondary_mean)]
+    pub secondary_dirty_pages: u64,
     /// Forward stream output file (`-` for stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
@@ -99,6 +105,11 @@ impl SynthArgs {
                 ..Timing::default()
             },
             stalls: self.stalls.clone(),
+            dirty: Dirty {
+                primary_mean: self.dirty_pages,
+                secondary_mean: self.secondary_dirty_pages,
+                ..Dirty::default()
+            },
             ..Scenario::default()
         }
     }
