@@ -728,3 +728,60 @@ fn regression_hunt_not_blocked_by_impossible_candidate() {
         &ev[..2]
     );
 }
+
+/// Memory stays bounded whatever the stream: 4 MiB page batches, a 100 MiB
+/// opaque record, a 40 MiB dirty list and a gap-broken stretch hold no more
+/// than the documented caps.
+#[test]
+fn memory_is_bounded_whatever_the_stream_length() {
+    let mut d = Decoder::new(Direction::Forward);
+    let mut ev = Vec::new();
+    let mut peak = 0;
+    let mut push = |d: &mut Decoder, b: &[u8], ev: &mut Vec<Event>| {
+        for c in b.chunks(1 << 16) {
+            d.push(c, ev);
+            peak = peak.max(d.buffered_capacity());
+        }
+        ev.clear();
+    };
+    push(
+        &mut d,
+        &[
+            libxl_header(),
+            rec(1, &[]),
+            image_header(3),
+            domain_header_hvm(),
+            rec(0x10, &[]),
+        ]
+        .concat(),
+        &mut ev,
+    );
+    let pfns: Vec<u64> = (0..1024).collect();
+    let batch = page_data(&pfns);
+    for _ in 0..64 {
+        push(&mut d, &batch, &mut ev); // 256 MiB of pages
+    }
+    // An opaque TOOLSTACK record of 100 MiB: skipped, not buffered.
+    let mut big = 0x0Bu32.to_le_bytes().to_vec();
+    big.extend_from_slice(&(100u32 << 20).to_le_bytes());
+    push(&mut d, &big, &mut ev);
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..100 {
+        push(&mut d, &zeros, &mut ev);
+    }
+    // A gap then garbage: the hunt window is capped.
+    d.gap(12345, &mut ev);
+    let junk: Vec<u8> = (0..(8u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    push(&mut d, &junk, &mut ev);
+    assert!(
+        peak <= Decoder::MAX_BUFFERED,
+        "peak {peak} > {}",
+        Decoder::MAX_BUFFERED
+    );
+    assert!(
+        peak < 2 * (1 << 20),
+        "peak {peak}: nothing here should need more than the hunt window"
+    );
+}

@@ -337,6 +337,16 @@ impl Decoder {
         self.offset
     }
 
+    /// Bytes of heap the decoder holds for buffering (capacity of its body,
+    /// hunt and replay buffers). Bounded by the caps in the module docs.
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity() + self.hunt.capacity() + self.replay.capacity()
+    }
+
+    /// Upper bound of [`Decoder::buffered_capacity`].
+    pub const MAX_BUFFERED: usize =
+        MAX_INSPECT_BODY as usize * 2 + xl::MAX_OPTIONAL_DATA as usize + 3 * HUNT_WINDOW;
+
     /// Whether the stream was refused (legacy, SSH, not a migration stream).
     pub fn refused(&self) -> bool {
         self.state == State::Refused
