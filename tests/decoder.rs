@@ -785,3 +785,18 @@ fn memory_is_bounded_whatever_the_stream_length() {
         "peak {peak}: nothing here should need more than the hunt window"
     );
 }
+
+/// A COLO stream cut after NEW (inside checkpoint 1) says so; one cut after
+/// CHECKPOINT_END is a healthy end and says nothing.
+#[test]
+fn colo_stream_ending_inside_a_checkpoint_is_reported() {
+    let mut s = colo_forward(1);
+    let healthy = decode_all(Direction::Forward, &s);
+    assert_eq!(diags(&healthy), vec![]);
+    s.extend(checkpoint_state(0));
+    let cut = decode_all(Direction::Forward, &s);
+    assert_eq!(
+        diags(&cut),
+        vec![(Severity::Warning, DiagKind::Truncated, s.len() as u64)]
+    );
+}

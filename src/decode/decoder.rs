@@ -545,14 +545,12 @@ impl Decoder {
                 DiagKind::Truncated,
                 "the stream is empty".into(),
             ),
-            State::Records(Layer::Libxc)
-                if !self.checkpointed || self.libxl_phase != LibxlPhase::AfterCheckpointEnd =>
-            {
-                if self.libxl_phase == LibxlPhase::AfterCheckpointEnd {
-                    return;
-                }
-                let what = if self.checkpointed {
+            State::Records(Layer::Libxc) => {
+                let what = if self.checkpointed || self.colo {
                     "inside a checkpoint (before libxc CHECKPOINT)"
+                } else if self.libxl_phase == LibxlPhase::Unknown {
+                    // Resynchronised into an unknown stream: nothing to expect.
+                    return;
                 } else {
                     "before libxc END"
                 };
@@ -981,16 +979,13 @@ impl Decoder {
                 p,
             );
         }
-        self.state = if h.stream_v2() {
-            State::AfterXl
-        } else {
+        if !h.stream_v2() {
             self.diag(out, Severity::Note, start + 36, DiagKind::BadHeader,
                 "xl header says no stream v2 follows (mandatory flag bit 1 clear); looking at what does".into());
-            State::AfterXl
-        };
-        if self.state == State::AfterXl {
-            self.switch(out, Layer::Xl, Layer::Libxl);
         }
+        // AfterXl sniffs whether a libxl or a bare libxc stream follows.
+        self.state = State::AfterXl;
+        self.switch(out, Layer::Xl, Layer::Libxl);
     }
 
     fn start_record(&mut self, h: RecordHeader, mut layer: Layer, out: &mut Vec<Event>) {
