@@ -4,6 +4,9 @@
 //! libxc, the layer state machine) feeds the later stages; `synth` generates
 //! streams for tests, demos and benchmarks. See `docs/ARCHITECTURE.md`.
 
+pub mod capture;
 pub mod decode;
+pub mod pipeline;
 pub mod report;
 pub mod synth;
+pub mod tcp;

@@ -1,33 +1,111 @@
-//! The `migscope` command: parses the command line, runs one subcommand and
-//! maps its outcome to an exit status (0 clean, 1 problems found, 2 input
-//! unreadable).
+//! The `migscope` command: parses the command line, wires the stages
+//! together for one job and maps its outcome to an exit status (0 clean,
+//! 1 problems found, 2 input unreadable or refused).
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use migscope::report::records;
-use migscope::synth::cli::SynthArgs;
+use migscope::capture::{self, CaptureError, FileSource, Source};
+use migscope::decode::Direction;
+use migscope::pipeline::{self, Analyzer, Config, Observer};
+use migscope::report::{export::Export, records, summary::Summary};
+use migscope::synth::cli::{parse_duration, parse_size, SynthArgs};
 
 #[derive(Parser)]
 #[command(
     name = "migscope",
     version,
-    about = "Inspect Xen migration traffic: libxl/libxc stream v2, COLO and Remus checkpoints"
+    about = "Inspect Xen migration traffic: libxl/libxc stream v2, COLO and Remus checkpoints",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+/// Where packets come from, and how they are analysed.
+#[derive(Args, Debug, Clone)]
+struct InputArgs {
+    /// Read packets from a pcap or pcapng file ('-' for standard input; .gz is read too).
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        conflicts_with = "interface"
+    )]
+    read: Option<PathBuf>,
+    /// Capture live on an interface (needs the `live` feature and capture privileges).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    interface: Option<String>,
+    /// Capture filter for -i, in BPF syntax (e.g. "tcp port 8002").
+    #[arg(
+        short = 'f',
+        long = "filter",
+        value_name = "BPF",
+        requires = "interface"
+    )]
+    filter: Option<String>,
+    /// With -i, also write every captured packet to this pcap file.
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        requires = "interface"
+    )]
+    write: Option<PathBuf>,
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+}
+
+/// Tunables of reassembly and recognition.
+#[derive(Args, Debug, Clone)]
+struct AnalysisArgs {
+    /// Decode TCP connections to or from this port as migrations, whatever
+    /// their first bytes (like Wireshark's "Decode As"); repeatable.
+    #[arg(long = "port", value_name = "PORT")]
+    ports: Vec<u16>,
+    /// Out-of-order bytes held per direction before a hole is declared missing.
+    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
+    ooo_per_flow: u64,
+    /// Out-of-order bytes held over all connections.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    ooo_total: u64,
+    /// Capture time a hole may stay open before its bytes count as missing.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    gap_timeout: u64,
+    /// A direction silent for this long is reported as idle.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    idle: u64,
+}
+
+impl AnalysisArgs {
+    fn config(&self) -> Config {
+        let mut c = Config {
+            ports: self.ports.clone(),
+            ..Config::default()
+        };
+        c.tcp.reassembly.flow_cap = usize::try_from(self.ooo_per_flow).unwrap_or(usize::MAX);
+        c.tcp.global_cap = usize::try_from(self.ooo_total).unwrap_or(usize::MAX);
+        c.tcp.reassembly.gap_timeout_ns = self.gap_timeout;
+        c.tcp.idle_ns = self.idle;
+        c
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the records of a raw stream file (xl save file, libxl or libxc stream, COLO back channel).
+    /// List the records of a capture (every migration in it) or of a raw
+    /// stream file (xl save file, libxl or libxc stream, COLO back channel).
     Records {
-        /// The stream file ('-' for standard input).
+        /// A pcap/pcapng capture or a raw stream file ('-' for standard input).
         file: PathBuf,
         /// Show the field tree of every record.
         #[arg(short = 'V', long)]
@@ -35,54 +113,248 @@ enum Command {
         /// Write JSON lines instead of text.
         #[arg(long)]
         json: bool,
-        /// The file holds a COLO back channel (secondary -> primary).
+        /// The raw stream file holds a COLO back channel (secondary -> primary).
         #[arg(long)]
         back_channel: bool,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
     },
-    /// Generate a synthetic migration stream (plain, Remus, COLO) for tests and demos.
-    Synth(SynthArgs),
+    /// Write one direction of a migration found in a capture to a file.
+    Export {
+        /// The pcap/pcapng capture ('-' for standard input).
+        capture: PathBuf,
+        /// Session number, as `migscope -r` lists them.
+        #[arg(long, default_value_t = 0)]
+        session: u32,
+        /// Which direction: the migration stream, or what the receiver sent back.
+        #[arg(long, value_enum, default_value_t = DirArg::Forward)]
+        dir: DirArg,
+        /// Output file ('-' for standard output).
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+        /// Write missing bytes as zeros, so file offsets are stream offsets.
+        #[arg(long)]
+        zero_fill: bool,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
+    /// Generate a synthetic migration (plain, Remus, COLO) as raw streams or a capture.
+    Synth(Box<SynthArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DirArg {
+    /// Sender (primary) to receiver (secondary).
+    Forward,
+    /// Receiver to sender: xl messages or the COLO back channel.
+    #[value(alias = "reverse")]
+    Back,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Records {
+        Some(Command::Records {
             file,
             verbose,
             json,
             back_channel,
-        } => {
+            analysis,
+        }) => {
             let opts = records::Options {
                 verbose,
                 json,
                 back_channel,
             };
-            records_cmd(&file, opts)
+            records_cmd(&file, opts, &analysis)
         }
-        Command::Synth(args) => match migscope::synth::cli::run(&args) {
+        Some(Command::Export {
+            capture,
+            session,
+            dir,
+            output,
+            zero_fill,
+            analysis,
+        }) => export_cmd(&capture, session, dir, &output, zero_fill, &analysis),
+        Some(Command::Synth(args)) => match migscope::synth::cli::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("migscope: {e:#}");
                 ExitCode::from(2)
             }
         },
+        None => summary_cmd(&cli.input),
     }
 }
 
-fn records_cmd(file: &PathBuf, opts: records::Options) -> ExitCode {
-    let mut input: Box<dyn io::Read> = if file.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        match File::open(file) {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                eprintln!("migscope: cannot open {}: {}", file.display(), describe(&e));
-                return ExitCode::from(2);
+/// Sets a flag on Ctrl-C so that the analysis stops reading and reports.
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    // If a handler cannot be installed, Ctrl-C simply ends the process.
+    let _ = ctrlc::set_handler(move || s.store(true, Ordering::Relaxed));
+    stop
+}
+
+/// Opens what -r or -i names.
+fn open_input(input: &InputArgs) -> Result<Source, CaptureError> {
+    if let Some(iface) = &input.interface {
+        let live = capture::live::open(iface, input.filter.as_deref(), input.write.as_deref())?;
+        return Ok(Source::Live(live));
+    }
+    let path = input.read.as_deref().unwrap_or(Path::new("-"));
+    Ok(Source::File(FileSource::open(path)?))
+}
+
+/// Runs the analysis over a source; prints reading problems as they are met.
+fn analyse<O: Observer>(src: &mut Source, analyzer: &mut Analyzer<O>) -> ExitStatus {
+    let stop = stop_flag();
+    let problems = pipeline::feed(src, analyzer, &stop);
+    analyzer.finish();
+    let mut status = ExitStatus::Clean;
+    for p in &problems {
+        eprintln!("migscope: {p}");
+        status = ExitStatus::Problems;
+    }
+    if let Source::Live(l) = src {
+        if let Ok(st) = l.stats() {
+            eprintln!(
+                "migscope: {} packets captured on {}, {} dropped by the kernel, {} by the interface",
+                st.received,
+                l.iface(),
+                st.dropped,
+                st.if_dropped
+            );
+            if st.dropped + st.if_dropped > 0 {
+                status = ExitStatus::Problems;
             }
+        }
+        if let Err(e) = l.flush() {
+            eprintln!("migscope: {e}");
+        }
+    }
+    if analyzer.stats().packets == 0 && !problems.is_empty() {
+        status = ExitStatus::Unreadable;
+    }
+    status
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ExitStatus {
+    Clean,
+    Problems,
+    Unreadable,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> ExitCode {
+        ExitCode::from(s as u8)
+    }
+}
+
+fn summary_cmd(input: &InputArgs) -> ExitCode {
+    if input.read.is_none() && input.interface.is_none() {
+        eprintln!("migscope: nothing to read; give a capture with -r FILE (or -r - for standard input), or an interface with -i IFACE; see migscope --help");
+        return ExitCode::from(2);
+    }
+    let mut src = match open_input(input) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("migscope: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = io::stdout();
+    let mut analyzer = Analyzer::new(input.analysis.config(), Summary::new(stdout.lock()));
+    let mut status = analyse(&mut src, &mut analyzer);
+    let stats = analyzer.stats();
+    let mut summary = analyzer.into_observer();
+    let result = match summary.error.take() {
+        Some(e) => Err(e),
+        None => summary.report(&stats),
+    };
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("migscope: writing the report failed: {e}");
+            status = status.max(ExitStatus::Problems);
+        }
+        Ok(()) => {}
+    }
+    let trouble = summary.sessions.iter().any(|t| {
+        t.dirs
+            .iter()
+            .any(|d| d.errors + d.warnings > 0 || d.gap_bytes > 0)
+    });
+    if trouble {
+        status = status.max(ExitStatus::Problems);
+    }
+    status.into()
+}
+
+/// Whether the first bytes are those of a capture file (pcap in either byte
+/// order or resolution, pcapng, or gzip).
+fn is_capture(first: &[u8]) -> bool {
+    const MAGICS: [[u8; 4]; 5] = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+        [0x0a, 0x0d, 0x0d, 0x0a],
+    ];
+    first.starts_with(&[0x1f, 0x8b]) || MAGICS.iter().any(|m| first.starts_with(m))
+}
+
+/// Opens a file or standard input and reads its first bytes without losing them.
+fn open_peek(file: &Path) -> io::Result<(Box<dyn Read + Send>, Vec<u8>)> {
+    let mut input: Box<dyn Read + Send> = if file.as_os_str() == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(file)?)
+    };
+    let mut head = Vec::with_capacity(4);
+    (&mut input).take(4).read_to_end(&mut head)?;
+    let rest = io::Cursor::new(head.clone()).chain(input);
+    Ok((Box::new(rest), head))
+}
+
+fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> ExitCode {
+    let (mut input, head) = match open_peek(file) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("migscope: cannot open {}: {}", file.display(), describe(&e));
+            return ExitCode::from(2);
         }
     };
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
+    if is_capture(&head) && !opts.back_channel {
+        let name = if file.as_os_str() == "-" {
+            "standard input".to_string()
+        } else {
+            file.display().to_string()
+        };
+        let mut src = match FileSource::from_reader(input, name) {
+            Ok(s) => Source::File(s),
+            Err(e) => {
+                eprintln!("migscope: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let printer = match records::CaptureRecords::new(opts, &mut out) {
+            Ok(p) => p,
+            Err(e) => return write_failed(e),
+        };
+        let mut analyzer = Analyzer::new(analysis.config(), printer);
+        let status = analyse(&mut src, &mut analyzer);
+        let result = analyzer.into_observer().finish();
+        let result = result.and_then(|o| out.flush().map(|_| o));
+        return match result {
+            Err(e) => write_failed(e),
+            Ok(o) if o.errors + o.warnings > 0 => status.max(ExitStatus::Problems).into(),
+            Ok(_) => status.into(),
+        };
+    }
     let result = records::run(&mut input, opts, &mut out).and_then(|o| out.flush().map(|_| o));
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -105,6 +377,100 @@ fn records_cmd(file: &PathBuf, opts: records::Options) -> ExitCode {
             }
         }
     }
+}
+
+fn write_failed(e: io::Error) -> ExitCode {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("migscope: writing the output failed: {e}");
+    ExitCode::from(2)
+}
+
+fn export_cmd(
+    capture: &Path,
+    session: u32,
+    dir: DirArg,
+    output: &Path,
+    zero_fill: bool,
+    analysis: &AnalysisArgs,
+) -> ExitCode {
+    let mut src = match FileSource::open(capture) {
+        Ok(s) => Source::File(s),
+        Err(e) => {
+            eprintln!("migscope: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out: Box<dyn Write> = if output.as_os_str() == "-" {
+        Box::new(io::stdout().lock())
+    } else {
+        match File::create(output) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!(
+                    "migscope: cannot create {}: {}",
+                    output.display(),
+                    describe(&e)
+                );
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let direction = match dir {
+        DirArg::Forward => Direction::Forward,
+        DirArg::Back => Direction::Reverse,
+    };
+    let export = Export::new(
+        session,
+        direction,
+        zero_fill,
+        BufWriter::with_capacity(1 << 20, out),
+    );
+    let mut analyzer = Analyzer::new(analysis.config(), export);
+    let mut status = analyse(&mut src, &mut analyzer);
+    let sessions = analyzer.sessions().len();
+    let mut export = analyzer.into_observer();
+    if let Err(e) = export.flush() {
+        return write_failed(e);
+    }
+    let Some(found) = &export.found else {
+        eprintln!(
+            "migscope: {} has no session {session} ({sessions} migration session{} found; `migscope -r {}` lists them)",
+            capture.display(),
+            if sessions == 1 { "" } else { "s" },
+            capture.display()
+        );
+        return ExitCode::from(2);
+    };
+    let missing: u64 = export.gaps.iter().map(|g| g.len).sum();
+    eprintln!(
+        "migscope: session {session} {} ({} -> {}): wrote {} bytes from stream offset {}; {} gap{} ({} bytes missing{})",
+        match dir {
+            DirArg::Forward => "forward",
+            DirArg::Back => "back",
+        },
+        found.primary,
+        found.secondary,
+        export.written,
+        export.first_offset.unwrap_or(0),
+        export.gaps.len(),
+        if export.gaps.len() == 1 { "" } else { "s" },
+        missing,
+        if zero_fill { ", written as zeros" } else { ", left out" }
+    );
+    for g in &export.gaps {
+        eprintln!(
+            "migscope:   gap at stream offset {}: {} bytes ({})",
+            g.offset,
+            g.len,
+            g.cause.name()
+        );
+    }
+    if !export.gaps.is_empty() {
+        status = status.max(ExitStatus::Problems);
+    }
+    status.into()
 }
 
 fn describe(e: &io::Error) -> String {

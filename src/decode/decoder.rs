@@ -1622,7 +1622,7 @@ fn is_checkpoint_state(h: &RecordHeader) -> bool {
 }
 
 /// A header that can open a back-channel record.
-fn back_channel_header(b: &[u8]) -> Option<RecordHeader> {
+pub(crate) fn back_channel_header(b: &[u8]) -> Option<RecordHeader> {
     let h = RecordHeader::parse(b)?;
     let ok = is_checkpoint_state(&h)
         || (h.rtype == LibxcType::CheckpointDirtyPfnList.to_u32()

@@ -27,6 +27,7 @@ impl Direction {
 
 pub mod decoder;
 pub mod detail;
+pub mod detect;
 pub mod event;
 pub mod info;
 pub mod libxc;

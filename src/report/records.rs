@@ -52,6 +52,7 @@ pub fn run(input: &mut dyn Read, opts: Options, out: &mut dyn Write) -> io::Resu
         out,
         outcome: Outcome::default(),
         by_kind: BTreeMap::new(),
+        ctx: None,
     };
     let mut buf = vec![0u8; READ_CHUNK];
     let mut events = Vec::new();
@@ -85,6 +86,37 @@ struct Printer<'a> {
     out: &'a mut dyn Write,
     outcome: Outcome,
     by_kind: BTreeMap<&'static str, u64>,
+    /// Capture mode: the session direction and time of the events printed.
+    ctx: Option<Ctx>,
+}
+
+/// Where the events being printed come from, in capture mode.
+#[derive(Debug, Clone, Copy)]
+struct Ctx {
+    session: u32,
+    dir: Direction,
+    /// Seconds since the first packet.
+    time: f64,
+}
+
+impl Printer<'_> {
+    /// Text columns that precede every line in capture mode.
+    fn lead(&self) -> String {
+        match self.ctx {
+            Some(c) => format!("{:>12.6}  {:>4} {:<7}  ", c.time, c.session, c.dir.name()),
+            None => String::new(),
+        }
+    }
+
+    /// Adds the capture-mode keys to a JSON object.
+    fn tag(&self, mut v: serde_json::Value) -> serde_json::Value {
+        if let Some(c) = self.ctx {
+            v["session"] = json!(c.session);
+            v["dir"] = json!(c.dir.name());
+            v["time"] = json!(c.time);
+        }
+        v
+    }
 }
 
 impl Printer<'_> {
@@ -103,13 +135,16 @@ impl Printer<'_> {
                     }
                     *self.by_kind.entry(kind_name(d.kind)).or_default() += 1;
                     if self.opts.json {
-                        let v = json!({"event": "diagnostic", "severity": d.severity, "kind": d.kind,
-                            "offset": d.offset, "message": d.message});
+                        let v = self.tag(
+                            json!({"event": "diagnostic", "severity": d.severity, "kind": d.kind,
+                            "offset": d.offset, "message": d.message}),
+                        );
                         writeln!(self.out, "{v}")?;
                     } else {
                         writeln!(
                             self.out,
-                            "{:>6}  {:>12}  ! {}: {}",
+                            "{}{:>6}  {:>12}  ! {}: {}",
+                            self.lead(),
                             "",
                             d.offset,
                             d.severity.name(),
@@ -123,14 +158,16 @@ impl Printer<'_> {
                     anchor,
                 } => {
                     if self.opts.json {
-                        let v = json!({"event": "resync", "offset": offset, "skipped": skipped,
-                            "anchor": format!("{anchor:?}")});
+                        let v = self.tag(
+                            json!({"event": "resync", "offset": offset, "skipped": skipped,
+                            "anchor": format!("{anchor:?}")}),
+                        );
                         writeln!(self.out, "{v}")?;
                     }
                 }
                 Event::LayerSwitch { offset, from, to } => {
                     if self.opts.json {
-                        let v = json!({"event": "layer_switch", "offset": offset, "from": from, "to": to});
+                        let v = self.tag(json!({"event": "layer_switch", "offset": offset, "from": from, "to": to}));
                         writeln!(self.out, "{v}")?;
                     }
                 }
@@ -139,11 +176,13 @@ impl Printer<'_> {
                         writeln!(
                             self.out,
                             "{}",
-                            json!({"event": "static_data_end_inferred", "offset": offset})
+                            self.tag(
+                                json!({"event": "static_data_end_inferred", "offset": offset})
+                            )
                         )?;
                     } else {
-                        writeln!(self.out, "{:>6}  {:>12}  {:<6} {:<26} {:>9}  (version 2 stream: implied before the first page batch)",
-                            "", offset, "libxc", "[STATIC_DATA_END]", "-")?;
+                        writeln!(self.out, "{}{:>6}  {:>12}  {:<6} {:<26} {:>9}  (version 2 stream: implied before the first page batch)",
+                            self.lead(), "", offset, "libxc", "[STATIC_DATA_END]", "-")?;
                     }
                 }
                 Event::Gap { offset, len } => {
@@ -151,7 +190,7 @@ impl Printer<'_> {
                         writeln!(
                             self.out,
                             "{}",
-                            json!({"event": "gap", "offset": offset, "len": len})
+                            self.tag(json!({"event": "gap", "offset": offset, "len": len}))
                         )?;
                     }
                 }
@@ -178,11 +217,13 @@ impl Printer<'_> {
             if self.opts.verbose {
                 v["details"] = serde_json::to_value(item.info.details()).unwrap_or_default();
             }
+            let v = self.tag(v);
             writeln!(self.out, "{v}")?;
         } else {
             writeln!(
                 self.out,
-                "{:>6}  {:>12}  {:<6} {:<26} {:>9}  {}",
+                "{}{:>6}  {:>12}  {:<6} {:<26} {:>9}  {}",
+                self.lead(),
                 no,
                 item.offset,
                 item.layer.name(),
@@ -234,5 +275,102 @@ fn kind_name(k: DiagKind) -> &'static str {
         DiagKind::Resync => "bytes skipped to resynchronise",
         DiagKind::Unrecognised => "stream kind (detection, legacy, SSH)",
         DiagKind::NotInspected => "body over the inspection cap",
+    }
+}
+
+/// `records` over a capture: an observer that lists the records of every
+/// session direction, each line led by its time, session and direction.
+pub struct CaptureRecords<'a> {
+    printer: Printer<'a>,
+    t0: Option<u64>,
+    /// The first write error; printing stops there.
+    pub error: Option<io::Error>,
+}
+
+impl<'a> CaptureRecords<'a> {
+    pub fn new(opts: Options, out: &'a mut dyn Write) -> io::Result<Self> {
+        if !opts.json {
+            writeln!(
+                out,
+                "{:>12}  {:>4} {:<7}  {:>6}  {:>12}  {:<6} {:<26} {:>9}  summary",
+                "time", "sess", "dir", "no", "offset", "layer", "type", "length"
+            )?;
+        }
+        Ok(CaptureRecords {
+            printer: Printer {
+                opts,
+                out,
+                outcome: Outcome::default(),
+                by_kind: BTreeMap::new(),
+                ctx: None,
+            },
+            t0: None,
+            error: None,
+        })
+    }
+
+    /// The capture time shown as 0.
+    pub fn set_t0(&mut self, ts: u64) {
+        self.t0.get_or_insert(ts);
+    }
+
+    fn time(&self, ts: u64) -> f64 {
+        ts.saturating_sub(self.t0.unwrap_or(ts)) as f64 / 1e9
+    }
+
+    /// Writes the footer and returns the counts.
+    pub fn finish(mut self) -> io::Result<Outcome> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.printer.ctx = None;
+        self.printer.footer()?;
+        Ok(self.printer.outcome)
+    }
+}
+
+impl crate::pipeline::Observer for CaptureRecords<'_> {
+    fn session(&mut self, s: &crate::pipeline::Session) {
+        if self.error.is_some() {
+            return;
+        }
+        let time = self.time(s.first_ts);
+        let r = if self.printer.opts.json {
+            let v = json!({"event": "session", "session": s.id, "time": time, "session_info": s});
+            writeln!(self.printer.out, "{v}")
+        } else {
+            writeln!(
+                self.printer.out,
+                "{time:>12.6}  {:>4} {:<7}  session {}: {} -> {} ({}{})",
+                s.id,
+                "",
+                s.id,
+                s.primary,
+                s.secondary,
+                s.recognised_by,
+                if s.mid_stream { ", mid-stream" } else { "" }
+            )
+        };
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    fn decoded(&mut self, s: u32, dir: Direction, ts: u64, events: &[Event]) {
+        if self.error.is_some() {
+            return;
+        }
+        self.printer.ctx = Some(Ctx {
+            session: s,
+            dir,
+            time: self.time(ts),
+        });
+        if let Err(e) = self.printer.print(events) {
+            self.error = Some(e);
+        }
+    }
+
+    fn bytes(&mut self, _s: u32, _dir: Direction, _offset: u64, data: &[u8]) {
+        self.printer.outcome.bytes += data.len() as u64;
     }
 }

@@ -1,8 +1,13 @@
 //! `migscope synth`: writes a synthetic migration stream to files.
 //!
-//! The forward stream goes to `-o` (`-` for stdout), the reverse stream to
-//! `--reverse` if given, the ground truth as JSON to `--manifest` if given.
-//! A one-line summary goes to stderr.
+//! Raw output (the default): the forward stream goes to `-o` (`-` for
+//! stdout), the reverse stream to `--reverse` if given. Capture output
+//! (`--format pcap|pcapng`, or an `-o` name ending in `.pcap`, `.pcapng`,
+//! either optionally followed by `.gz`): both streams of one or more
+//! sessions as the packets of TCP connections (see `synth::capture`). The
+//! ground truth goes as JSON to `--manifest` if given (for captures, the
+//! capture manifest with each session's stream manifest inside). A one-line
+//! summary goes to stderr.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
@@ -10,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _};
 
+use super::capture::{self, CaptureManifest, CaptureOptions, Format, Link};
 use super::{generate, Dirty, Guest, Kind, Phase, Scenario, StreamFiles, Timing};
 
 /// Which stream to generate.
@@ -23,6 +29,26 @@ pub enum ScenarioArg {
     Remus,
     /// COLO checkpoints of an HVM guest, with the back channel.
     Colo,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// The forward stream's bytes (the reverse stream to --reverse).
+    Raw,
+    /// A pcap capture of the TCP connections.
+    Pcap,
+    /// A pcapng capture of the TCP connections.
+    Pcapng,
+}
+
+/// Link layer of a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LinkArg {
+    /// Ethernet II frames.
+    Ethernet,
+    /// Linux cooked capture v2, as `tcpdump -i any` writes.
+    Sll2,
 }
 
 /// Arguments of `migscope synth`.
@@ -69,15 +95,96 @@ pub struct SynthArgs {
     /// Mean pages on the secondary's dirty list per checkpoint (COLO).
     #[arg(long, default_value_t = Dirty::default().secondary_mean)]
     pub secondary_dirty_pages: u64,
-    /// Forward stream output file (`-` for stdout).
+    /// Output file (`-` for stdout): the forward stream, or the capture.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Reverse stream output file.
+    /// Output format. Default: pcap for an -o name ending in .pcap or
+    /// .pcap.gz, pcapng for .pcapng or .pcapng.gz (a .gz name is
+    /// gzip-compressed), raw otherwise.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
+    /// Raw output only: write the reverse stream to this file.
     #[arg(long, value_name = "FILE")]
     pub reverse: Option<PathBuf>,
-    /// Write the ground truth (records, rounds, checkpoints) as JSON here.
+    /// Write the ground truth (records, rounds, checkpoints; for captures
+    /// also connections, sequence numbers, lost byte ranges) as JSON here.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+
+    /// Link layer [default: ethernet].
+    #[arg(long, value_enum, help_heading = "Capture options")]
+    pub link: Option<LinkArg>,
+    /// Tag every frame with this 802.1Q VLAN ID (1-4094).
+    #[arg(long, value_name = "ID", help_heading = "Capture options")]
+    pub vlan: Option<u16>,
+    /// IPv6 addresses (fd00:0:0:N::1 and ::2 for the Nth session) instead
+    /// of IPv4 (10.0.N.1 and 10.0.N.2).
+    #[arg(long, help_heading = "Capture options")]
+    pub ipv6: bool,
+    /// N independent sessions (seeds SEED..SEED+N-1, names NAME,
+    /// NAME-1..., each between its own two hosts, each starting --stagger
+    /// after the previous one), merged in time order [default: 1; at most
+    /// 64].
+    #[arg(long, value_name = "N", help_heading = "Capture options")]
+    pub sessions: Option<usize>,
+    /// Start of each session after the previous one, e.g. 20ms
+    /// [default: 50ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Capture options")]
+    pub stagger: Option<u64>,
+    /// Maximum segment size, payload bytes per segment on the wire
+    /// [default: 1448, for an MTU of 1500 with TCP timestamps].
+    #[arg(long, value_name = "BYTES", help_heading = "Capture options")]
+    pub mss: Option<u32>,
+    /// Write GSO/TSO super-segments of up to BYTES payload (at
+    /// most 65483), as host captures show them [default: the MSS].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, help_heading = "Capture options")]
+    pub gso: Option<u64>,
+    /// Round-trip time; a segment to the receiver is acknowledged
+    /// this long after it (1us to 100ms) [default: 50us].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Capture options")]
+    pub rtt: Option<u64>,
+    /// Nanosecond timestamps in a pcap file (pcapng always has
+    /// them).
+    #[arg(long, help_heading = "Capture options")]
+    pub nanosecond: bool,
+    /// Cut every frame to this many bytes, keeping the original
+    /// length [default: 262144].
+    #[arg(long, value_name = "BYTES", help_heading = "Capture options")]
+    pub snaplen: Option<u32>,
+    /// Fraction of data segments lost after the capture point and
+    /// retransmitted, e.g. 0.01 or 1% [default: 0].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Capture options")]
+    pub retransmit: Option<f64>,
+    /// Fraction of data segments swapped with the next one.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Capture options")]
+    pub reorder: Option<f64>,
+    /// Fraction of data segments missing from the capture but
+    /// acknowledged (gaps).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Capture options")]
+    pub loss: Option<f64>,
+    /// Start the capture mid-stream, at the segment holding this
+    /// forward byte offset of the first session (no handshake before it),
+    /// e.g. 1000000 or 3MiB.
+    #[arg(long = "start-at", value_name = "OFFSET", value_parser = parse_size, help_heading = "Capture options")]
+    pub start_at: Option<u64>,
+    /// Choose initial sequence numbers so that sequence numbers
+    /// wrap past 2^32 early (after 64 KiB forward, a few bytes reverse).
+    #[arg(long, help_heading = "Capture options")]
+    pub seq_wrap: bool,
+    /// The receiver advertises a zero window while the forward
+    /// direction is blocked, with the sender's probes and a window update
+    /// after. Only a stalled memory phase (--stall K:memory=DURATION)
+    /// blocks the forward direction; other stalls leave it idle.
+    #[arg(long, help_heading = "Capture options")]
+    pub zero_window: bool,
+    /// Carry the reverse stream (xl messages, COLO back channel)
+    /// on a second TCP connection to --port + 1 instead of the migration
+    /// connection.
+    #[arg(long, help_heading = "Capture options")]
+    pub back_channel_connection: bool,
+    /// The receiver's listening port [default: 8002].
+    #[arg(long, value_name = "N", help_heading = "Capture options")]
+    pub port: Option<u16>,
 }
 
 impl SynthArgs {
@@ -115,6 +222,100 @@ impl SynthArgs {
     }
 }
 
+impl SynthArgs {
+    /// The output format and whether to gzip it: `--format`, else from the
+    /// output name.
+    pub fn output_format(&self) -> (FormatArg, bool) {
+        let name = self.output.to_string_lossy().to_ascii_lowercase();
+        let gz = name.ends_with(".gz");
+        let stem = name.strip_suffix(".gz").unwrap_or(&name);
+        let format = self.format.unwrap_or(if stem.ends_with(".pcap") {
+            FormatArg::Pcap
+        } else if stem.ends_with(".pcapng") {
+            FormatArg::Pcapng
+        } else {
+            FormatArg::Raw
+        });
+        (format, gz && format != FormatArg::Raw)
+    }
+
+    /// The first capture option given, for the error when the output is raw.
+    fn capture_flag(&self) -> Option<&'static str> {
+        let given = [
+            ("--link", self.link.is_some()),
+            ("--vlan", self.vlan.is_some()),
+            ("--ipv6", self.ipv6),
+            ("--sessions", self.sessions.is_some()),
+            ("--stagger", self.stagger.is_some()),
+            ("--mss", self.mss.is_some()),
+            ("--gso", self.gso.is_some()),
+            ("--rtt", self.rtt.is_some()),
+            ("--nanosecond", self.nanosecond),
+            ("--snaplen", self.snaplen.is_some()),
+            ("--retransmit", self.retransmit.is_some()),
+            ("--reorder", self.reorder.is_some()),
+            ("--loss", self.loss.is_some()),
+            ("--start-at", self.start_at.is_some()),
+            ("--seq-wrap", self.seq_wrap),
+            ("--zero-window", self.zero_window),
+            ("--back-channel-connection", self.back_channel_connection),
+            ("--port", self.port.is_some()),
+        ];
+        given.into_iter().find(|g| g.1).map(|g| g.0)
+    }
+
+    /// The capture options these arguments describe.
+    pub fn capture_options(&self, format: Format) -> CaptureOptions {
+        let d = CaptureOptions::default();
+        let mss = self.mss.unwrap_or(d.mss);
+        CaptureOptions {
+            format,
+            link: match self.link {
+                Some(LinkArg::Sll2) => Link::Sll2,
+                Some(LinkArg::Ethernet) | None => Link::Ethernet,
+            },
+            vlan: self.vlan,
+            ipv6: self.ipv6,
+            nanosecond: self.nanosecond,
+            snaplen: self.snaplen.unwrap_or(d.snaplen),
+            mss,
+            segment_size: self
+                .gso
+                .map_or(mss, |g| u32::try_from(g).unwrap_or(u32::MAX)),
+            rtt_ns: self.rtt.unwrap_or(d.rtt_ns),
+            stagger_ns: self.stagger.unwrap_or(d.stagger_ns),
+            port: self.port.unwrap_or(d.port),
+            back_channel_connection: self.back_channel_connection,
+            retransmit: self.retransmit.unwrap_or(0.0),
+            reorder: self.reorder.unwrap_or(0.0),
+            loss: self.loss.unwrap_or(0.0),
+            start_at: self.start_at,
+            seq_wrap: self.seq_wrap,
+            zero_window: self.zero_window,
+            ..d
+        }
+    }
+
+    /// The scenarios of the capture's sessions: the base scenario with
+    /// seeds SEED, SEED+1... and names NAME, NAME-1...
+    pub fn sessions(&self) -> Vec<Scenario> {
+        let base = self.scenario();
+        let n = self.sessions.unwrap_or(1);
+        (0..n.min(capture::MAX_SESSIONS + 1))
+            .map(|i| {
+                let name = if i == 0 {
+                    base.name.clone()
+                } else {
+                    format!("{}-{i}", base.name)
+                };
+                base.clone()
+                    .with_seed(base.seed.wrapping_add(i as u64))
+                    .with_name(name)
+            })
+            .collect()
+    }
+}
+
 fn create(path: &Path) -> anyhow::Result<Box<dyn io::Write>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufWriter::with_capacity(
@@ -130,22 +331,105 @@ fn create(path: &Path) -> anyhow::Result<Box<dyn io::Write>> {
 pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     let scenario = args.scenario();
     scenario.validate().map_err(|e| anyhow!("{e}"))?;
+    let (format, gzip) = args.output_format();
+    let format = match format {
+        FormatArg::Raw => {
+            if let Some(flag) = args.capture_flag() {
+                return Err(anyhow!(
+                    "{flag} applies to packet captures: choose --format pcap or pcapng, or an output name ending in .pcap or .pcapng"
+                ));
+            }
+            return run_raw(args, &scenario);
+        }
+        FormatArg::Pcap => Format::Pcap,
+        FormatArg::Pcapng => Format::Pcapng,
+    };
+    if args.reverse.is_some() {
+        return Err(anyhow!(
+            "--reverse writes a raw reverse stream, but a capture holds both directions already: drop --reverse, or use --format raw"
+        ));
+    }
+    let opts = args.capture_options(format);
+    let sessions = args.sessions();
+    capture::validate(&sessions, &opts).map_err(|e| anyhow!("{e}"))?;
+    let out = create(&args.output)?;
+    let manifest = if gzip {
+        let encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        let (encoder, manifest) = write_capture_to(&sessions, &opts, encoder)?;
+        encoder
+            .finish()
+            .and_then(|mut out| out.flush())
+            .map_err(|e| anyhow!("writing the capture failed: {e}"))?;
+        manifest
+    } else {
+        write_capture_to(&sessions, &opts, out)?.1
+    };
+    if let Some(path) = &args.manifest {
+        write_manifest(path, &manifest)?;
+    }
+    let (mut fwd, mut rev, mut lost) = (0, 0, 0);
+    for s in &manifest.sessions {
+        fwd += s.stream.forward_bytes;
+        rev += s.stream.reverse_bytes;
+        lost += s.directions.iter().map(|d| d.lost_bytes).sum::<u64>();
+    }
+    let seconds = match (manifest.first_packet_ns, manifest.last_packet_ns) {
+        (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+        _ => 0.0,
+    };
+    eprintln!(
+        "synth: {} {} {} session{}, {} packets, {} forward bytes, {} reverse bytes, {} bytes missing from the capture, {:.3} s of traffic",
+        manifest.sessions.len(),
+        scenario.kind.name(),
+        scenario.guest.name(),
+        if manifest.sessions.len() == 1 { "" } else { "s" },
+        manifest.packets,
+        fwd,
+        rev,
+        lost,
+        seconds
+    );
+    Ok(())
+}
+
+/// Writes the capture through a 1 MiB buffer into `out`; returns `out`
+/// flushed.
+fn write_capture_to<W: io::Write>(
+    sessions: &[Scenario],
+    opts: &CaptureOptions,
+    out: W,
+) -> anyhow::Result<(W, CaptureManifest)> {
+    let buffered = BufWriter::with_capacity(1 << 20, out);
+    let (buffered, manifest) = capture::write_capture(sessions, opts, buffered)
+        .map_err(|e| anyhow!("writing the capture failed: {e}"))?;
+    let out = buffered
+        .into_inner()
+        .map_err(|e| anyhow!("writing the capture failed: {}", e.error()))?;
+    Ok((out, manifest))
+}
+
+fn write_manifest<T: serde::Serialize>(path: &Path, manifest: &T) -> anyhow::Result<()> {
+    let mut out = create(path)?;
+    serde_json::to_writer_pretty(&mut out, manifest)
+        .map_err(io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow!("cannot write the manifest to {}: {e}", path.display()))
+}
+
+/// Raw output: the streams as bytes.
+fn run_raw(args: &SynthArgs, scenario: &Scenario) -> anyhow::Result<()> {
     let forward = create(&args.output)?;
     let reverse: Box<dyn io::Write> = match &args.reverse {
         Some(path) => create(path)?,
         None => Box::new(io::sink()),
     };
     let mut files = StreamFiles::new(forward, reverse);
-    let manifest = generate(&scenario, &mut files)
+    let manifest = generate(scenario, &mut files)
         .and_then(|m| files.flush().map(|()| m))
         .map_err(|e| anyhow!("writing the synthetic stream failed: {e}"))?;
     if let Some(path) = &args.manifest {
-        let mut out = create(path)?;
-        serde_json::to_writer_pretty(&mut out, &manifest)
-            .map_err(io::Error::from)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .map_err(|e| anyhow!("cannot write the manifest to {}: {e}", path.display()))?;
+        write_manifest(path, &manifest)?;
     }
     let records = manifest.records.iter().filter(|r| r.is_record()).count();
     let seconds = manifest.end_ns() as f64 / 1e9;
@@ -252,6 +536,25 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         }
     };
     to_u64(value * scale, s)
+}
+
+/// Parses a rate: a fraction from 0 to 1 (`0.01`) or a percentage (`1%`).
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (digits, percent) = match t.strip_suffix('%') {
+        Some(d) => (d.trim(), true),
+        None => (t, false),
+    };
+    let v = digits
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("{s:?} is not a rate (use e.g. 0.01 or 1%)"))?;
+    let v = if percent { v / 100.0 } else { v };
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("rate {s:?} is not between 0 and 1 (0% and 100%)"));
+    }
+    Ok(v)
 }
 
 /// Parses `K:PHASE=DURATION`, e.g. `3:apply=2.3s`.
@@ -400,6 +703,125 @@ mod tests {
             json["checkpoints"][1]["events"].as_array().unwrap().len(),
             7
         );
+    }
+
+    #[test]
+    fn the_format_follows_the_output_name() {
+        let fmt = |args: &[&str]| {
+            let mut all = vec!["synth"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).unwrap().synth.output_format()
+        };
+        assert_eq!(fmt(&["-o", "a.bin"]), (FormatArg::Raw, false));
+        assert_eq!(fmt(&["-o", "a.bin.gz"]), (FormatArg::Raw, false));
+        assert_eq!(fmt(&["-o", "-"]), (FormatArg::Raw, false));
+        assert_eq!(fmt(&["-o", "a.pcap"]), (FormatArg::Pcap, false));
+        assert_eq!(fmt(&["-o", "A.PCAP.GZ"]), (FormatArg::Pcap, true));
+        assert_eq!(fmt(&["-o", "a.pcapng"]), (FormatArg::Pcapng, false));
+        assert_eq!(fmt(&["-o", "a.pcapng.gz"]), (FormatArg::Pcapng, true));
+        assert_eq!(
+            fmt(&["-o", "-", "--format", "pcap"]),
+            (FormatArg::Pcap, false)
+        );
+        assert_eq!(
+            fmt(&["-o", "x.gz", "--format", "pcapng"]),
+            (FormatArg::Pcapng, true)
+        );
+        assert_eq!(
+            fmt(&["-o", "a.pcap", "--format", "raw"]),
+            (FormatArg::Raw, false)
+        );
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("0.01"), Ok(0.01));
+        assert_eq!(parse_rate("2.5%"), Ok(0.025));
+        assert_eq!(parse_rate(" 1 "), Ok(1.0));
+        assert!(parse_rate("150%").unwrap_err().contains("between 0 and 1"));
+        assert!(parse_rate("-0.1").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("often").is_err());
+    }
+
+    #[test]
+    fn capture_arguments_build_the_options_and_sessions() {
+        let cli = Cli::try_parse_from([
+            "synth",
+            "--scenario",
+            "colo",
+            "--name",
+            "vm",
+            "--seed",
+            "7",
+            "-o",
+            "x.pcap",
+            "--link",
+            "sll2",
+            "--vlan",
+            "12",
+            "--ipv6",
+            "--sessions",
+            "3",
+            "--stagger",
+            "2ms",
+            "--mss",
+            "8948",
+            "--gso",
+            "64000",
+            "--rtt",
+            "1ms",
+            "--nanosecond",
+            "--snaplen",
+            "256",
+            "--retransmit",
+            "1%",
+            "--reorder",
+            "0.02",
+            "--loss",
+            "0.03",
+            "--start-at",
+            "1MiB",
+            "--seq-wrap",
+            "--back-channel-connection",
+            "--port",
+            "9000",
+        ])
+        .unwrap();
+        let a = &cli.synth;
+        let o = a.capture_options(Format::Pcap);
+        assert_eq!(o.link, Link::Sll2);
+        assert_eq!(o.vlan, Some(12));
+        assert!(o.ipv6 && o.nanosecond && o.seq_wrap && o.back_channel_connection);
+        assert!(!o.zero_window);
+        assert_eq!((o.mss, o.segment_size, o.snaplen), (8948, 64000, 256));
+        assert_eq!(
+            (o.rtt_ns, o.stagger_ns, o.port),
+            (1_000_000, 2_000_000, 9000)
+        );
+        assert_eq!((o.retransmit, o.reorder, o.loss), (0.01, 0.02, 0.03));
+        assert_eq!(o.start_at, Some(1 << 20));
+        assert_eq!(o.validate(), Ok(()));
+        let s = a.sessions();
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["vm", "vm-1", "vm-2"]);
+        let seeds: Vec<u64> = s.iter().map(|s| s.seed).collect();
+        assert_eq!(seeds, [7, 8, 9]);
+        assert_eq!(a.capture_flag(), Some("--link"));
+
+        let plain = Cli::try_parse_from(["synth", "-o", "x.pcap"])
+            .unwrap()
+            .synth;
+        assert_eq!(plain.capture_flag(), None);
+        let d = plain.capture_options(Format::Pcapng);
+        assert_eq!(
+            d,
+            CaptureOptions {
+                format: Format::Pcapng,
+                ..CaptureOptions::default()
+            }
+        );
+        assert_eq!(plain.sessions().len(), 1);
     }
 
     #[test]

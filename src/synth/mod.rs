@@ -73,12 +73,15 @@
 //!   long sessions).
 //! - Streams are always healthy: no failover, no truncated checkpoints; cut
 //!   the output to model those.
-//! - No TCP: the writes carry times, and turning them into packets is the
-//!   pcap writer's job.
+//! - No TCP here: the writes carry times; [`capture`] turns them into the
+//!   packets of TCP connections and writes pcap or pcapng files, and
+//!   [`replay`] sends them over real sockets.
 
+pub mod capture;
 pub mod cli;
 mod content;
 mod engine;
+pub mod replay;
 
 use std::collections::HashSet;
 use std::fmt;

@@ -1,0 +1,439 @@
+//! The capture summary: what `migscope -r CAPTURE` prints. Each migration is
+//! announced as soon as it is recognised (so a live or piped capture shows
+//! progress at once); at the end, per session and direction: stream bytes,
+//! records, gaps, decoder diagnostics and TCP health.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use crate::decode::{Direction, Event, Severity};
+use crate::pipeline::{CaptureStats, DirectionStats, Observer, Session, SessionId};
+use crate::tcp::{GapCause, RttKind, TcpEvent, TcpEventKind};
+
+/// Per-direction tallies.
+#[derive(Debug, Default, Clone)]
+pub struct DirTally {
+    pub records: u64,
+    pub stream_bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub gap_causes: BTreeMap<&'static str, u64>,
+    pub errors: u64,
+    pub warnings: u64,
+    pub notes: u64,
+    pub first_error: Option<String>,
+    pub retransmissions: u64,
+    pub out_of_order: u64,
+    pub dup_acks: u64,
+    pub zero_windows: u64,
+    pub zero_window_max_ns: u64,
+    pub idle: u64,
+    pub idle_max_ns: u64,
+    pub fin: bool,
+    pub rst: bool,
+    pub rtt_handshake_ns: Option<u64>,
+    pub rtt: Rtt,
+    pub tcp: Option<DirectionStats>,
+}
+
+/// Running RTT statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rtt {
+    pub samples: u64,
+    pub min_ns: u64,
+    pub max_ns: u64,
+    pub sum_ns: u128,
+}
+
+impl Rtt {
+    fn add(&mut self, ns: u64) {
+        if self.samples == 0 || ns < self.min_ns {
+            self.min_ns = ns;
+        }
+        self.max_ns = self.max_ns.max(ns);
+        self.sum_ns += u128::from(ns);
+        self.samples += 1;
+    }
+}
+
+/// One session's tallies.
+#[derive(Debug, Clone)]
+pub struct SessionTally {
+    pub session: Session,
+    pub dirs: [DirTally; 2],
+}
+
+fn idx(d: Direction) -> usize {
+    match d {
+        Direction::Forward => 0,
+        Direction::Reverse => 1,
+    }
+}
+
+/// An observer that tallies sessions and announces them on `out`.
+pub struct Summary<W: Write> {
+    out: W,
+    pub sessions: Vec<SessionTally>,
+    t0: Option<u64>,
+    /// The first write error (the analysis goes on; the caller reports it).
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> Summary<W> {
+    pub fn new(out: W) -> Self {
+        Summary {
+            out,
+            sessions: Vec::new(),
+            t0: None,
+            error: None,
+        }
+    }
+
+    /// The capture time shown as 0.
+    pub fn set_t0(&mut self, ts: u64) {
+        self.t0.get_or_insert(ts);
+    }
+
+    fn secs(&self, ts: u64) -> f64 {
+        ts.saturating_sub(self.t0.unwrap_or(ts)) as f64 / 1e9
+    }
+
+    fn line(&mut self, s: std::fmt::Arguments<'_>) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.write_fmt(s).and_then(|_| self.out.flush()) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn dir(&mut self, s: SessionId, d: Direction) -> Option<&mut DirTally> {
+        self.sessions
+            .get_mut(s as usize)
+            .map(|t| &mut t.dirs[idx(d)])
+    }
+
+    /// Writes the end-of-capture report.
+    pub fn report(&mut self, stats: &CaptureStats) -> io::Result<()> {
+        let out = &mut self.out;
+        let dur = stats
+            .first_ts
+            .map_or(0.0, |f| stats.last_ts.saturating_sub(f) as f64 / 1e9);
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Capture: {} packets, {} in {:.3} s; {} TCP connections, {} migration session{}",
+            stats.packets,
+            human_bytes(stats.bytes),
+            dur,
+            stats.connections,
+            self.sessions.len(),
+            if self.sessions.len() == 1 { "" } else { "s" }
+        )?;
+        if stats.malformed_packets > 0 {
+            let first = stats
+                .first_malformed
+                .as_ref()
+                .map(|(f, why)| format!(" (first: frame {f}, {why})"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  {} malformed packets{first}",
+                stats.malformed_packets
+            )?;
+        }
+        for (link, n) in &stats.unsupported {
+            writeln!(
+                out,
+                "  {n} packets on an unsupported link type ({link}) were skipped"
+            )?;
+        }
+        if stats.ip_fragments > 0 {
+            writeln!(
+                out,
+                "  {} IP fragments were not reassembled",
+                stats.ip_fragments
+            )?;
+        }
+        if stats.snapped_bytes > 0 {
+            writeln!(
+                out,
+                "  {} of TCP payload were cut by the snap length (capture with -s 0 to keep them)",
+                human_bytes(stats.snapped_bytes)
+            )?;
+        }
+        if stats.ssh_connections > 0 {
+            writeln!(out, "  {} SSH connection{} (xl's default transport is ssh: such migrations are encrypted; use xl migrate -s with a plaintext transport to inspect them)",
+                stats.ssh_connections, if stats.ssh_connections == 1 { "" } else { "s" })?;
+        }
+        for t in &self.sessions {
+            let s = &t.session;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "Session {}: {} -> {}  ({}{}), first packet: frame {}",
+                s.id,
+                s.primary,
+                s.secondary,
+                s.recognised_by,
+                if s.mid_stream {
+                    ", capture starts mid-stream"
+                } else {
+                    ""
+                },
+                s.first_frame
+            )?;
+            if let Some(bc) = &s.back_channel {
+                writeln!(
+                    out,
+                    "  back channel on its own connection: {} -> {}",
+                    bc.from, bc.to
+                )?;
+            }
+            for (d, name) in [
+                (Direction::Forward, "forward"),
+                (Direction::Reverse, "reverse"),
+            ] {
+                let x = &t.dirs[idx(d)];
+                let packets = x.tcp.as_ref().map_or(0, |t| t.packets);
+                writeln!(
+                    out,
+                    "  {name:<8} {} of stream in {} packets, {} records; {} gap{} ({} missing){}",
+                    human_bytes(x.stream_bytes),
+                    packets,
+                    x.records,
+                    x.gaps,
+                    if x.gaps == 1 { "" } else { "s" },
+                    human_bytes(x.gap_bytes),
+                    causes(&x.gap_causes)
+                )?;
+                if x.errors + x.warnings > 0 {
+                    writeln!(
+                        out,
+                        "           decoder: {} errors, {} warnings{}",
+                        x.errors,
+                        x.warnings,
+                        x.first_error
+                            .as_ref()
+                            .map(|e| format!("; first: {e}"))
+                            .unwrap_or_default()
+                    )?;
+                }
+                let mut tcp = Vec::new();
+                if let Some(ts) = &x.tcp {
+                    let r = &ts.reassembly;
+                    if r.retransmitted_segments > 0 {
+                        tcp.push(format!(
+                            "{} retransmissions ({} bytes{})",
+                            r.retransmitted_segments,
+                            r.retransmitted_bytes,
+                            if r.differing_bytes > 0 {
+                                format!(", {} DIFFERING from the first copy", r.differing_bytes)
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
+                    if r.overflows > 0 {
+                        tcp.push(format!("{} out-of-order buffer overflows", r.overflows));
+                    }
+                }
+                if x.out_of_order > 0 {
+                    tcp.push(format!("{} out-of-order", x.out_of_order));
+                }
+                if x.dup_acks > 0 {
+                    tcp.push(format!("{} duplicate ACKs", x.dup_acks));
+                }
+                if x.zero_windows > 0 {
+                    tcp.push(format!(
+                        "advertised a zero window {} time{} (longest {:.3} s)",
+                        x.zero_windows,
+                        if x.zero_windows == 1 { "" } else { "s" },
+                        x.zero_window_max_ns as f64 / 1e9
+                    ));
+                }
+                if x.idle > 0 {
+                    tcp.push(format!(
+                        "{} idle period{} (longest {:.3} s)",
+                        x.idle,
+                        if x.idle == 1 { "" } else { "s" },
+                        x.idle_max_ns as f64 / 1e9
+                    ));
+                }
+                if let Some(h) = x.rtt_handshake_ns {
+                    tcp.push(format!("handshake RTT {}", human_ns(h)));
+                }
+                if x.rtt.samples > 0 {
+                    tcp.push(format!(
+                        "RTT min/avg/max {}/{}/{}",
+                        human_ns(x.rtt.min_ns),
+                        human_ns((x.rtt.sum_ns / u128::from(x.rtt.samples)) as u64),
+                        human_ns(x.rtt.max_ns)
+                    ));
+                }
+                if x.rst {
+                    tcp.push("RESET".into());
+                } else if x.fin {
+                    tcp.push("FIN".into());
+                }
+                if !tcp.is_empty() {
+                    writeln!(out, "           tcp: {}", tcp.join(", "))?;
+                }
+            }
+        }
+        out.flush()
+    }
+}
+
+fn causes(c: &BTreeMap<&'static str, u64>) -> String {
+    if c.is_empty() {
+        return String::new();
+    }
+    let v: Vec<String> = c.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!(": {}", v.join(", "))
+}
+
+/// Bytes for people: 1536 -> "1.5 KiB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// Durations for people: 1500 -> "1.5 µs".
+pub fn human_ns(ns: u64) -> String {
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.3} s", ns as f64 / 1e9)
+    }
+}
+
+impl<W: Write> Observer for Summary<W> {
+    fn session(&mut self, s: &Session) {
+        self.sessions.push(SessionTally {
+            session: s.clone(),
+            dirs: Default::default(),
+        });
+        let t = self.secs(s.first_ts);
+        self.line(format_args!(
+            "{t:>12.6}  session {}: {} -> {} ({}{})\n",
+            s.id,
+            s.primary,
+            s.secondary,
+            s.recognised_by,
+            if s.mid_stream { ", mid-stream" } else { "" }
+        ));
+    }
+
+    fn back_channel(&mut self, s: &Session) {
+        if let Some(t) = self.sessions.get_mut(s.id as usize) {
+            t.session = s.clone();
+        }
+        if let Some(bc) = &s.back_channel {
+            let (from, to) = (bc.from, bc.to);
+            self.line(format_args!(
+                "{:>12}  session {}: back channel {} -> {}\n",
+                "", s.id, from, to
+            ));
+        }
+    }
+
+    fn gap(
+        &mut self,
+        s: SessionId,
+        d: Direction,
+        _ts: u64,
+        _offset: u64,
+        len: u64,
+        cause: GapCause,
+    ) {
+        if let Some(x) = self.dir(s, d) {
+            x.gaps += 1;
+            x.gap_bytes += len;
+            *x.gap_causes.entry(cause.name()).or_default() += 1;
+        }
+    }
+
+    fn decoded(&mut self, s: SessionId, d: Direction, _ts: u64, events: &[Event]) {
+        let Some(x) = self.dir(s, d) else { return };
+        for e in events {
+            match e {
+                Event::Item(_) => x.records += 1,
+                Event::Diagnostic(diag) => match diag.severity {
+                    Severity::Error => {
+                        x.errors += 1;
+                        if x.first_error.is_none() {
+                            x.first_error = Some(format!("at {}: {}", diag.offset, diag.message));
+                        }
+                    }
+                    Severity::Warning => x.warnings += 1,
+                    Severity::Note => x.notes += 1,
+                },
+                _ => {}
+            }
+        }
+    }
+
+    fn bytes(&mut self, s: SessionId, d: Direction, _offset: u64, data: &[u8]) {
+        if let Some(x) = self.dir(s, d) {
+            x.stream_bytes += data.len() as u64;
+        }
+    }
+
+    fn tcp(&mut self, s: SessionId, d: Direction, ev: &TcpEvent) {
+        let Some(x) = self.dir(s, d) else { return };
+        match ev.kind {
+            TcpEventKind::Retransmission { .. } => x.retransmissions += 1,
+            TcpEventKind::OutOfOrder { .. } => x.out_of_order += 1,
+            TcpEventKind::DupAck { .. } => x.dup_acks += 1,
+            TcpEventKind::ZeroWindowStart => x.zero_windows += 1,
+            TcpEventKind::ZeroWindowEnd { duration_ns } => {
+                x.zero_window_max_ns = x.zero_window_max_ns.max(duration_ns)
+            }
+            TcpEventKind::Idle { duration_ns } => {
+                x.idle += 1;
+                x.idle_max_ns = x.idle_max_ns.max(duration_ns);
+            }
+            TcpEventKind::Fin => x.fin = true,
+            TcpEventKind::Rst => x.rst = true,
+            TcpEventKind::Rtt { sample, ns } => match sample {
+                RttKind::Handshake => x.rtt_handshake_ns = Some(ns),
+                RttKind::Data => x.rtt.add(ns),
+            },
+            TcpEventKind::Gap { .. } | TcpEventKind::Overflow { .. } | TcpEventKind::Syn => {}
+        }
+    }
+
+    fn ended(&mut self, s: SessionId, d: Direction, stats: &DirectionStats) {
+        if let Some(x) = self.dir(s, d) {
+            x.tcp = Some(stats.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(human_ns(999), "999 ns");
+        assert_eq!(human_ns(2_300_000_000), "2.300 s");
+        assert_eq!(human_ns(1_500), "1.5 µs");
+    }
+}

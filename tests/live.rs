@@ -1,0 +1,128 @@
+//! Live capture for real: a synthesized COLO session is replayed over TCP on
+//! the loopback interface, with its pacing, by the Linux TCP stack, and
+//! captured live while it runs. The streams migscope reassembles must be
+//! the bytes that were sent.
+//!
+//! Needs the `live` feature and the right to capture (root or
+//! CAP_NET_RAW); without the right the test says so and passes.
+#![cfg(feature = "live")]
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use migscope::capture::{self, CaptureError, Next, Source};
+use migscope::decode::Direction;
+use migscope::pipeline::{Analyzer, Config, Observer, Session};
+use migscope::synth::replay::replay;
+use migscope::synth::Scenario;
+use migscope::tcp::GapCause;
+
+#[derive(Default)]
+struct Got {
+    sessions: Vec<Session>,
+    bytes: [Vec<u8>; 2],
+    gaps: u64,
+    records: u64,
+}
+
+impl Observer for Got {
+    fn session(&mut self, s: &Session) {
+        self.sessions.push(s.clone());
+    }
+    fn bytes(&mut self, _s: u32, d: Direction, _o: u64, data: &[u8]) {
+        let i = if d == Direction::Forward { 0 } else { 1 };
+        self.bytes[i].extend_from_slice(data);
+    }
+    fn gap(&mut self, _s: u32, _d: Direction, _t: u64, _o: u64, len: u64, _c: GapCause) {
+        self.gaps += len;
+    }
+    fn decoded(&mut self, _s: u32, _d: Direction, _t: u64, ev: &[migscope::decode::Event]) {
+        self.records += ev
+            .iter()
+            .filter(|e| matches!(e, migscope::decode::Event::Item(_)))
+            .count() as u64;
+    }
+}
+
+#[test]
+fn a_colo_session_replayed_on_loopback_is_captured_and_reassembled_exactly() {
+    let port = 18000 + (std::process::id() % 1000) as u16;
+    let filter = format!("tcp port {port}");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("live.pcap");
+    let live = match capture::live::open("lo", Some(&filter), Some(&saved)) {
+        Ok(l) => l,
+        Err(e @ CaptureError::LivePermission { .. }) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let scenario = Scenario::colo()
+        .with_memory(2 << 20)
+        .with_checkpoints(6)
+        .with_xl(true)
+        .with_seed(21);
+    let (tx, rx) = mpsc::channel();
+    let sender = thread::spawn(move || {
+        let r = replay(
+            &scenario,
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            4.0,
+            |_| {},
+        );
+        tx.send(()).ok();
+        r
+    });
+    let mut src = Source::Live(live);
+    let mut an = Analyzer::new(Config::default(), Got::default());
+    let mut done_at: Option<Instant> = None;
+    let began = Instant::now();
+    loop {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the replay did not end"
+        );
+        if done_at.is_none() && rx.try_recv() != Err(mpsc::TryRecvError::Empty) {
+            done_at = Some(Instant::now());
+        }
+        if done_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+            break;
+        }
+        match src.next_packet().expect("live capture") {
+            Next::Packet(p) => an.packet(&p),
+            Next::Idle => {}
+            Next::End => break,
+        }
+    }
+    an.finish();
+    let sent = sender.join().unwrap().expect("replay");
+    let Source::Live(mut live) = src else {
+        unreachable!()
+    };
+    let stats = live.stats().unwrap();
+    live.flush().unwrap();
+    let got = an.into_observer();
+    assert_eq!(stats.dropped, 0, "the kernel dropped packets");
+    assert_eq!(got.sessions.len(), 1);
+    assert_eq!(got.sessions[0].recognised_by, "xl");
+    assert!(
+        got.bytes[0] == sent.forward,
+        "forward stream differs ({} vs {} bytes)",
+        got.bytes[0].len(),
+        sent.forward.len()
+    );
+    assert!(got.bytes[1] == sent.reverse, "reverse stream differs");
+    assert_eq!(got.gaps, 0);
+    assert_eq!(got.records, sent.manifest.records.len() as u64);
+    // The file written with -w holds the same traffic.
+    let mut file = Source::File(capture::FileSource::open(&saved).unwrap());
+    let mut again = Analyzer::new(Config::default(), Got::default());
+    while let Next::Packet(p) = file.next_packet().unwrap() {
+        again.packet(&p);
+    }
+    again.finish();
+    let again = again.into_observer();
+    assert!(again.bytes[0] == sent.forward && again.bytes[1] == sent.reverse);
+}
