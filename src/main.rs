@@ -219,8 +219,8 @@ fn analyse<O: Observer>(src: &mut Source, analyzer: &mut Analyzer<O>) -> ExitSta
     if let Source::Live(l) = src {
         if let Ok(st) = l.stats() {
             eprintln!(
-                "migscope: {} packets captured on {}, {} dropped by the kernel, {} by the interface",
-                st.received,
+                "migscope: {} packets captured on {}; {} dropped by the kernel, {} by the interface",
+                l.packets(),
                 l.iface(),
                 st.dropped,
                 st.if_dropped

@@ -96,8 +96,22 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = Dirty::default().secondary_mean)]
     pub secondary_dirty_pages: u64,
     /// Output file (`-` for stdout): the forward stream, or the capture.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        required_unless_present = "replay"
+    )]
+    pub output: Option<PathBuf>,
+    /// Instead of writing files, replay the migration over real TCP on this
+    /// address (a receiver listens there, a sender connects), with the pacing
+    /// of the timing model: capture it live to get a capture framed by the
+    /// real TCP stack.
+    #[arg(long, value_name = "ADDR", conflicts_with = "output")]
+    pub replay: Option<std::net::SocketAddr>,
+    /// With --replay: how many times faster than the model's time.
+    #[arg(long, default_value_t = 1.0, requires = "replay")]
+    pub speed: f64,
     /// Output format. Default: pcap for an -o name ending in .pcap or
     /// .pcap.gz, pcapng for .pcapng or .pcapng.gz (a .gz name is
     /// gzip-compressed), raw otherwise.
@@ -226,7 +240,11 @@ impl SynthArgs {
     /// The output format and whether to gzip it: `--format`, else from the
     /// output name.
     pub fn output_format(&self) -> (FormatArg, bool) {
-        let name = self.output.to_string_lossy().to_ascii_lowercase();
+        let name = self
+            .output
+            .as_deref()
+            .map(|o| o.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
         let gz = name.ends_with(".gz");
         let stem = name.strip_suffix(".gz").unwrap_or(&name);
         let format = self.format.unwrap_or(if stem.ends_with(".pcap") {
@@ -331,6 +349,25 @@ fn create(path: &Path) -> anyhow::Result<Box<dyn io::Write>> {
 pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     let scenario = args.scenario();
     scenario.validate().map_err(|e| anyhow!("{e}"))?;
+    if let Some(addr) = args.replay {
+        if !(args.speed.is_finite() && args.speed > 0.0) {
+            return Err(anyhow!(
+                "--speed must be a positive number, not {}",
+                args.speed
+            ));
+        }
+        let r = super::replay::replay(&scenario, addr, args.speed, |a| {
+            eprintln!("synth: replaying on {a}");
+        })
+        .map_err(|e| anyhow!("replaying on {addr} failed: {e}"))?;
+        eprintln!(
+            "synth: replayed {} forward and {} reverse bytes over TCP",
+            r.forward.len(),
+            r.reverse.len()
+        );
+        return Ok(());
+    }
+    let output = args.output.clone().unwrap_or_else(|| PathBuf::from("-"));
     let (format, gzip) = args.output_format();
     let format = match format {
         FormatArg::Raw => {
@@ -352,7 +389,7 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     let opts = args.capture_options(format);
     let sessions = args.sessions();
     capture::validate(&sessions, &opts).map_err(|e| anyhow!("{e}"))?;
-    let out = create(&args.output)?;
+    let out = create(&output)?;
     let manifest = if gzip {
         let encoder = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         let (encoder, manifest) = write_capture_to(&sessions, &opts, encoder)?;
@@ -419,7 +456,7 @@ fn write_manifest<T: serde::Serialize>(path: &Path, manifest: &T) -> anyhow::Res
 
 /// Raw output: the streams as bytes.
 fn run_raw(args: &SynthArgs, scenario: &Scenario) -> anyhow::Result<()> {
-    let forward = create(&args.output)?;
+    let forward = create(args.output.as_deref().unwrap_or(Path::new("-")))?;
     let reverse: Box<dyn io::Write> = match &args.reverse {
         Some(path) => create(path)?,
         None => Box::new(io::sink()),

@@ -154,7 +154,8 @@ pub enum TcpEventKind {
 pub struct TcpEvent {
     pub ts_ns: u64,
     pub conn: ConnId,
-    /// The side whose packet showed it (for windows: the side advertising).
+    /// The side whose packet showed it; for windows the side advertising,
+    /// for data RTT samples the side whose data was timed.
     pub side: Side,
     #[serde(flatten)]
     pub kind: TcpEventKind,
@@ -559,13 +560,16 @@ impl Tracker {
             me.last_ack = Some(ack);
             me.last_window = window;
             // RTT of the other side's timed segment.
+            // (reported on the side whose data was timed)
             if let Some((end, t0)) = other.probe {
                 if !ack.before(end) {
                     other.probe = None;
+                    out.side = side.other();
                     out.event(TcpEventKind::Rtt {
                         sample: RttKind::Data,
                         ns: ts_ns.saturating_sub(t0),
                     });
+                    out.side = side;
                 }
             }
             // Bytes the other side sent that this ACK covers but the capture missed.

@@ -328,6 +328,8 @@ pub enum CaptureError {
     Sessions(usize),
     #[error("a zero window needs a stalled memory phase (a stall K:memory=DURATION of a remus or colo stream): only then is the forward direction blocked")]
     ZeroWindowNeedsMemoryStall,
+    #[error("xl keeps its messages and the COLO back channel on the migration connection; a separate back-channel connection comes from other tools, so drop --xl or --back-channel-connection")]
+    BackChannelWithXl,
     #[error("nothing was captured: the capture starts at forward byte {offset}, but session 0's forward stream has only {bytes} bytes")]
     StartPastEnd { offset: u64, bytes: u64 },
 }
@@ -416,6 +418,9 @@ pub fn validate(scenarios: &[Scenario], opts: &CaptureOptions) -> Result<(), Cap
             .all(|s| s.stalls.iter().any(|&(_, p, _)| p == Phase::Memory))
     {
         return Err(CaptureError::ZeroWindowNeedsMemoryStall);
+    }
+    if opts.back_channel_connection && scenarios.iter().any(|s| s.xl) {
+        return Err(CaptureError::BackChannelWithXl);
     }
     Ok(())
 }
