@@ -16,7 +16,7 @@ use migscope::decode::{Decoder, Direction, Event, Item};
 use migscope::pipeline::{Analyzer, Config, Observer, Session};
 use migscope::synth::capture::{write_capture, CaptureManifest, CaptureOptions, Format, Link};
 use migscope::synth::{generate, Phase, Scenario, StreamFiles};
-use migscope::tcp::GapCause;
+use migscope::tcp::{GapCause, TcpEvent, TcpEventKind};
 
 /// One session direction as the pipeline delivered it.
 #[derive(Default, Debug)]
@@ -33,6 +33,8 @@ struct Stream {
 struct Got {
     sessions: Vec<Session>,
     streams: BTreeMap<(u32, Direction), Stream>,
+    /// Zero-window episodes by the direction whose packets advertised them.
+    zero_windows: BTreeMap<Direction, Vec<u64>>,
 }
 
 impl Observer for Got {
@@ -61,6 +63,11 @@ impl Observer for Got {
             _ => st.gaps.push((offset, offset + len)),
         }
         st.causes.push(cause);
+    }
+    fn tcp(&mut self, _s: u32, d: Direction, ev: &TcpEvent) {
+        if let TcpEventKind::ZeroWindowEnd { duration_ns } = ev.kind {
+            self.zero_windows.entry(d).or_default().push(duration_ns);
+        }
     }
     fn decoded(&mut self, s: u32, d: Direction, _ts: u64, events: &[Event]) {
         let st = self.streams.entry((s, d)).or_default();
@@ -117,6 +124,10 @@ fn records(dir: Direction, data: &[u8], back_channel: bool) -> Vec<Item> {
 /// Checks every session direction against the truth; returns the number of
 /// gaps seen.
 fn check(scenarios: &[Scenario], opts: &CaptureOptions) -> usize {
+    check_got(scenarios, opts).0
+}
+
+fn check_got(scenarios: &[Scenario], opts: &CaptureOptions) -> (usize, Got) {
     let (file, truth) = capture(scenarios, opts);
     let got = analyse(file);
     assert_eq!(
@@ -194,7 +205,7 @@ fn check(scenarios: &[Scenario], opts: &CaptureOptions) -> usize {
             }
         }
     }
-    gaps
+    (gaps, got)
 }
 
 fn colo() -> Scenario {
@@ -280,12 +291,20 @@ fn a_capture_started_mid_stream_is_recognised_and_reassembled() {
 
 #[test]
 fn a_zero_window_stall_is_reported_and_the_stream_is_intact() {
-    let s = colo().with_stall(3, Phase::Memory, 800_000_000);
+    // Enough dirty pages that a PAGE_DATA outgrows the receive window.
+    let mut s = colo().with_stall(3, Phase::Memory, 800_000_000);
+    s.dirty.primary_mean = 100;
     let opts = CaptureOptions {
         zero_window: true,
         ..CaptureOptions::default()
     };
-    check(&[s.clone()], &opts);
+    let (_, got) = check_got(std::slice::from_ref(&s), &opts);
+    // The secondary (reverse direction) closed its window for about the
+    // stalled memory phase.
+    let zw = &got.zero_windows[&Direction::Reverse];
+    assert_eq!(zw.len(), 1, "{zw:?}");
+    assert!(zw[0] > 500_000_000 && zw[0] <= 800_000_000, "{zw:?}");
+    assert!(!got.zero_windows.contains_key(&Direction::Forward));
 }
 
 #[test]
