@@ -27,6 +27,8 @@ struct Stream {
     gaps: Vec<(u64, u64)>,
     causes: Vec<GapCause>,
     items: Vec<Item>,
+    /// Capture time of each item, as the pipeline stamped it.
+    times: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -69,11 +71,12 @@ impl Observer for Got {
             self.zero_windows.entry(d).or_default().push(duration_ns);
         }
     }
-    fn decoded(&mut self, s: u32, d: Direction, _ts: u64, events: &[Event]) {
+    fn decoded(&mut self, s: u32, d: Direction, ts: u64, events: &[Event]) {
         let st = self.streams.entry((s, d)).or_default();
         for e in events {
             if let Event::Item(i) = e {
                 st.items.push(i.clone());
+                st.times.push(ts);
             }
         }
     }

@@ -186,6 +186,25 @@ fn records_from_a_capture_equal_those_from_its_raw_stream() {
 }
 
 #[test]
+fn records_from_a_capture_carry_capture_times() {
+    let out = migscope()
+        .args(["records", "--json", "captures/colo-demo.pcap"])
+        .output()
+        .unwrap();
+    let last = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "record")
+        .last()
+        .unwrap();
+    // The capture lasts 9.3 s; its last record completes at the end.
+    let t = last["time"].as_f64().unwrap();
+    assert!((9.0..9.4).contains(&t), "{t}");
+    assert_eq!(last["session"], 0);
+}
+
+#[test]
 fn the_summary_names_the_session_its_health_and_the_stall() {
     migscope()
         .args(["-r", "captures/colo-demo.pcap"])

@@ -16,7 +16,7 @@ const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const C: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
 
 /// One segment to send, owning its payload.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Seg {
     ts: u64,
     src: (IpAddr, u16),
@@ -438,5 +438,67 @@ fn lost_segments_are_reported_as_gaps_and_the_decoder_resynchronises() {
     let have: Vec<u64> = log.items[0].iter().map(|i| i.offset).collect();
     for o in &expect {
         assert!(have.contains(o), "record at {o} missing after the gaps");
+    }
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_seg() -> impl Strategy<Value = Seg> {
+        let stream = streams(&small_colo().with_xl(true)).0;
+        (
+            0u64..5_000_000,
+            0usize..3,
+            any::<bool>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u8>(),
+            any::<u16>(),
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..2000),
+                (0usize..200_000, 1usize..3000).prop_map(move |(o, l)| {
+                    let o = o.min(stream.len() - 1);
+                    stream[o..(o + l).min(stream.len())].to_vec()
+                }),
+                Just(b"LibxlFmt".to_vec()),
+                Just(b"xl migration receiver ready, send binary domain data.\n".to_vec()),
+            ],
+        )
+            .prop_map(|(ts, pair, flip, seq, ack, flags, window, data)| {
+                let hosts = [(A, 40000), (B, 8002), (C, 8003)];
+                let (mut src, mut dst) = (hosts[pair], hosts[(pair + 1) % 3]);
+                if flip {
+                    std::mem::swap(&mut src, &mut dst);
+                }
+                Seg {
+                    ts,
+                    src,
+                    dst,
+                    seq: seq % 200_000,
+                    ack: ack % 200_000,
+                    flags,
+                    window,
+                    data,
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Arbitrary segments (random flags, sequence numbers, payloads,
+        /// pieces of a real stream) never panic, and out-of-order memory
+        /// stays under its cap.
+        #[test]
+        fn arbitrary_segments_never_panic_and_memory_stays_capped(
+            segs in proptest::collection::vec(arb_seg(), 1..400),
+        ) {
+            let mut cfg = Config::default();
+            cfg.tcp.global_cap = 256 << 10;
+            cfg.tcp.reassembly.flow_cap = 64 << 10;
+            let an = run(&segs, cfg);
+            let st = an.stats();
+            prop_assert!(st.peak_out_of_order <= (256 << 10) + 4096, "{}", st.peak_out_of_order);
+        }
     }
 }

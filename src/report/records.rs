@@ -330,6 +330,10 @@ impl<'a> CaptureRecords<'a> {
 }
 
 impl crate::pipeline::Observer for CaptureRecords<'_> {
+    fn start(&mut self, ts_ns: u64) {
+        self.set_t0(ts_ns);
+    }
+
     fn session(&mut self, s: &crate::pipeline::Session) {
         if self.error.is_some() {
             return;

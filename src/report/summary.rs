@@ -321,6 +321,10 @@ pub fn human_ns(ns: u64) -> String {
 }
 
 impl<W: Write> Observer for Summary<W> {
+    fn start(&mut self, ts_ns: u64) {
+        self.set_t0(ts_ns);
+    }
+
     fn session(&mut self, s: &Session) {
         self.sessions.push(SessionTally {
             session: s.clone(),
