@@ -196,7 +196,7 @@ fn records_from_a_capture_carry_capture_times() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["event"] == "record")
-        .last()
+        .next_back()
         .unwrap();
     // The capture lasts 9.3 s; its last record completes at the end.
     let t = last["time"].as_f64().unwrap();
