@@ -195,8 +195,7 @@ fn records_from_a_capture_carry_capture_times() {
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["event"] == "record")
-        .next_back()
+        .rfind(|v| v["event"] == "record")
         .unwrap();
     // The capture lasts 9.3 s; its last record completes at the end.
     let t = last["time"].as_f64().unwrap();
