@@ -574,7 +574,7 @@ fn a_stalled_memory_phase_closes_the_window() {
 
 #[test]
 fn sessions_and_back_channel_connections_merge_in_time_order() {
-    let base = small_colo().with_checkpoints(2);
+    let base = small_colo().with_xl(false).with_checkpoints(2);
     let opts = CaptureOptions {
         back_channel_connection: true,
         link: Link::Sll2,
