@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod decode;
+pub mod model;
 pub mod pipeline;
 pub mod report;
 pub mod synth;

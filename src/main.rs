@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use migscope::capture::{self, CaptureError, FileSource, Source};
 use migscope::decode::Direction;
 use migscope::pipeline::{self, Analyzer, Config, Observer};
-use migscope::report::{export::Export, records, summary::Summary};
+use migscope::report::{export::Export, records, summary::Summary, timeline};
 use migscope::synth::cli::{parse_duration, parse_size, SynthArgs};
 
 #[derive(Parser)]
@@ -138,8 +138,76 @@ enum Command {
         #[command(flatten)]
         analysis: AnalysisArgs,
     },
+    /// The checkpoint timeline of every migration in a capture (or live with
+    /// -i): phases with their latency, statistics, stalls with TCP evidence.
+    Report {
+        /// The pcap/pcapng capture ('-' for standard input).
+        #[arg(required_unless_present = "interface")]
+        capture: Option<PathBuf>,
+        /// Capture live on an interface instead (the `live` feature); Ctrl-C ends it.
+        #[arg(
+            short = 'i',
+            long = "interface",
+            value_name = "IFACE",
+            conflicts_with = "capture"
+        )]
+        interface: Option<String>,
+        /// Capture filter for -i, in BPF syntax.
+        #[arg(
+            short = 'f',
+            long = "filter",
+            value_name = "BPF",
+            requires = "interface"
+        )]
+        filter: Option<String>,
+        /// text (for a terminal), json (docs/report-json.md) or csv (one row per checkpoint).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Exit with status 1 when a slow phase or a stalled checkpoint is found.
+        #[arg(long)]
+        fail_on_stall: bool,
+        /// Absolute threshold of a phase, e.g. apply=200ms (repeatable;
+        /// "off" disables one). Defaults: suspend, dirty_sync, resume 100ms;
+        /// device, apply 250ms; memory 1s; run off.
+        #[arg(long = "slow", value_name = "PHASE=DURATION", value_parser = parse_slow)]
+        slow: Vec<(migscope::model::Phase, Option<u64>)>,
+        /// A slow phase must also exceed this multiple of the session's median for it.
+        #[arg(long, default_value_t = 4.0)]
+        slow_factor: f64,
+        /// Both directions silent this long in the middle of a checkpoint: stalled.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        quiet: u64,
+        /// Checkpoints in the text report's "worst" list.
+        #[arg(long, default_value_t = 5)]
+        worst: usize,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
     /// Generate a synthetic migration (plain, Remus, COLO) as raw streams or a capture.
     Synth(Box<SynthArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+/// Parses PHASE=DURATION (or PHASE=off).
+fn parse_slow(s: &str) -> Result<(migscope::model::Phase, Option<u64>), String> {
+    let (p, d) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected PHASE=DURATION, e.g. apply=200ms, not {s:?}"))?;
+    let phase = migscope::model::Phase::from_name(p.trim()).ok_or_else(|| {
+        format!(
+            "unknown phase {p:?}: one of suspend, dirty_sync, memory, device, apply, resume, run"
+        )
+    })?;
+    if d.trim() == "off" {
+        return Ok((phase, None));
+    }
+    Ok((phase, Some(parse_duration(d.trim())?)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +244,38 @@ fn main() -> ExitCode {
             zero_fill,
             analysis,
         }) => export_cmd(&capture, session, dir, &output, zero_fill, &analysis),
+        Some(Command::Report {
+            capture,
+            interface,
+            filter,
+            format,
+            fail_on_stall,
+            slow,
+            slow_factor,
+            quiet,
+            worst,
+            analysis,
+        }) => {
+            let mut t = migscope::model::Thresholds::default();
+            for (p, d) in slow {
+                t.absolute[p.index()] = d;
+            }
+            t.factor = slow_factor;
+            t.quiet_ns = quiet;
+            let input = InputArgs {
+                read: capture,
+                interface,
+                filter,
+                write: None,
+                analysis,
+            };
+            let format = match format {
+                ReportFormat::Text => timeline::Format::Text,
+                ReportFormat::Json => timeline::Format::Json,
+                ReportFormat::Csv => timeline::Format::Csv,
+            };
+            report_cmd(&input, format, &t, fail_on_stall, worst)
+        }
         Some(Command::Synth(args)) => match migscope::synth::cli::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -249,6 +349,48 @@ enum ExitStatus {
 impl From<ExitStatus> for ExitCode {
     fn from(s: ExitStatus) -> ExitCode {
         ExitCode::from(s as u8)
+    }
+}
+
+fn report_cmd(
+    input: &InputArgs,
+    format: timeline::Format,
+    t: &migscope::model::Thresholds,
+    fail_on_stall: bool,
+    worst: usize,
+) -> ExitCode {
+    if !(t.factor.is_finite() && t.factor >= 0.0) {
+        eprintln!("migscope: --slow-factor must be a non-negative number");
+        return ExitCode::from(2);
+    }
+    let mut src = match open_input(input) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("migscope: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = src.name().to_string();
+    let mut analyzer = Analyzer::new(input.analysis.config(), migscope::model::Model::new());
+    let status = analyse(&mut src, &mut analyzer);
+    if status == ExitStatus::Unreadable {
+        return status.into();
+    }
+    let stats = analyzer.stats();
+    let model = analyzer.into_observer();
+    let ctx = timeline::Context {
+        source: &source,
+        stats: &stats,
+        thresholds: t,
+        capture_ended: true,
+        worst,
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match timeline::write(&model, &ctx, format, &mut out) {
+        Ok(stalls) if stalls > 0 && fail_on_stall => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => write_failed(e),
     }
 }
 

@@ -205,6 +205,32 @@ fn check_got(scenarios: &[Scenario], opts: &CaptureOptions) -> (usize, Got) {
                     "session {i} {:?}: records differ",
                     d.dir
                 );
+                // Each record is stamped with the capture time of the packet
+                // that carried its last byte (PROTOCOL.md section 6), to the
+                // file's resolution.
+                if opts.retransmit == 0.0 && opts.reorder == 0.0 {
+                    let micro = opts.format == Format::Pcap && !opts.nanosecond;
+                    let truth: Vec<u64> = st
+                        .stream
+                        .records
+                        .iter()
+                        .filter(|r| r.dir == d.dir)
+                        .map(|r| r.end_ns + st.time_offset_ns)
+                        .map(|t| if micro { t / 1000 * 1000 } else { t })
+                        .collect();
+                    assert_eq!(stream.times.len(), truth.len());
+                    let off = stream
+                        .times
+                        .iter()
+                        .zip(&truth)
+                        .filter(|(a, b)| a != b)
+                        .count();
+                    assert_eq!(
+                        off, 0,
+                        "session {i} {:?}: {off} records stamped with the wrong time",
+                        d.dir
+                    );
+                }
             }
         }
     }

@@ -298,3 +298,90 @@ fn live_capture_without_the_feature_says_how_to_get_it() {
         .code(2)
         .stderr(predicate::str::contains("--features live"));
 }
+
+#[test]
+fn report_in_every_format_and_fail_on_stall() {
+    // Text: the phase table, the worst checkpoints, the stall with evidence.
+    migscope()
+        .args(["report", "captures/colo-demo.pcap"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Session 0 [colo]"))
+        .stdout(predicate::str::contains("domain web-frontend (hvm, 2 MiB, 2 vcpus)"))
+        .stdout(predicate::str::contains("40 checkpoints (40 complete, 0 partial)"))
+        .stdout(predicate::str::contains(
+            "checkpoint 23 at 3.451 s: apply took 2.300 s (threshold 250.0 ms), until svm_ready from the secondary",
+        ))
+        .stdout(predicate::str::contains("secondary silent for 2.260 s"));
+    migscope()
+        .args(["report", "--fail-on-stall", "captures/colo-demo.pcap"])
+        .assert()
+        .code(1);
+    // Raising the threshold makes the stall go away.
+    migscope()
+        .args([
+            "report",
+            "--fail-on-stall",
+            "--slow",
+            "apply=3s",
+            "--slow",
+            "memory=off",
+            "captures/colo-demo.pcap",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no stalls"));
+    migscope()
+        .args(["report", "--slow", "aply=3s", "captures/colo-demo.pcap"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown phase"));
+    // JSON follows docs/report-json.md.
+    let out = migscope()
+        .args([
+            "report",
+            "--format",
+            "json",
+            "captures/colo-zero-window.pcap.gz",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["capture"]["packets"], 4546);
+    assert!(v["capture"]["start"].as_str().unwrap().ends_with('Z'));
+    let s = &v["sessions"][0];
+    assert_eq!(s["kind"], "colo");
+    assert_eq!(s["domain"]["name"], "erp-db");
+    assert_eq!(s["forward"]["gaps"], 6);
+    let stall = &s["stalls"][0];
+    assert_eq!(stall["checkpoint"], 5);
+    assert_eq!(stall["phase"], "memory");
+    assert_eq!(stall["waiting_for"], "libxc_checkpoint");
+    assert_eq!(stall["owner"], "primary");
+    assert_eq!(stall["evidence"][0]["kind"], "zero_window");
+    assert_eq!(stall["evidence"][0]["side"], "secondary");
+    let c5 = &s["checkpoints"][5];
+    assert_eq!(c5["complete"], true);
+    for k in [
+        "new",
+        "svm_suspended",
+        "dirty_pfn_list",
+        "libxc_checkpoint",
+        "checkpoint_end",
+        "svm_ready",
+        "svm_resumed",
+    ] {
+        assert!(c5["events"][k].is_f64(), "{k}");
+    }
+    assert!(s["phase_stats"]["apply"]["p99"].is_f64());
+    // CSV: a header and one row per checkpoint.
+    let out = migscope()
+        .args(["report", "--format", "csv", "captures/remus.pcapng"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("session,kind,index,complete,new,"));
+    assert_eq!(lines.len(), 1 + 10);
+    assert!(lines[1].starts_with("0,remus,0,true,"));
+}

@@ -6,3 +6,4 @@
 pub mod export;
 pub mod records;
 pub mod summary;
+pub mod timeline;

@@ -1,0 +1,257 @@
+//! Checkpoints, their events and phases, exactly as PROTOCOL.md section 6
+//! names them.
+
+use serde::Serialize;
+
+/// The seven events of a COLO checkpoint, in protocol order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointEvent {
+    New,
+    SvmSuspended,
+    DirtyPfnList,
+    LibxcCheckpoint,
+    CheckpointEnd,
+    SvmReady,
+    SvmResumed,
+}
+
+impl CheckpointEvent {
+    pub const ALL: [CheckpointEvent; 7] = [
+        CheckpointEvent::New,
+        CheckpointEvent::SvmSuspended,
+        CheckpointEvent::DirtyPfnList,
+        CheckpointEvent::LibxcCheckpoint,
+        CheckpointEvent::CheckpointEnd,
+        CheckpointEvent::SvmReady,
+        CheckpointEvent::SvmResumed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckpointEvent::New => "new",
+            CheckpointEvent::SvmSuspended => "svm_suspended",
+            CheckpointEvent::DirtyPfnList => "dirty_pfn_list",
+            CheckpointEvent::LibxcCheckpoint => "libxc_checkpoint",
+            CheckpointEvent::CheckpointEnd => "checkpoint_end",
+            CheckpointEvent::SvmReady => "svm_ready",
+            CheckpointEvent::SvmResumed => "svm_resumed",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Who sends the record behind this event.
+    pub fn owner(self) -> Owner {
+        match self {
+            CheckpointEvent::New
+            | CheckpointEvent::LibxcCheckpoint
+            | CheckpointEvent::CheckpointEnd => Owner::Primary,
+            _ => Owner::Secondary,
+        }
+    }
+}
+
+/// The side a record is owed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    Primary,
+    Secondary,
+}
+
+impl Owner {
+    pub fn name(self) -> &'static str {
+        match self {
+            Owner::Primary => "primary",
+            Owner::Secondary => "secondary",
+        }
+    }
+}
+
+/// The seven phases of a COLO checkpoint, each bounded by two events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Suspend,
+    DirtySync,
+    Memory,
+    Device,
+    Apply,
+    Resume,
+    Run,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 7] = [
+        Phase::Suspend,
+        Phase::DirtySync,
+        Phase::Memory,
+        Phase::Device,
+        Phase::Apply,
+        Phase::Resume,
+        Phase::Run,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Suspend => "suspend",
+            Phase::DirtySync => "dirty_sync",
+            Phase::Memory => "memory",
+            Phase::Device => "device",
+            Phase::Apply => "apply",
+            Phase::Resume => "resume",
+            Phase::Run => "run",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == s)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The event that opens the phase.
+    pub fn start(self) -> CheckpointEvent {
+        CheckpointEvent::ALL[self.index()]
+    }
+
+    /// The event that closes the phase (`Run` ends with the next checkpoint's `New`).
+    pub fn end(self) -> CheckpointEvent {
+        match self {
+            Phase::Run => CheckpointEvent::New,
+            p => CheckpointEvent::ALL[p.index() + 1],
+        }
+    }
+}
+
+/// One checkpoint (COLO or Remus) or the initial synchronisation (index 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    pub index: u64,
+    /// Capture times (ns since the epoch) of the seven events, when seen.
+    pub events: [Option<u64>; 7],
+    /// Completion time of the first forward record of the checkpoint (Remus:
+    /// the start of its memory phase).
+    pub first_record: Option<u64>,
+    /// pfn entries of its PAGE_DATA records.
+    pub pages: u64,
+    /// Forward bytes after the previous CHECKPOINT_END, through this one's.
+    pub bytes: u64,
+    /// Entries of the secondary's dirty pfn list.
+    pub dirty_pfns: u64,
+    /// Part of it fell into a capture gap or before the capture started.
+    pub damaged: bool,
+    /// Time of the next checkpoint's NEW (closes the run phase).
+    pub next_new: Option<u64>,
+}
+
+impl Checkpoint {
+    pub fn new(index: u64) -> Self {
+        Checkpoint {
+            index,
+            events: [None; 7],
+            first_record: None,
+            pages: 0,
+            bytes: 0,
+            dirty_pfns: 0,
+            damaged: false,
+            next_new: None,
+        }
+    }
+
+    pub fn event(&self, e: CheckpointEvent) -> Option<u64> {
+        self.events[e.index()]
+    }
+
+    /// Duration of a phase, when both of its events were seen. Remus has
+    /// only memory (first record to CHECKPOINT) and device.
+    pub fn phase(&self, p: Phase, colo: bool) -> Option<u64> {
+        let start = match (p, colo) {
+            (Phase::Memory, false) => self.first_record?,
+            _ => self.event(p.start())?,
+        };
+        let end = match p {
+            Phase::Run => self.next_new?,
+            p => self.event(p.end())?,
+        };
+        end.checked_sub(start)
+    }
+
+    /// NEW to SVM_RESUMED (COLO).
+    pub fn downtime(&self) -> Option<u64> {
+        self.event(CheckpointEvent::SvmResumed)?
+            .checked_sub(self.event(CheckpointEvent::New)?)
+    }
+
+    /// The events this checkpoint should have: COLO checkpoint 0 has no
+    /// NEW, SVM_SUSPENDED or dirty list; Remus has CHECKPOINT and
+    /// CHECKPOINT_END only.
+    pub fn expected(&self, colo: bool) -> &'static [CheckpointEvent] {
+        use CheckpointEvent::*;
+        match (colo, self.index) {
+            (true, 0) => &[LibxcCheckpoint, CheckpointEnd, SvmReady, SvmResumed],
+            (true, _) => &CheckpointEvent::ALL,
+            (false, _) => &[LibxcCheckpoint, CheckpointEnd],
+        }
+    }
+
+    /// Every expected event was seen and nothing of it was lost.
+    pub fn complete(&self, colo: bool) -> bool {
+        !self.damaged && self.expected(colo).iter().all(|&e| self.event(e).is_some())
+    }
+
+    /// The first expected event not seen yet, after the last one seen.
+    pub fn awaiting(&self, colo: bool) -> Option<CheckpointEvent> {
+        let exp = self.expected(colo);
+        let last_seen = exp.iter().rposition(|&e| self.event(e).is_some());
+        let from = last_seen.map_or(0, |i| i + 1);
+        exp.get(from).copied()
+    }
+
+    /// Time of the latest event seen.
+    pub fn last_event(&self) -> Option<u64> {
+        self.events.iter().flatten().copied().max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_are_bounded_by_their_events() {
+        let mut c = Checkpoint::new(3);
+        for (i, t) in [100, 110, 112, 150, 160, 180, 183].iter().enumerate() {
+            c.events[i] = Some(*t);
+        }
+        c.next_new = Some(300);
+        let d: Vec<_> = Phase::ALL.iter().map(|&p| c.phase(p, true)).collect();
+        assert_eq!(d, [10, 2, 38, 10, 20, 3, 117].map(Some));
+        assert_eq!(c.downtime(), Some(83));
+        assert!(c.complete(true));
+        assert_eq!(c.awaiting(true), None);
+        c.events[5] = None;
+        c.events[6] = None;
+        assert_eq!(c.awaiting(true), Some(CheckpointEvent::SvmReady));
+        assert_eq!(CheckpointEvent::SvmReady.owner(), Owner::Secondary);
+        assert_eq!(Phase::from_name("dirty_sync"), Some(Phase::DirtySync));
+        assert_eq!(Phase::Run.end(), CheckpointEvent::New);
+    }
+
+    #[test]
+    fn remus_memory_starts_at_the_first_record() {
+        let mut c = Checkpoint::new(1);
+        c.first_record = Some(10);
+        c.events[3] = Some(50);
+        c.events[4] = Some(70);
+        assert_eq!(c.phase(Phase::Memory, false), Some(40));
+        assert_eq!(c.phase(Phase::Device, false), Some(20));
+        assert!(c.complete(false));
+        assert!(!c.complete(true));
+    }
+}

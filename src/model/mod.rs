@@ -1,0 +1,667 @@
+//! The migration model: sessions, checkpoints, phases, stalls and
+//! statistics, built record by record from what the pipeline reports.
+//!
+//! [`Model`] is a [`crate::pipeline::Observer`]: it is updated as decoder
+//! events and TCP events arrive, so a live capture shows a checkpoint the
+//! moment its last record completes. Checkpoint events follow PROTOCOL.md
+//! section 6: each is stamped with the capture time of the packet that
+//! completes its record. Forward records open and close checkpoints (NEW
+//! opens one, libxc CHECKPOINT and CHECKPOINT_END close its memory and
+//! device phases); back-channel records attach to the latest checkpoint that
+//! lacks them. When a record was lost (a gap) or precedes the capture, the
+//! checkpoint is kept as partial with what is known; nothing is invented.
+//!
+//! Memory: one [`Checkpoint`] (about 170 bytes) per checkpoint, one
+//! [`Round`] per live round, histograms of fixed size, and TCP evidence lists
+//! capped at [`MAX_EVIDENCE`] entries per kind.
+
+pub mod checkpoint;
+pub mod stall;
+pub mod stats;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::decode::info::Info;
+use crate::decode::libxl::ControlId;
+use crate::decode::{
+    Direction, Event, Item, ItemKind, Layer, LibxcType, LibxlType, RecordType, Severity,
+};
+use crate::pipeline::{DirectionStats, Observer, Session, SessionId};
+use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
+pub use checkpoint::{Checkpoint, CheckpointEvent, Owner, Phase};
+pub use stall::{Evidence, Stall, Thresholds};
+pub use stats::PhaseStats;
+
+/// Entries kept per kind of TCP evidence and session (retransmissions,
+/// zero windows, silences, gaps, FIN/RST).
+pub const MAX_EVIDENCE: usize = 1 << 20;
+
+/// What kind of migration a session is, from its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Plain,
+    Remus,
+    Colo,
+    Unknown,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Plain => "plain",
+            Kind::Remus => "remus",
+            Kind::Colo => "colo",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
+/// The guest, from the xl save header's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Domain {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub guest_type: Option<String>,
+    pub memory_kib: Option<u64>,
+    pub vcpus: Option<u64>,
+}
+
+/// A live round of the initial migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Round {
+    /// From 1.
+    pub index: u32,
+    pub pages: u64,
+    pub bytes: u64,
+    /// Completion times of its first and last PAGE_DATA.
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The xl handover at the end of a plain migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Handover {
+    pub ready_to_unpause: Option<u64>,
+    pub cleared_to_unpause: Option<u64>,
+    pub unpause_result: Option<u64>,
+    /// The receiver's result byte (0: the domain runs).
+    pub result: Option<u8>,
+}
+
+/// One direction's tallies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DirTally {
+    pub bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub records: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    /// TCP counters, once the direction ended.
+    pub tcp: Option<DirectionStats>,
+    pub retransmissions: u64,
+    pub zero_windows: u64,
+    pub dup_acks: u64,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// A span of TCP trouble on one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Span {
+    pub dir: Direction,
+    pub start: u64,
+    /// None while still open.
+    pub end: Option<u64>,
+}
+
+/// TCP evidence kept for stalls.
+#[derive(Debug, Clone, Default)]
+pub struct TcpLog {
+    /// Zero-window episodes, by the direction whose packets advertised them.
+    pub zero_windows: Vec<Span>,
+    /// Silences of one direction.
+    pub silences: Vec<Span>,
+    pub retransmissions: Vec<(u64, Direction)>,
+    pub gaps: Vec<(u64, Direction, u64)>,
+    /// FIN (false) and RST (true).
+    pub closes: Vec<(u64, Direction, bool)>,
+}
+
+fn push_capped<T>(v: &mut Vec<T>, x: T) {
+    if v.len() < MAX_EVIDENCE {
+        v.push(x);
+    }
+}
+
+/// A diagnostic from the decoder, with its session and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub session: SessionId,
+    pub dir: Direction,
+    pub ts: u64,
+    /// Stream offset in `dir`.
+    pub offset: u64,
+    pub message: String,
+}
+
+/// Decoder diagnostics kept for the report (the rest are counted).
+pub const MAX_DIAGNOSTICS: usize = 1000;
+
+/// Everything known about one migration.
+#[derive(Debug, Clone)]
+pub struct SessionModel {
+    pub info: Session,
+    pub domain: Domain,
+    pub dirs: [DirTally; 2],
+    /// Records by (direction, layer, type name).
+    pub records: BTreeMap<(Direction, &'static str, String), u64>,
+    pub checkpoints: Vec<Checkpoint>,
+    pub rounds: Vec<Round>,
+    pub handover: Handover,
+    pub tcp: TcpLog,
+    /// Last packet or record time seen for the session.
+    pub last_activity: u64,
+    pub first_activity: Option<u64>,
+    /// Both directions ended (connection closed).
+    pub ended: bool,
+    colo: bool,
+    checkpointed: bool,
+    ended_plain: bool,
+    /// Stream offset just after the latest CHECKPOINT_END (bytes accounting).
+    last_end_offset: Option<u64>,
+    /// Last pfn of the latest PAGE_DATA of the initial migration.
+    last_pfn: Option<u64>,
+    /// The latest PAGE_DATA was a partial batch: its round is over.
+    round_flushed: bool,
+    /// Completion time of the previous forward item (a round starts there).
+    prev_forward: Option<u64>,
+    /// The initial migration is over (first CHECKPOINT or END seen).
+    initial_done: bool,
+    pub stats: stats::SessionStats,
+    /// Forward bytes per second since the first activity.
+    pub throughput: Vec<u64>,
+}
+
+/// Entries of a full PAGE_DATA batch (libxc's MAX_BATCH_SIZE).
+const MAX_BATCH: u64 = crate::decode::decoder::MAX_BATCH as u64;
+
+/// Seconds of per-second throughput kept (about a day).
+pub const MAX_THROUGHPUT_SECONDS: usize = 100_000;
+
+impl SessionModel {
+    fn new(info: Session) -> Self {
+        SessionModel {
+            info,
+            domain: Domain::default(),
+            dirs: Default::default(),
+            records: BTreeMap::new(),
+            checkpoints: Vec::new(),
+            rounds: Vec::new(),
+            handover: Handover::default(),
+            tcp: TcpLog::default(),
+            last_activity: 0,
+            first_activity: None,
+            ended: false,
+            colo: false,
+            checkpointed: false,
+            ended_plain: false,
+            last_end_offset: None,
+            last_pfn: None,
+            prev_forward: None,
+            round_flushed: false,
+            initial_done: false,
+            stats: stats::SessionStats::default(),
+            throughput: Vec::new(),
+        }
+    }
+
+    /// The kind of migration, as far as the records tell.
+    pub fn kind(&self) -> Kind {
+        if self.colo {
+            Kind::Colo
+        } else if self.checkpointed {
+            Kind::Remus
+        } else if self.ended_plain || !self.rounds.is_empty() {
+            Kind::Plain
+        } else {
+            Kind::Unknown
+        }
+    }
+
+    pub fn is_colo(&self) -> bool {
+        self.colo
+    }
+
+    fn touch(&mut self, ts: u64) {
+        self.first_activity.get_or_insert(ts);
+        self.last_activity = self.last_activity.max(ts);
+    }
+
+    /// The checkpoint records attach to: the latest one, or a new partial
+    /// one when there is none (capture started inside the session).
+    fn current(&mut self) -> &mut Checkpoint {
+        if self.checkpoints.is_empty() {
+            let index = u64::from(self.info.mid_stream);
+            let mut c = Checkpoint::new(index);
+            c.damaged = self.info.mid_stream;
+            self.checkpoints.push(c);
+        }
+        self.checkpoints.last_mut().expect("just ensured")
+    }
+
+    fn open_checkpoint(&mut self, damaged: bool) -> &mut Checkpoint {
+        let index = self
+            .checkpoints
+            .last()
+            .map_or(u64::from(self.info.mid_stream), |c| c.index + 1);
+        let mut c = Checkpoint::new(index);
+        c.damaged = damaged;
+        self.checkpoints.push(c);
+        self.checkpoints.last_mut().expect("just pushed")
+    }
+
+    /// Records `e` at `ts` on the latest checkpoint if it lacks it, else on a
+    /// new partial checkpoint (the records that would have opened it were lost).
+    fn mark(&mut self, e: CheckpointEvent, ts: u64) {
+        let colo = self.colo;
+        let needs_new = match self.checkpoints.last() {
+            None => false,
+            Some(c) => {
+                c.event(e).is_some()
+                    || (colo && c.index == 0 && matches!(e, CheckpointEvent::SvmSuspended | CheckpointEvent::DirtyPfnList))
+                    // a later event of the same checkpoint already seen
+                    || c.events[e.index() + 1..].iter().any(|x| x.is_some()) && e != CheckpointEvent::New
+            }
+        };
+        let c = if needs_new {
+            self.open_checkpoint(true)
+        } else {
+            self.current()
+        };
+        c.events[e.index()] = Some(ts);
+        let done = c.clone();
+        self.stats.event(&done, e, colo);
+    }
+
+    /// Remus: the first forward record after a CHECKPOINT_END opens the
+    /// next checkpoint.
+    fn remus_next(&mut self, item: &Item, ts: u64) {
+        let opens = matches!(item.kind, ItemKind::Record(t) if t != RecordType::Libxl(LibxlType::CheckpointState));
+        if opens
+            && self.checkpointed
+            && !self.colo
+            && self
+                .checkpoints
+                .last()
+                .is_some_and(|c| c.event(CheckpointEvent::CheckpointEnd).is_some())
+        {
+            let c = self.open_checkpoint(false);
+            c.first_record = Some(ts);
+        }
+    }
+
+    fn forward_item(&mut self, item: &Item, ts: u64) {
+        use ItemKind::Record;
+        use RecordType::{Libxc, Libxl};
+        self.remus_next(item, ts);
+        match (&item.kind, &item.info) {
+            (ItemKind::SaveHeader, Info::SaveHeader { config, .. }) => {
+                self.domain = Domain {
+                    name: config.name.clone(),
+                    guest_type: config.guest_type.clone(),
+                    memory_kib: config.memory_kib,
+                    vcpus: config.vcpus,
+                };
+            }
+            (ItemKind::ClearedToUnpause, _) => self.handover.cleared_to_unpause = Some(ts),
+            (Record(Libxl(LibxlType::CheckpointState)), Info::CheckpointState { control_id }) => {
+                self.colo = true;
+                self.checkpointed = true;
+                if *control_id == ControlId::New {
+                    self.initial_done = true;
+                    if let Some(prev) = self.checkpoints.last_mut() {
+                        prev.next_new = Some(ts);
+                        let prev = prev.clone();
+                        self.stats.run_closed(&prev);
+                    }
+                    let c = self.open_checkpoint(false);
+                    c.events[CheckpointEvent::New.index()] = Some(ts);
+                    c.first_record = Some(ts);
+                }
+            }
+            (Record(Libxc(LibxcType::PageData)), Info::PageData(p)) => {
+                let pages = p.count;
+                let (first, last) = (p.first, p.last);
+                if !self.initial_done && !self.info.mid_stream {
+                    self.round(first, last, pages, item.wire_len, ts);
+                }
+                let c = self.current();
+                c.first_record.get_or_insert(ts);
+                c.pages += pages;
+            }
+            (Record(Libxc(LibxcType::Checkpoint)), _) => {
+                self.checkpointed = true;
+                self.initial_done = true;
+                self.mark(CheckpointEvent::LibxcCheckpoint, ts);
+            }
+            (Record(Libxl(LibxlType::CheckpointEnd)), _) => {
+                self.checkpointed = true;
+                let end = item.offset + item.wire_len;
+                let from =
+                    self.last_end_offset
+                        .unwrap_or(if self.info.mid_stream { end } else { 0 });
+                self.mark(CheckpointEvent::CheckpointEnd, ts);
+                let first_of_mid_stream = self.last_end_offset.is_none() && self.info.mid_stream;
+                let c = self.current();
+                c.bytes = end.saturating_sub(from);
+                if first_of_mid_stream {
+                    c.damaged = true;
+                }
+                self.last_end_offset = Some(end);
+                let c = self.current().clone();
+                self.stats.closed(&c);
+            }
+            (Record(Libxc(LibxcType::End)), _) | (Record(Libxl(LibxlType::End)), _) => {
+                self.initial_done = true;
+                if !self.checkpointed {
+                    self.ended_plain = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A PAGE_DATA of the initial migration. libxc sends a round's pfns in
+    /// ascending order, in batches of at most 1024 that are flushed when full
+    /// and at the end of the round: a round begins when the pfns go down, or
+    /// after a batch that was not full.
+    fn round(&mut self, first: Option<u64>, last: Option<u64>, pages: u64, bytes: u64, ts: u64) {
+        let new_round = match (self.last_pfn, first) {
+            (None, _) => true,
+            _ if self.round_flushed => true,
+            (Some(prev), Some(f)) => f <= prev,
+            _ => false,
+        };
+        self.round_flushed = pages < MAX_BATCH;
+        if new_round {
+            let index = self.rounds.len() as u32 + 1;
+            self.rounds.push(Round {
+                index,
+                pages: 0,
+                bytes: 0,
+                start: self.prev_forward.unwrap_or(ts),
+                end: ts,
+            });
+        }
+        if let Some(r) = self.rounds.last_mut() {
+            r.pages += pages;
+            r.bytes += bytes;
+            r.end = ts;
+        }
+        if last.is_some() {
+            self.last_pfn = last;
+        }
+    }
+
+    fn back_item(&mut self, item: &Item, ts: u64) {
+        use RecordType::{Libxc, Libxl};
+        match (&item.kind, &item.info) {
+            (ItemKind::ReadyToUnpause, _) => self.handover.ready_to_unpause = Some(ts),
+            (ItemKind::UnpauseResult, Info::UnpauseResult { result }) => {
+                self.handover.unpause_result = Some(ts);
+                self.handover.result = Some(*result);
+            }
+            (
+                ItemKind::Record(Libxl(LibxlType::CheckpointState)),
+                Info::CheckpointState { control_id },
+            ) => {
+                self.colo = true;
+                self.checkpointed = true;
+                let e = match control_id {
+                    ControlId::SvmSuspended => CheckpointEvent::SvmSuspended,
+                    ControlId::SvmReady => CheckpointEvent::SvmReady,
+                    ControlId::SvmResumed => CheckpointEvent::SvmResumed,
+                    _ => return,
+                };
+                self.mark(e, ts);
+            }
+            (ItemKind::Record(Libxc(LibxcType::CheckpointDirtyPfnList)), Info::DirtyPfnList(p)) => {
+                self.colo = true;
+                self.checkpointed = true;
+                self.mark(CheckpointEvent::DirtyPfnList, ts);
+                self.current().dirty_pfns = p.count;
+            }
+            _ => {}
+        }
+    }
+
+    /// Checkpoints whose phases count (COLO: all; Remus: all).
+    pub fn phase(&self, c: &Checkpoint, p: Phase) -> Option<u64> {
+        c.phase(p, self.colo)
+    }
+}
+
+/// The whole model: every session of an analysis.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub sessions: Vec<SessionModel>,
+    /// Capture time of the first packet.
+    pub start: Option<u64>,
+    /// Capture time of the latest packet seen (the model's "now").
+    pub now: u64,
+    pub diagnostics: Vec<Diagnostic>,
+    pub diagnostics_dropped: u64,
+}
+
+impl Model {
+    pub fn new() -> Self {
+        Model::default()
+    }
+
+    fn session(&mut self, s: SessionId) -> Option<&mut SessionModel> {
+        self.sessions.get_mut(s as usize)
+    }
+
+    /// Slow phases and stalled checkpoints of `s` under `t`, as of the
+    /// latest packet; `capture_ended` once no more packets will come.
+    pub fn stalls(&self, s: &SessionModel, t: &Thresholds, capture_ended: bool) -> Vec<Stall> {
+        stall::find(s, t, self.now, capture_ended)
+    }
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Forward => 0,
+        Direction::Reverse => 1,
+    }
+}
+
+impl Observer for Model {
+    fn start(&mut self, ts: u64) {
+        self.start.get_or_insert(ts);
+        self.now = self.now.max(ts);
+    }
+
+    fn session(&mut self, s: &Session) {
+        if self.sessions.len() == s.id as usize {
+            self.sessions.push(SessionModel::new(s.clone()));
+        }
+    }
+
+    fn back_channel(&mut self, s: &Session) {
+        match self.session(s.id) {
+            Some(m) => m.info = s.clone(),
+            None => self.sessions.push(SessionModel::new(s.clone())),
+        }
+    }
+
+    fn bytes(&mut self, s: SessionId, d: Direction, _offset: u64, data: &[u8]) {
+        let now = self.now;
+        if let Some(m) = self.session(s) {
+            m.dirs[dir_index(d)].bytes += data.len() as u64;
+            if d == Direction::Forward {
+                let t0 = m.first_activity.unwrap_or(now);
+                let sec = (now.saturating_sub(t0) / 1_000_000_000) as usize;
+                if sec < MAX_THROUGHPUT_SECONDS {
+                    if m.throughput.len() <= sec {
+                        m.throughput.resize(sec + 1, 0);
+                    }
+                    m.throughput[sec] += data.len() as u64;
+                }
+            }
+        }
+    }
+
+    fn gap(
+        &mut self,
+        s: SessionId,
+        d: Direction,
+        ts: u64,
+        offset: u64,
+        len: u64,
+        _cause: GapCause,
+    ) {
+        self.now = self.now.max(ts);
+        if let Some(m) = self.session(s) {
+            let x = &mut m.dirs[dir_index(d)];
+            x.gaps += 1;
+            x.gap_bytes += len;
+            push_capped(&mut m.tcp.gaps, (ts, d, len));
+            // (a checkpoint becomes partial only when the decoder lost a
+            // record to the gap: see `decoded`)
+            let _ = offset;
+            m.touch(ts);
+        }
+    }
+
+    fn decoded(&mut self, s: SessionId, d: Direction, ts: u64, events: &[Event]) {
+        self.now = self.now.max(ts);
+        let Some(m) = self.sessions.get_mut(s as usize) else {
+            return;
+        };
+        m.touch(ts);
+        for e in events {
+            match e {
+                Event::Item(item) => {
+                    m.dirs[dir_index(d)].records += 1;
+                    let layer: &'static str = match item.layer {
+                        Layer::Xl => "xl",
+                        Layer::Libxl => "libxl",
+                        Layer::Libxc => "libxc",
+                    };
+                    let name = match item.kind {
+                        ItemKind::Record(t) if !t.is_known() => t.to_string(),
+                        k => k.name().to_string(),
+                    };
+                    *m.records.entry((d, layer, name)).or_default() += 1;
+                    match d {
+                        Direction::Forward => {
+                            m.forward_item(item, ts);
+                            m.prev_forward = Some(ts);
+                        }
+                        Direction::Reverse => m.back_item(item, ts),
+                    }
+                }
+                Event::Resync { .. } if m.checkpointed => {
+                    // Skipped bytes may have held records of the latest
+                    // checkpoint (a gap inside page bytes loses none).
+                    if let Some(c) = m.checkpoints.last_mut() {
+                        c.damaged = true;
+                    }
+                }
+                Event::Diagnostic(diag) if diag.severity != Severity::Note => {
+                    let x = &mut m.dirs[dir_index(d)];
+                    match diag.severity {
+                        Severity::Error => x.errors += 1,
+                        _ => x.warnings += 1,
+                    }
+                    if self.diagnostics.len() < MAX_DIAGNOSTICS {
+                        self.diagnostics.push(Diagnostic {
+                            severity: diag.severity,
+                            session: s,
+                            dir: d,
+                            ts,
+                            offset: diag.offset,
+                            message: diag.message.clone(),
+                        });
+                    } else {
+                        self.diagnostics_dropped += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn tcp(&mut self, s: SessionId, d: Direction, ev: &TcpEvent) {
+        self.now = self.now.max(ev.ts_ns);
+        let Some(m) = self.session(s) else { return };
+        let ts = ev.ts_ns;
+        m.touch(ts);
+        let x = &mut m.dirs[dir_index(d)];
+        match ev.kind {
+            TcpEventKind::Retransmission { .. } => {
+                x.retransmissions += 1;
+                push_capped(&mut m.tcp.retransmissions, (ts, d));
+            }
+            TcpEventKind::ZeroWindowStart => {
+                x.zero_windows += 1;
+                push_capped(
+                    &mut m.tcp.zero_windows,
+                    Span {
+                        dir: d,
+                        start: ts,
+                        end: None,
+                    },
+                );
+            }
+            TcpEventKind::ZeroWindowEnd { .. } => {
+                if let Some(z) = m
+                    .tcp
+                    .zero_windows
+                    .iter_mut()
+                    .rev()
+                    .find(|z| z.dir == d && z.end.is_none())
+                {
+                    z.end = Some(ts);
+                }
+            }
+            TcpEventKind::Idle { duration_ns } => {
+                push_capped(
+                    &mut m.tcp.silences,
+                    Span {
+                        dir: d,
+                        start: ts.saturating_sub(duration_ns),
+                        end: Some(ts),
+                    },
+                );
+            }
+            TcpEventKind::DupAck { .. } => x.dup_acks += 1,
+            TcpEventKind::Fin => {
+                x.fin = true;
+                push_capped(&mut m.tcp.closes, (ts, d, false));
+            }
+            TcpEventKind::Rst => {
+                x.rst = true;
+                push_capped(&mut m.tcp.closes, (ts, d, true));
+            }
+            _ => {}
+        }
+    }
+
+    fn ended(&mut self, s: SessionId, d: Direction, stats: &DirectionStats) {
+        if let Some(m) = self.session(s) {
+            m.dirs[dir_index(d)].tcp = Some(stats.clone());
+            if m.dirs.iter().all(|x| x.tcp.is_some())
+                || m.info.back_channel.is_none() && d == Direction::Reverse
+            {
+                m.ended = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Slow phases and stalled checkpoints, with their TCP evidence.
+//!
+//! A phase is **slow** when its duration exceeds both its absolute threshold
+//! and `factor` times the session's median for that phase (so a phase that
+//! is long by nature in a session is not flagged everywhere, and a short
+//! median does not flag noise). A checkpoint is **stalled** when it is
+//! incomplete and the capture has ended or both directions have been quiet
+//! for `quiet_ns`: the report names the event awaited and who owes it.
+//! Every slow or stalled phase carries the TCP evidence of its time span:
+//! zero-window episodes and who advertised them, retransmissions, silences,
+//! bytes the capture lost, FIN/RST.
+
+use serde::Serialize;
+
+use super::checkpoint::{CheckpointEvent, Owner, Phase};
+use super::{SessionModel, Span};
+use crate::decode::Direction;
+
+/// When a phase counts as slow, and when quiet means stalled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// Absolute threshold per phase in ns (None: never slow by itself).
+    pub absolute: [Option<u64>; 7],
+    /// A slow phase also exceeds this multiple of the session's median.
+    pub factor: f64,
+    /// Both directions silent this long in the middle of a checkpoint: stalled.
+    pub quiet_ns: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        const MS: u64 = 1_000_000;
+        Thresholds {
+            // suspend, dirty_sync, memory, device, apply, resume, run
+            absolute: [
+                Some(100 * MS),
+                Some(100 * MS),
+                Some(1000 * MS),
+                Some(250 * MS),
+                Some(250 * MS),
+                Some(100 * MS),
+                None,
+            ],
+            factor: 4.0,
+            quiet_ns: 1000 * MS,
+        }
+    }
+}
+
+impl Thresholds {
+    /// The threshold a duration of `p` must exceed in a session whose median
+    /// for `p` is `median` (None when the phase is never slow).
+    pub fn limit(&self, p: Phase, median: Option<u64>) -> Option<u64> {
+        let abs = self.absolute[p.index()]?;
+        let rel = median.map_or(0, |m| (m as f64 * self.factor) as u64);
+        Some(abs.max(rel))
+    }
+}
+
+/// What the TCP connection showed during a slow or stalled phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// `side` advertised a zero window from `start` for `duration` s (None: still closed).
+    ZeroWindow {
+        side: Owner,
+        start: u64,
+        duration: Option<f64>,
+    },
+    /// Segments `side` sent again.
+    Retransmissions { side: Owner, count: u64 },
+    /// `side` sent nothing for `duration` s from `start`.
+    Silence {
+        side: Owner,
+        start: u64,
+        duration: f64,
+    },
+    /// Bytes from `side` that the capture lost.
+    CaptureLoss { side: Owner, bytes: u64 },
+    /// `side` closed (FIN) or reset (RST) the connection at `at`.
+    Close { side: Owner, reset: bool, at: u64 },
+}
+
+/// Whether a phase was slow, or a checkpoint is stalled in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallKind {
+    Slow,
+    Stalled,
+}
+
+/// A slow phase or a stalled checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stall {
+    pub kind: StallKind,
+    pub checkpoint: u64,
+    pub phase: Phase,
+    /// When the phase began (capture time, ns).
+    pub start: u64,
+    /// Seconds: the phase's duration, or how long it has been waiting.
+    pub duration: f64,
+    /// The threshold it crossed, in seconds (slow phases).
+    pub threshold: Option<f64>,
+    /// The event that ends the phase (awaited, for a stalled checkpoint).
+    pub waiting_for: CheckpointEvent,
+    pub owner: Owner,
+    pub evidence: Vec<Evidence>,
+}
+
+fn side(d: Direction) -> Owner {
+    match d {
+        Direction::Forward => Owner::Primary,
+        Direction::Reverse => Owner::Secondary,
+    }
+}
+
+/// The TCP evidence of [t0, t1] in a session.
+pub fn evidence(s: &SessionModel, t0: u64, t1: u64) -> Vec<Evidence> {
+    let mut ev = Vec::new();
+    let overlaps = |sp: &Span| sp.start <= t1 && sp.end.map_or(true, |e| e >= t0);
+    for z in s.tcp.zero_windows.iter().filter(|z| overlaps(z)) {
+        ev.push(Evidence::ZeroWindow {
+            side: side(z.dir),
+            start: z.start,
+            duration: z.end.map(|e| (e - z.start) as f64 / 1e9),
+        });
+    }
+    for d in [Direction::Forward, Direction::Reverse] {
+        let r = &s.tcp.retransmissions;
+        let lo = r.partition_point(|x| x.0 < t0);
+        let hi = r.partition_point(|x| x.0 <= t1);
+        let count = r[lo..hi.max(lo)].iter().filter(|x| x.1 == d).count() as u64;
+        if count > 0 {
+            ev.push(Evidence::Retransmissions {
+                side: side(d),
+                count,
+            });
+        }
+        let g = &s.tcp.gaps;
+        let lo = g.partition_point(|x| x.0 < t0);
+        let hi = g.partition_point(|x| x.0 <= t1);
+        let bytes: u64 = g[lo..hi.max(lo)]
+            .iter()
+            .filter(|x| x.1 == d)
+            .map(|x| x.2)
+            .sum();
+        if bytes > 0 {
+            ev.push(Evidence::CaptureLoss {
+                side: side(d),
+                bytes,
+            });
+        }
+    }
+    for q in s.tcp.silences.iter().filter(|q| overlaps(q)) {
+        let end = q.end.unwrap_or(t1);
+        ev.push(Evidence::Silence {
+            side: side(q.dir),
+            start: q.start,
+            duration: (end - q.start) as f64 / 1e9,
+        });
+    }
+    for &(at, d, reset) in s.tcp.closes.iter().filter(|c| c.0 >= t0 && c.0 <= t1) {
+        ev.push(Evidence::Close {
+            side: side(d),
+            reset,
+            at,
+        });
+    }
+    ev
+}
+
+/// Slow phases and the stalled checkpoint of a session, as of `now`;
+/// `capture_ended` when no more packets will come.
+pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> Vec<Stall> {
+    if !matches!(s.kind(), super::Kind::Colo | super::Kind::Remus) {
+        return Vec::new();
+    }
+    let colo = s.is_colo();
+    let phases: &[Phase] = if colo {
+        &Phase::ALL
+    } else {
+        &[Phase::Memory, Phase::Device]
+    };
+    let limits: Vec<Option<u64>> = Phase::ALL
+        .iter()
+        .map(|&p| t.limit(p, s.stats.median_ns(p)))
+        .collect();
+    let mut out = Vec::new();
+    for c in &s.checkpoints {
+        for &p in phases {
+            let (Some(d), Some(limit)) = (c.phase(p, colo), limits[p.index()]) else {
+                continue;
+            };
+            if d <= limit {
+                continue;
+            }
+            let start = match (p, colo) {
+                (Phase::Memory, false) => c.first_record,
+                _ => c.event(p.start()),
+            }
+            .unwrap_or(0);
+            out.push(Stall {
+                kind: StallKind::Slow,
+                checkpoint: c.index,
+                phase: p,
+                start,
+                duration: d as f64 / 1e9,
+                threshold: Some(limit as f64 / 1e9),
+                waiting_for: p.end(),
+                owner: p.end().owner(),
+                evidence: evidence(s, start, start + d),
+            });
+        }
+    }
+    // The latest checkpoint, if the session stopped in the middle of it (a
+    // Remus checkpoint that has no record yet has not started).
+    if let Some(c) = s
+        .checkpoints
+        .last()
+        .filter(|c| c.last_event().is_some() || c.first_record.is_some())
+    {
+        let quiet = now.saturating_sub(s.last_activity) >= t.quiet_ns;
+        let started = c.last_event().or(c.first_record);
+        if let (Some(since), Some(awaited)) = (started, c.awaiting(colo)) {
+            if capture_ended || s.ended || quiet {
+                let phase = Phase::ALL
+                    .into_iter()
+                    .find(|p| *p != Phase::Run && p.end() == awaited)
+                    .unwrap_or(Phase::Memory);
+                let end = now.max(since);
+                out.push(Stall {
+                    kind: StallKind::Stalled,
+                    checkpoint: c.index,
+                    phase,
+                    start: since,
+                    duration: (end - since) as f64 / 1e9,
+                    threshold: None,
+                    waiting_for: awaited,
+                    owner: awaited.owner(),
+                    evidence: evidence(s, since, end),
+                });
+            }
+        }
+    }
+    out
+}

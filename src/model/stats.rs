@@ -1,0 +1,178 @@
+//! Per-session statistics: a histogram per phase (and downtime, pages and
+//! bytes per checkpoint), updated as each phase closes, so that a snapshot
+//! costs the same however long the session has run.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::checkpoint::{Checkpoint, CheckpointEvent, Phase};
+
+/// Longest duration a histogram records exactly (one hour); longer ones are
+/// clamped to it.
+const MAX_NS: u64 = 3_600_000_000_000;
+
+fn histogram(max: u64) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, max, 3).expect("valid bounds")
+}
+
+/// Count and percentiles of one quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PhaseStats {
+    pub count: u64,
+    /// Seconds (or pages, or bytes).
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// A histogram of one quantity.
+#[derive(Debug, Clone)]
+pub struct Dist {
+    h: Histogram<u64>,
+    max: u64,
+    scale: f64,
+}
+
+impl Dist {
+    fn new(max: u64, scale: f64) -> Self {
+        Dist {
+            h: histogram(max),
+            max,
+            scale,
+        }
+    }
+
+    fn add(&mut self, v: u64) {
+        self.h.saturating_record(v.clamp(1, self.max));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.h.len()
+    }
+
+    /// The value at quantile `q` (0..=1), in the distribution's unit.
+    pub fn quantile(&self, q: f64) -> f64 {
+        self.h.value_at_quantile(q) as f64 * self.scale
+    }
+
+    pub fn summary(&self) -> Option<PhaseStats> {
+        if self.h.is_empty() {
+            return None;
+        }
+        Some(PhaseStats {
+            count: self.h.len(),
+            p50: self.quantile(0.5),
+            p90: self.quantile(0.9),
+            p99: self.quantile(0.99),
+            max: self.h.max() as f64 * self.scale,
+        })
+    }
+}
+
+/// The statistics of one session.
+#[derive(Debug, Clone)]
+pub struct SessionStats {
+    pub phases: [Dist; 7],
+    pub downtime: Dist,
+    pub pages: Dist,
+    pub bytes: Dist,
+    /// Complete checkpoints counted and the span they cover.
+    pub checkpoints: u64,
+    pub first_end: Option<u64>,
+    pub last_end: Option<u64>,
+}
+
+impl Default for SessionStats {
+    fn default() -> Self {
+        let d = || Dist::new(MAX_NS, 1e-9);
+        SessionStats {
+            phases: [d(), d(), d(), d(), d(), d(), d()],
+            downtime: d(),
+            pages: Dist::new(1 << 40, 1.0),
+            bytes: Dist::new(1 << 50, 1.0),
+            checkpoints: 0,
+            first_end: None,
+            last_end: None,
+        }
+    }
+}
+
+impl SessionStats {
+    /// Event `e` of `c` was just seen: record the phases it closes.
+    pub fn event(&mut self, c: &Checkpoint, e: CheckpointEvent, colo: bool) {
+        for p in Phase::ALL {
+            if p != Phase::Run && p.end() == e {
+                if let Some(d) = c.phase(p, colo) {
+                    self.phases[p.index()].add(d);
+                }
+            }
+        }
+        if e == CheckpointEvent::SvmResumed {
+            if let Some(d) = c.downtime() {
+                self.downtime.add(d);
+            }
+        }
+    }
+
+    /// The next NEW closed the run phase of `c`.
+    pub fn run_closed(&mut self, c: &Checkpoint) {
+        if let Some(d) = c.phase(Phase::Run, true) {
+            self.phases[Phase::Run.index()].add(d);
+        }
+    }
+
+    /// `c`'s CHECKPOINT_END was seen: its pages and bytes are final.
+    pub fn closed(&mut self, c: &Checkpoint) {
+        if c.damaged {
+            return;
+        }
+        self.pages.add(c.pages);
+        self.bytes.add(c.bytes);
+        self.checkpoints += 1;
+        if let Some(t) = c.event(CheckpointEvent::CheckpointEnd) {
+            self.first_end.get_or_insert(t);
+            self.last_end = Some(t);
+        }
+    }
+
+    /// Checkpoints per second between the first and last CHECKPOINT_END.
+    pub fn rate(&self) -> Option<f64> {
+        let span = self.last_end?.checked_sub(self.first_end?)?;
+        (span > 0 && self.checkpoints > 1)
+            .then(|| (self.checkpoints - 1) as f64 / (span as f64 / 1e9))
+    }
+
+    pub fn phase(&self, p: Phase) -> Option<PhaseStats> {
+        self.phases[p.index()].summary()
+    }
+
+    /// Median duration of a phase in ns.
+    pub fn median_ns(&self, p: Phase) -> Option<u64> {
+        let d = &self.phases[p.index()];
+        (d.count() > 0).then(|| d.h.value_at_quantile(0.5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_phase() {
+        let mut s = SessionStats::default();
+        for i in 1..=100u64 {
+            let mut c = Checkpoint::new(i);
+            c.events[4] = Some(1_000_000_000);
+            c.events[5] = Some(1_000_000_000 + i * 1_000_000); // apply i ms
+            s.event(&c, CheckpointEvent::SvmReady, true);
+        }
+        let a = s.phase(Phase::Apply).unwrap();
+        assert_eq!(a.count, 100);
+        assert!((a.p50 - 0.050).abs() < 0.0002, "{}", a.p50);
+        assert!((a.p99 - 0.099).abs() < 0.0002, "{}", a.p99);
+        assert!((a.max - 0.100).abs() < 0.0002);
+        assert!(s.phase(Phase::Memory).is_none());
+        assert_eq!(s.median_ns(Phase::Apply).map(|m| m / 1_000_000), Some(50));
+    }
+}

@@ -1,0 +1,616 @@
+//! `migscope report`: the checkpoint timeline of every session as text (for
+//! a person at a terminal), CSV (one row per checkpoint) or JSON (the schema
+//! in `docs/report-json.md`). Times are seconds since the first packet;
+//! durations are seconds; absent values are empty (CSV) or null (JSON).
+
+use std::io::{self, Write};
+
+use serde_json::{json, Map, Value};
+
+use crate::decode::text::escape_str;
+use crate::decode::Direction;
+use crate::model::stall::{Evidence, Stall, StallKind};
+use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel, Thresholds};
+use crate::pipeline::CaptureStats;
+use crate::report::summary::{human_bytes, human_ns};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+/// What the report is about besides the model.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The file name or interface.
+    pub source: &'a str,
+    pub stats: &'a CaptureStats,
+    pub thresholds: &'a Thresholds,
+    /// No more packets will come (end of file, or capture stopped).
+    pub capture_ended: bool,
+    /// Checkpoints listed in the text report's "worst" table.
+    pub worst: usize,
+}
+
+/// Seconds since the first packet.
+fn rel(m: &Model, ts: u64) -> f64 {
+    ts.saturating_sub(m.start.unwrap_or(ts)) as f64 / 1e9
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Every stall of every session, computed once.
+pub fn stalls(m: &Model, ctx: &Context<'_>) -> Vec<Vec<Stall>> {
+    m.sessions
+        .iter()
+        .map(|s| m.stalls(s, ctx.thresholds, ctx.capture_ended))
+        .collect()
+}
+
+/// Writes the report; returns the number of stalls (slow phases and stalled
+/// checkpoints) found.
+pub fn write(
+    m: &Model,
+    ctx: &Context<'_>,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<usize> {
+    let all = stalls(m, ctx);
+    match format {
+        Format::Json => {
+            let v = json_report(m, ctx, &all);
+            serde_json::to_writer_pretty(&mut *out, &v)?;
+            writeln!(out)?;
+        }
+        Format::Csv => csv(m, out)?,
+        Format::Text => text(m, ctx, &all, out)?,
+    }
+    out.flush()?;
+    Ok(all.iter().map(Vec::len).sum())
+}
+
+/// RFC 3339 with nanoseconds, UTC, from ns since the epoch.
+pub fn rfc3339(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let nanos = ns % 1_000_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn opt(v: Option<f64>) -> Value {
+    v.map_or(Value::Null, |x| json!(x))
+}
+
+fn checkpoint_json(m: &Model, s: &SessionModel, c: &Checkpoint) -> Value {
+    let colo = s.is_colo();
+    let mut events = Map::new();
+    for e in CheckpointEvent::ALL {
+        events.insert(e.name().into(), opt(c.event(e).map(|t| rel(m, t))));
+    }
+    let mut phases = Map::new();
+    for p in Phase::ALL {
+        phases.insert(p.name().into(), opt(c.phase(p, colo).map(secs)));
+    }
+    json!({
+        "index": c.index,
+        "complete": c.complete(colo),
+        "events": events,
+        "phases": phases,
+        "downtime": opt(c.downtime().map(secs)),
+        "pages": c.pages,
+        "bytes": c.bytes,
+        "dirty_pfns": if colo && c.index > 0 { json!(c.dirty_pfns) } else { Value::Null },
+    })
+}
+
+fn evidence_json(m: &Model, e: &Evidence) -> Value {
+    match e {
+        Evidence::ZeroWindow {
+            side,
+            start,
+            duration,
+        } => {
+            json!({"kind": "zero_window", "side": side, "start": rel(m, *start), "duration": duration})
+        }
+        Evidence::Retransmissions { side, count } => {
+            json!({"kind": "retransmissions", "side": side, "count": count})
+        }
+        Evidence::Silence {
+            side,
+            start,
+            duration,
+        } => {
+            json!({"kind": "silence", "side": side, "start": rel(m, *start), "duration": duration})
+        }
+        Evidence::CaptureLoss { side, bytes } => {
+            json!({"kind": "capture_loss", "side": side, "bytes": bytes})
+        }
+        Evidence::Close { side, reset, at } => {
+            json!({"kind": if *reset { "rst" } else { "fin" }, "side": side, "time": rel(m, *at)})
+        }
+    }
+}
+
+/// True while a session's records hold no checkpoint (plain migrations).
+fn checkpoints_of(s: &SessionModel) -> &[Checkpoint] {
+    if s.kind() == crate::model::Kind::Plain || s.kind() == crate::model::Kind::Unknown {
+        &[]
+    } else {
+        // A trailing Remus checkpoint that has not started is not one.
+        match s.checkpoints.last() {
+            Some(c) if c.last_event().is_none() && c.first_record.is_none() => {
+                &s.checkpoints[..s.checkpoints.len() - 1]
+            }
+            _ => &s.checkpoints,
+        }
+    }
+}
+
+fn json_report(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>]) -> Value {
+    let st = ctx.stats;
+    let sessions: Vec<Value> = m
+        .sessions
+        .iter()
+        .zip(all)
+        .map(|(s, stalls)| {
+            let i = &s.info;
+            let fwd = &s.dirs[0];
+            let back = &s.dirs[1];
+            let (bsrc, bdst) = match &i.back_channel {
+                Some(bc) => (bc.from, bc.to),
+                None => (i.secondary, i.primary),
+            };
+            let back_seen = back.bytes > 0 || back.tcp.as_ref().is_some_and(|t| t.packets > 0) || back.gaps > 0;
+            let records: Vec<Value> = s
+                .records
+                .iter()
+                .map(|((d, layer, t), n)| json!({"dir": dir_name(*d), "layer": layer, "type": t, "count": n}))
+                .collect();
+            let mut phase_stats = Map::new();
+            for p in Phase::ALL {
+                if let Some(ps) = s.stats.phase(p) {
+                    phase_stats.insert(p.name().into(), serde_json::to_value(ps).unwrap_or_default());
+                }
+            }
+            json!({
+                "id": i.id,
+                "kind": s.kind().name(),
+                "mid_stream": i.mid_stream,
+                "forward": {"src": i.primary.to_string(), "dst": i.secondary.to_string(),
+                    "bytes": fwd.bytes, "gaps": fwd.gaps, "gap_bytes": fwd.gap_bytes,
+                    "records": fwd.records, "retransmissions": fwd.retransmissions,
+                    "zero_windows": fwd.zero_windows},
+                "back": if back_seen { json!({"src": bsrc.to_string(), "dst": bdst.to_string(),
+                    "bytes": back.bytes, "gaps": back.gaps, "gap_bytes": back.gap_bytes,
+                    "records": back.records, "retransmissions": back.retransmissions,
+                    "zero_windows": back.zero_windows}) } else { Value::Null },
+                "domain": s.domain,
+                "records": records,
+                "checkpoints": checkpoints_of(s).iter().map(|c| checkpoint_json(m, s, c)).collect::<Vec<_>>(),
+                "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "bytes": r.bytes,
+                    "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end - r.start),
+                    "final": r.index as usize == s.rounds.len() && s.kind() == crate::model::Kind::Plain})).collect::<Vec<_>>(),
+                "handover": {
+                    "ready_to_unpause": opt(s.handover.ready_to_unpause.map(|t| rel(m, t))),
+                    "cleared_to_unpause": opt(s.handover.cleared_to_unpause.map(|t| rel(m, t))),
+                    "unpause_result": opt(s.handover.unpause_result.map(|t| rel(m, t))),
+                    "result": s.handover.result,
+                },
+                "stalls": stalls.iter().map(|x| json!({
+                    "kind": x.kind, "checkpoint": x.checkpoint, "phase": x.phase.name(),
+                    "start": rel(m, x.start), "duration": x.duration, "threshold": x.threshold,
+                    "waiting_for": x.waiting_for.name(), "owner": x.owner.name(),
+                    "evidence": x.evidence.iter().map(|e| evidence_json(m, e)).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "phase_stats": phase_stats,
+                "downtime_stats": s.stats.downtime.summary(),
+                "checkpoint_rate": s.stats.rate(),
+                "pages_per_checkpoint": s.stats.pages.summary(),
+                "bytes_per_checkpoint": s.stats.bytes.summary(),
+                "throughput": s.throughput,
+            })
+        })
+        .collect();
+    let diagnostics: Vec<Value> = m
+        .diagnostics
+        .iter()
+        .map(|d| {
+            json!({"severity": d.severity, "session": d.session, "dir": dir_name(d.dir),
+            "ts": rel(m, d.ts), "offset": d.offset, "message": d.message})
+        })
+        .collect();
+    let duration = st.first_ts.map(|f| secs(st.last_ts.saturating_sub(f)));
+    json!({
+        "capture": {"source": ctx.source, "start": st.first_ts.map(rfc3339), "packets": st.packets,
+            "bytes": st.bytes, "duration": duration},
+        "sessions": sessions,
+        "diagnostics": diagnostics,
+    })
+}
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Forward => "forward",
+        Direction::Reverse => "back",
+    }
+}
+
+fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
+    let mut head = vec![
+        "session".to_string(),
+        "kind".into(),
+        "index".into(),
+        "complete".into(),
+    ];
+    head.extend(CheckpointEvent::ALL.iter().map(|e| e.name().to_string()));
+    head.extend(Phase::ALL.iter().map(|p| p.name().to_string()));
+    head.extend(["downtime", "pages", "bytes", "dirty_pfns"].map(String::from));
+    writeln!(out, "{}", head.join(","))?;
+    let f = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.9}"));
+    for s in &m.sessions {
+        let colo = s.is_colo();
+        for c in checkpoints_of(s) {
+            let mut row = vec![
+                s.info.id.to_string(),
+                s.kind().name().to_string(),
+                c.index.to_string(),
+                c.complete(colo).to_string(),
+            ];
+            row.extend(
+                CheckpointEvent::ALL
+                    .iter()
+                    .map(|&e| f(c.event(e).map(|t| rel(m, t)))),
+            );
+            row.extend(Phase::ALL.iter().map(|&p| f(c.phase(p, colo).map(secs))));
+            row.push(f(c.downtime().map(secs)));
+            row.push(c.pages.to_string());
+            row.push(c.bytes.to_string());
+            row.push(if colo && c.index > 0 {
+                c.dirty_pfns.to_string()
+            } else {
+                String::new()
+            });
+            writeln!(out, "{}", row.join(","))?;
+        }
+    }
+    Ok(())
+}
+
+fn sec_text(s: f64) -> String {
+    human_ns((s * 1e9) as u64)
+}
+
+fn evidence_text(m: &Model, e: &Evidence) -> String {
+    match e {
+        Evidence::ZeroWindow {
+            side,
+            start,
+            duration,
+        } => match duration {
+            Some(d) => format!(
+                "{} advertised a zero window for {} from {:.3} s",
+                side.name(),
+                sec_text(*d),
+                rel(m, *start)
+            ),
+            None => format!(
+                "{} has advertised a zero window since {:.3} s",
+                side.name(),
+                rel(m, *start)
+            ),
+        },
+        Evidence::Retransmissions { side, count } => {
+            format!("{count} retransmissions by the {}", side.name())
+        }
+        Evidence::Silence {
+            side,
+            duration,
+            start,
+        } => {
+            format!(
+                "{} silent for {} from {:.3} s",
+                side.name(),
+                sec_text(*duration),
+                rel(m, *start)
+            )
+        }
+        Evidence::CaptureLoss { side, bytes } => format!(
+            "{} of {} traffic missing from the capture",
+            human_bytes(*bytes),
+            side.name()
+        ),
+        Evidence::Close { side, reset, at } => {
+            format!(
+                "{} {} the connection at {:.3} s",
+                side.name(),
+                if *reset { "reset" } else { "closed" },
+                rel(m, *at)
+            )
+        }
+    }
+}
+
+fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -> io::Result<()> {
+    let st = ctx.stats;
+    let dur = st
+        .first_ts
+        .map_or(0.0, |f| secs(st.last_ts.saturating_sub(f)));
+    writeln!(
+        out,
+        "Capture {}: {} packets, {}, {:.3} s{}",
+        escape_str(ctx.source),
+        st.packets,
+        human_bytes(st.bytes),
+        dur,
+        st.first_ts
+            .map(|t| format!(", from {}", rfc3339(t)))
+            .unwrap_or_default()
+    )?;
+    if m.sessions.is_empty() {
+        writeln!(out, "No migration found.")?;
+    }
+    for (s, stalls) in m.sessions.iter().zip(all) {
+        let i = &s.info;
+        writeln!(out)?;
+        let dom = &s.domain;
+        let domain = match &dom.name {
+            Some(n) => format!(
+                "  domain {} ({}{}{})",
+                n,
+                dom.guest_type.as_deref().unwrap_or("?"),
+                dom.memory_kib
+                    .map(|k| format!(", {} MiB", k / 1024))
+                    .unwrap_or_default(),
+                dom.vcpus
+                    .map(|v| format!(", {v} vcpus"))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "Session {} [{}] {} -> {}{}{}",
+            i.id,
+            s.kind().name(),
+            i.primary,
+            i.secondary,
+            domain,
+            if i.mid_stream {
+                "  (capture starts mid-stream)"
+            } else {
+                ""
+            }
+        )?;
+        for (d, x) in [("forward", &s.dirs[0]), ("back", &s.dirs[1])] {
+            writeln!(
+                out,
+                "  {d:<8} {} in {} records; {} gaps ({}); {} retransmissions; {} zero-window episodes",
+                human_bytes(x.bytes),
+                x.records,
+                x.gaps,
+                human_bytes(x.gap_bytes),
+                x.retransmissions,
+                x.zero_windows
+            )?;
+        }
+        let colo = s.is_colo();
+        let cps = checkpoints_of(s);
+        if !cps.is_empty() {
+            let complete = cps.iter().filter(|c| c.complete(colo)).count();
+            writeln!(
+                out,
+                "  {} checkpoints ({} complete, {} partial){}",
+                cps.len(),
+                complete,
+                cps.len() - complete,
+                s.stats
+                    .rate()
+                    .map(|r| format!(", {r:.2} per second"))
+                    .unwrap_or_default()
+            )?;
+            writeln!(
+                out,
+                "  {:<11} {:>6} {:>10} {:>10} {:>10} {:>10}",
+                "phase", "count", "p50", "p90", "p99", "max"
+            )?;
+            let mut rows: Vec<(&str, Option<crate::model::PhaseStats>)> = Phase::ALL
+                .iter()
+                .map(|&p| (p.name(), s.stats.phase(p)))
+                .collect();
+            rows.push(("downtime", s.stats.downtime.summary()));
+            for (name, ps) in rows {
+                if let Some(ps) = ps {
+                    writeln!(
+                        out,
+                        "  {:<11} {:>6} {:>10} {:>10} {:>10} {:>10}",
+                        name,
+                        ps.count,
+                        sec_text(ps.p50),
+                        sec_text(ps.p90),
+                        sec_text(ps.p99),
+                        sec_text(ps.max)
+                    )?;
+                }
+            }
+            if let (Some(p), Some(b)) = (s.stats.pages.summary(), s.stats.bytes.summary()) {
+                writeln!(
+                    out,
+                    "  per checkpoint: pages p50 {:.0} max {:.0}; bytes p50 {} max {}",
+                    p.p50,
+                    p.max,
+                    human_bytes(b.p50 as u64),
+                    human_bytes(b.max as u64)
+                )?;
+            }
+            // The worst checkpoints: by downtime (COLO) or by device+memory (Remus).
+            let mut worst: Vec<(&Checkpoint, u64)> = cps
+                .iter()
+                .filter_map(|c| {
+                    let d = if colo {
+                        c.downtime()?
+                    } else {
+                        c.phase(Phase::Memory, false).unwrap_or(0)
+                            + c.phase(Phase::Device, false)?
+                    };
+                    Some((c, d))
+                })
+                .collect();
+            worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.index.cmp(&b.0.index)));
+            if !worst.is_empty() && ctx.worst > 0 {
+                writeln!(
+                    out,
+                    "  worst checkpoints ({}):",
+                    if colo { "downtime" } else { "memory + device" }
+                )?;
+                for (c, d) in worst.iter().take(ctx.worst) {
+                    let longest = Phase::ALL
+                        .iter()
+                        .filter(|&&p| p != Phase::Run)
+                        .filter_map(|&p| c.phase(p, colo).map(|x| (p, x)))
+                        .max_by_key(|x| x.1);
+                    writeln!(
+                        out,
+                        "    #{:<6} at {:>10.3} s  {:>10}{}",
+                        c.index,
+                        rel(
+                            m,
+                            c.event(CheckpointEvent::New)
+                                .or(c.first_record)
+                                .unwrap_or(0)
+                        ),
+                        human_ns(*d),
+                        longest
+                            .map(|(p, x)| format!("  longest phase {} {}", p.name(), human_ns(x)))
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+        if !s.rounds.is_empty() {
+            writeln!(out, "  live rounds:")?;
+            for r in &s.rounds {
+                let d = r.end - r.start;
+                writeln!(
+                    out,
+                    "    round {:<3} {:>8} pages {:>10} in {:>10}{}",
+                    r.index,
+                    r.pages,
+                    human_bytes(r.bytes),
+                    human_ns(d),
+                    if d > 0 {
+                        format!(" ({}/s)", human_bytes((r.bytes as f64 / secs(d)) as u64))
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+            let h = &s.handover;
+            if let Some(t) = h.ready_to_unpause {
+                writeln!(
+                    out,
+                    "  handover: ready to unpause at {:.3} s{}{}",
+                    rel(m, t),
+                    h.cleared_to_unpause
+                        .map(|t| format!(", cleared at {:.3} s", rel(m, t)))
+                        .unwrap_or_default(),
+                    h.result
+                        .map(|r| format!(
+                            ", result {r}{}",
+                            if r == 0 {
+                                " (the domain runs)"
+                            } else {
+                                " (FAILED)"
+                            }
+                        ))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+        if stalls.is_empty() {
+            writeln!(out, "  no stalls")?;
+        }
+        for x in stalls {
+            let what = match x.kind {
+                StallKind::Slow => format!(
+                    "{} took {} (threshold {}), until {} from the {}",
+                    x.phase.name(),
+                    sec_text(x.duration),
+                    sec_text(x.threshold.unwrap_or(0.0)),
+                    x.waiting_for.name(),
+                    x.owner.name()
+                ),
+                StallKind::Stalled => format!(
+                    "STALLED in {}: waited {} for {} from the {}",
+                    x.phase.name(),
+                    sec_text(x.duration),
+                    x.waiting_for.name(),
+                    x.owner.name()
+                ),
+            };
+            writeln!(
+                out,
+                "  checkpoint {} at {:.3} s: {}",
+                x.checkpoint,
+                rel(m, x.start),
+                what
+            )?;
+            for e in &x.evidence {
+                writeln!(out, "      {}", evidence_text(m, e))?;
+            }
+        }
+    }
+    if !m.diagnostics.is_empty() {
+        writeln!(out)?;
+        let d = &m.diagnostics[0];
+        writeln!(
+            out,
+            "{} decoder diagnostics (first: session {} {} at {:.3} s, stream offset {}: {})",
+            m.diagnostics.len() as u64 + m.diagnostics_dropped,
+            d.session,
+            dir_name(d.dir),
+            rel(m, d.ts),
+            d.offset,
+            d.message
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(1_795_651_200_123_456_789),
+            "2026-11-26T00:00:00.123456789Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The checkpoint model on synthesized captures, against synth's ground
+//! truth: event times, phase durations, pages, bytes and dirty pfns per
+//! checkpoint, live rounds, injected stalls (and no others), partial
+//! checkpoints on damaged captures, and the same result however the
+//! capture is read.
+
+use std::io::Cursor;
+
+use migscope::capture::{FileSource, Next, Source};
+use migscope::model::stall::StallKind;
+use migscope::model::{CheckpointEvent, Kind, Model, Owner, Phase, Thresholds};
+use migscope::pipeline::{Analyzer, Config};
+use migscope::report::timeline::{self, Context, Format};
+use migscope::synth::capture::{write_capture, CaptureManifest, CaptureOptions};
+use migscope::synth::{self, Scenario};
+
+/// A nanosecond capture of `s` (microseconds would round the event times).
+fn capture(s: &Scenario, opts: &CaptureOptions) -> (Vec<u8>, CaptureManifest) {
+    let opts = CaptureOptions {
+        nanosecond: true,
+        ..opts.clone()
+    };
+    write_capture(std::slice::from_ref(s), &opts, Vec::new()).unwrap()
+}
+
+/// Runs the model over a capture; `snapshot_every` > 0 writes a report every
+/// that many packets along the way, as a live view would.
+fn model(file: &[u8], snapshot_every: usize) -> (Model, migscope::pipeline::CaptureStats) {
+    let src = FileSource::from_reader(Box::new(Cursor::new(file.to_vec())), "t").unwrap();
+    let mut src = Source::File(src);
+    let mut an = Analyzer::new(Config::default(), Model::new());
+    let mut n = 0;
+    while let Next::Packet(p) = src.next_packet().unwrap() {
+        an.packet(&p);
+        n += 1;
+        if snapshot_every > 0 && n % snapshot_every == 0 {
+            let stats = an.stats();
+            let ctx = ctx(&stats, false);
+            timeline::write(an.observer(), &ctx, Format::Text, &mut std::io::sink()).unwrap();
+        }
+    }
+    an.finish();
+    let stats = an.stats();
+    (an.into_observer(), stats)
+}
+
+fn ctx(stats: &migscope::pipeline::CaptureStats, ended: bool) -> Context<'_> {
+    static T: std::sync::OnceLock<Thresholds> = std::sync::OnceLock::new();
+    Context {
+        source: "t",
+        stats,
+        thresholds: T.get_or_init(Thresholds::default),
+        capture_ended: ended,
+        worst: 5,
+    }
+}
+
+fn colo() -> Scenario {
+    Scenario::colo()
+        .with_xl(true)
+        .with_memory(2 << 20)
+        .with_checkpoints(30)
+        .with_seed(17)
+        .with_name("app-7")
+}
+
+const SYNTH_PHASES: [synth::Phase; 7] = [
+    synth::Phase::Suspend,
+    synth::Phase::DirtySync,
+    synth::Phase::Memory,
+    synth::Phase::Device,
+    synth::Phase::Apply,
+    synth::Phase::Resume,
+    synth::Phase::Run,
+];
+
+#[test]
+fn colo_event_times_phases_and_sizes_equal_the_ground_truth() {
+    let s = colo();
+    let (file, truth) = capture(&s, &CaptureOptions::default());
+    let (m, _) = model(&file, 0);
+    assert_eq!(m.sessions.len(), 1);
+    let sm = &m.sessions[0];
+    assert_eq!(sm.kind(), Kind::Colo);
+    assert_eq!(sm.domain.name.as_deref(), Some("app-7"));
+    assert_eq!(sm.domain.memory_kib, Some(2048));
+    let st = &truth.sessions[0];
+    let man = &st.stream;
+    assert_eq!(sm.checkpoints.len(), man.checkpoints.len());
+    for (c, t) in sm.checkpoints.iter().zip(&man.checkpoints) {
+        assert_eq!(c.index, u64::from(t.index));
+        assert!(c.complete(true), "checkpoint {} complete", c.index);
+        let want: Vec<Option<u64>> = t
+            .events
+            .iter()
+            .map(|e| e.map(|x| x + st.time_offset_ns))
+            .collect();
+        assert_eq!(c.events.to_vec(), want, "checkpoint {} events", c.index);
+        for (p, sp) in Phase::ALL.iter().zip(SYNTH_PHASES) {
+            assert_eq!(
+                c.phase(*p, true),
+                man.phase_ns(t.index, sp),
+                "checkpoint {} {}",
+                c.index,
+                p.name()
+            );
+        }
+        assert_eq!(c.pages, t.pages, "checkpoint {} pages", c.index);
+        assert_eq!(c.bytes, t.forward_bytes, "checkpoint {} bytes", c.index);
+        if c.index > 0 {
+            assert_eq!(
+                c.dirty_pfns, t.dirty_pfns,
+                "checkpoint {} dirty pfns",
+                c.index
+            );
+        }
+    }
+    // The initial migration's live rounds.
+    assert_eq!(sm.rounds.len(), man.rounds.len());
+    for (r, t) in sm.rounds.iter().zip(&man.rounds) {
+        assert_eq!((r.index, r.pages), (t.index, t.pages));
+        assert_eq!(
+            r.end,
+            t.end_ns + st.time_offset_ns,
+            "round {} ends with its last PAGE_DATA",
+            r.index
+        );
+    }
+    let stats = m.sessions[0].stats.phase(Phase::Apply).unwrap();
+    assert_eq!(stats.count, man.checkpoints.len() as u64);
+    assert_eq!(
+        m.sessions[0].stats.downtime.count(),
+        man.checkpoints.len() as u64 - 1
+    );
+    let (_, cs) = model(&file, 0);
+    let report = stalls_of(&m, &cs);
+    assert!(
+        report.is_empty(),
+        "no stall injected, none reported: {report:?}"
+    );
+}
+
+fn stalls_of(
+    m: &Model,
+    stats: &migscope::pipeline::CaptureStats,
+) -> Vec<(StallKind, u64, Phase, CheckpointEvent, Owner)> {
+    let c = ctx(stats, true);
+    timeline::stalls(m, &c)
+        .into_iter()
+        .flatten()
+        .map(|x| (x.kind, x.checkpoint, x.phase, x.waiting_for, x.owner))
+        .collect()
+}
+
+#[test]
+fn every_injected_stall_is_found_with_its_phase_awaited_event_and_owner() {
+    let s = colo()
+        .with_stall(3, synth::Phase::Suspend, 400_000_000)
+        .with_stall(7, synth::Phase::DirtySync, 300_000_000)
+        .with_stall(11, synth::Phase::Memory, 1_500_000_000)
+        .with_stall(15, synth::Phase::Device, 600_000_000)
+        .with_stall(19, synth::Phase::Apply, 2_300_000_000)
+        .with_stall(23, synth::Phase::Resume, 500_000_000);
+    let (file, truth) = capture(&s, &CaptureOptions::default());
+    let (m, stats) = model(&file, 0);
+    let found = stalls_of(&m, &stats);
+    use CheckpointEvent as E;
+    use Owner::*;
+    let want = vec![
+        (
+            StallKind::Slow,
+            3,
+            Phase::Suspend,
+            E::SvmSuspended,
+            Secondary,
+        ),
+        (
+            StallKind::Slow,
+            7,
+            Phase::DirtySync,
+            E::DirtyPfnList,
+            Secondary,
+        ),
+        (
+            StallKind::Slow,
+            11,
+            Phase::Memory,
+            E::LibxcCheckpoint,
+            Primary,
+        ),
+        (
+            StallKind::Slow,
+            15,
+            Phase::Device,
+            E::CheckpointEnd,
+            Primary,
+        ),
+        (StallKind::Slow, 19, Phase::Apply, E::SvmReady, Secondary),
+        (StallKind::Slow, 23, Phase::Resume, E::SvmResumed, Secondary),
+    ];
+    assert_eq!(found, want);
+    // The durations are the injected ones.
+    let all = timeline::stalls(&m, &ctx(&stats, true));
+    let apply = all[0].iter().find(|x| x.phase == Phase::Apply).unwrap();
+    let injected = truth.sessions[0]
+        .stream
+        .phase_ns(19, synth::Phase::Apply)
+        .unwrap();
+    assert_eq!(injected, 2_300_000_000);
+    assert!((apply.duration - 2.3).abs() < 1e-9);
+}
+
+#[test]
+fn a_capture_ending_inside_a_checkpoint_names_the_event_awaited_and_its_owner() {
+    let s = colo().with_stall(12, synth::Phase::Apply, 3_000_000_000);
+    let (file, truth) = capture(&s, &CaptureOptions::default());
+    // Cut the capture 1 s into the stalled apply phase.
+    let st = &truth.sessions[0];
+    let cut_at = st.stream.checkpoints[12].events[4].unwrap() + st.time_offset_ns + 1_000_000_000;
+    let cut = cut_capture(&file, cut_at);
+    let (m, stats) = model(&cut, 0);
+    let found = stalls_of(&m, &stats);
+    assert_eq!(
+        found.last(),
+        Some(&(
+            StallKind::Stalled,
+            12,
+            Phase::Apply,
+            CheckpointEvent::SvmReady,
+            Owner::Secondary
+        ))
+    );
+    let c = m.sessions[0].checkpoints.last().unwrap();
+    assert!(!c.complete(true));
+    assert_eq!(c.index, 12);
+}
+
+/// The pcap file up to (excluding) the first packet at or after `ts_ns`.
+fn cut_capture(file: &[u8], ts_ns: u64) -> Vec<u8> {
+    // pcap, little endian, nanoseconds.
+    assert_eq!(file[..4], [0x4d, 0x3c, 0xb2, 0xa1]);
+    let mut out = file[..24].to_vec();
+    let mut at = 24;
+    while at + 16 <= file.len() {
+        let sec = u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as u64;
+        let nsec = u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()) as u64;
+        let len = u32::from_le_bytes(file[at + 8..at + 12].try_into().unwrap()) as usize;
+        if sec * 1_000_000_000 + nsec >= ts_ns {
+            break;
+        }
+        out.extend_from_slice(&file[at..at + 16 + len]);
+        at += 16 + len;
+    }
+    out
+}
+
+#[test]
+fn damaged_captures_give_partial_checkpoints_and_exact_others() {
+    let s = colo();
+    for opts in [
+        CaptureOptions {
+            loss: 0.01,
+            ..CaptureOptions::default()
+        },
+        CaptureOptions {
+            start_at: Some(3_000_000),
+            ..CaptureOptions::default()
+        },
+    ] {
+        let (file, truth) = capture(&s, &opts);
+        let (m, _) = model(&file, 0);
+        let sm = &m.sessions[0];
+        let st = &truth.sessions[0];
+        let mut exact = 0;
+        for c in &sm.checkpoints {
+            if !c.complete(true) {
+                continue;
+            }
+            // A complete checkpoint is one of synth's, with its exact times.
+            let t = st
+                .stream
+                .checkpoints
+                .iter()
+                .find(|t| t.events[4].map(|x| x + st.time_offset_ns) == c.events[4])
+                .expect("a complete checkpoint matches a real one");
+            let want: Vec<Option<u64>> = t
+                .events
+                .iter()
+                .map(|e| e.map(|x| x + st.time_offset_ns))
+                .collect();
+            assert_eq!(c.events.to_vec(), want);
+            exact += 1;
+        }
+        assert!(exact >= 20, "{exact} exact checkpoints");
+        assert!(sm.checkpoints.len() <= st.stream.checkpoints.len());
+    }
+}
+
+#[test]
+fn the_report_is_the_same_read_in_one_go_or_with_live_snapshots() {
+    let s = colo().with_stall(5, synth::Phase::Apply, 1_000_000_000);
+    let (file, _) = capture(
+        &s,
+        &CaptureOptions {
+            retransmit: 0.01,
+            ..CaptureOptions::default()
+        },
+    );
+    let json = |snap| {
+        let (m, stats) = model(&file, snap);
+        let mut out = Vec::new();
+        timeline::write(&m, &ctx(&stats, true), Format::Json, &mut out).unwrap();
+        out
+    };
+    let once = json(0);
+    assert!(once == json(97), "snapshots change the result");
+    let v: serde_json::Value = serde_json::from_slice(&once).unwrap();
+    assert_eq!(v["sessions"][0]["stalls"][0]["phase"], "apply");
+    assert_eq!(v["sessions"][0]["stalls"][0]["owner"], "secondary");
+}
+
+#[test]
+fn remus_and_plain_sessions() {
+    let s = Scenario::remus()
+        .with_memory(1 << 20)
+        .with_checkpoints(6)
+        .with_seed(2);
+    let (file, truth) = capture(&s, &CaptureOptions::default());
+    let (m, stats) = model(&file, 0);
+    let sm = &m.sessions[0];
+    assert_eq!(sm.kind(), Kind::Remus);
+    let st = &truth.sessions[0];
+    let cps: Vec<_> = sm
+        .checkpoints
+        .iter()
+        .filter(|c| c.last_event().is_some())
+        .collect();
+    assert_eq!(cps.len(), st.stream.checkpoints.len());
+    for (c, t) in cps.iter().zip(&st.stream.checkpoints) {
+        for e in [3, 4] {
+            assert_eq!(c.events[e], t.events[e].map(|x| x + st.time_offset_ns));
+        }
+        assert_eq!(c.pages, t.pages);
+        assert!(c.complete(false));
+        assert_eq!(
+            c.phase(Phase::Device, false),
+            st.stream.phase_ns(t.index, synth::Phase::Device)
+        );
+    }
+    assert!(stalls_of(&m, &stats).is_empty());
+
+    let p = Scenario::plain()
+        .with_xl(true)
+        .with_memory(2 << 20)
+        .with_rounds(4)
+        .with_seed(8);
+    let (file, truth) = capture(&p, &CaptureOptions::default());
+    let (m, stats) = model(&file, 0);
+    let sm = &m.sessions[0];
+    assert_eq!(sm.kind(), Kind::Plain);
+    let st = &truth.sessions[0];
+    assert_eq!(sm.rounds.len(), st.stream.rounds.len());
+    for (r, t) in sm.rounds.iter().zip(&st.stream.rounds) {
+        assert_eq!(r.pages, t.pages);
+    }
+    assert_eq!(sm.handover.result, Some(0));
+    assert!(sm.handover.ready_to_unpause.is_some() && sm.handover.cleared_to_unpause.is_some());
+    assert!(stalls_of(&m, &stats).is_empty());
+}
