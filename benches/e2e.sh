@@ -44,6 +44,7 @@ measure() {
 cat "$cap" >/dev/null # warm the page cache
 read -r t_cat rss_cat < <(measure cat "$cap")
 read -r t_ms rss_ms < <(measure "$bin" -r "$cap")
+read -r t_rep rss_rep < <(measure "$bin" report --format json "$cap")
 report() { # name seconds rss
   awk -v n="$1" -v t="$2" -v r="$3" -v b="$bytes" -v p="$packets" -v c="$t_cat" 'BEGIN {
     if (t <= 0) t = 0.001; if (c <= 0) c = 0.001;
@@ -53,6 +54,8 @@ report() { # name seconds rss
 echo
 report "cat > /dev/null" "$t_cat" "$rss_cat"
 report "migscope -r" "$t_ms" "$rss_ms"
+report "migscope report" "$t_rep" "$rss_rep"
+awk -v a="$t_rep" -v b="$t_ms" 'BEGIN { printf "the checkpoint model and report add %.1f %% to the pipeline alone\n", 100 * (a - b) / b }'
 if command -v tshark >/dev/null; then
   # tshark dissects every packet and reassembles TCP; -q prints only the statistic.
   read -r t_ts rss_ts < <(measure tshark -r "$cap" -q -z io,stat,0)
@@ -60,4 +63,18 @@ if command -v tshark >/dev/null; then
   awk -v a="$t_ts" -v b="$t_ms" 'BEGIN { printf "migscope is %.1f times as fast as tshark\n", a / b }'
 else
   echo "(tshark is not installed: apt-get install tshark to compare)"
+fi
+
+# A long COLO session: 100,000 checkpoints, for the model's memory.
+if [ "${LONG:-1}" = 1 ]; then
+  long=$dir/long.pcap
+  echo
+  echo "generating a COLO session of 100000 checkpoints..."
+  "$bin" synth --scenario colo --memory 1M --checkpoints 100000 --dirty-pages 1 \
+    --secondary-dirty-pages 1 -o "$long" >/dev/null 2>&1
+  rm -f "$cap"
+  lbytes=$(stat -c %s "$long")
+  read -r t_long rss_long < <(measure "$bin" report --format json "$long")
+  awk -v t="$t_long" -v r="$rss_long" -v b="$lbytes" 'BEGIN {
+    printf "report on %.0f MB, 100000 checkpoints: %.2f s, peak RSS %.1f MiB\n", b / 1e6, t, r / 1024 }'
 fi

@@ -62,11 +62,7 @@ pub fn write(
 ) -> io::Result<usize> {
     let all = stalls(m, ctx);
     match format {
-        Format::Json => {
-            let v = json_report(m, ctx, &all);
-            serde_json::to_writer_pretty(&mut *out, &v)?;
-            writeln!(out)?;
-        }
+        Format::Json => json_report(m, ctx, &all, out)?,
         Format::Csv => csv(m, out)?,
         Format::Text => text(m, ctx, &all, out)?,
     }
@@ -167,71 +163,35 @@ fn checkpoints_of(s: &SessionModel) -> &[Checkpoint] {
     }
 }
 
-fn json_report(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>]) -> Value {
+/// Writes the JSON report. Checkpoints are written one at a time, so a
+/// session of 100,000 checkpoints never exists as one JSON tree in memory.
+fn json_report(
+    m: &Model,
+    ctx: &Context<'_>,
+    all: &[Vec<Stall>],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let st = ctx.stats;
-    let sessions: Vec<Value> = m
-        .sessions
-        .iter()
-        .zip(all)
-        .map(|(s, stalls)| {
-            let i = &s.info;
-            let fwd = &s.dirs[0];
-            let back = &s.dirs[1];
-            let (bsrc, bdst) = match &i.back_channel {
-                Some(bc) => (bc.from, bc.to),
-                None => (i.secondary, i.primary),
-            };
-            let back_seen = back.bytes > 0 || back.tcp.as_ref().is_some_and(|t| t.packets > 0) || back.gaps > 0;
-            let records: Vec<Value> = s
-                .records
-                .iter()
-                .map(|((d, layer, t), n)| json!({"dir": dir_name(*d), "layer": layer, "type": t, "count": n}))
-                .collect();
-            let mut phase_stats = Map::new();
-            for p in Phase::ALL {
-                if let Some(ps) = s.stats.phase(p) {
-                    phase_stats.insert(p.name().into(), serde_json::to_value(ps).unwrap_or_default());
-                }
+    let duration = st.first_ts.map(|f| secs(st.last_ts.saturating_sub(f)));
+    let capture = json!({"source": ctx.source, "start": st.first_ts.map(rfc3339),
+        "packets": st.packets, "bytes": st.bytes, "duration": duration});
+    write!(out, "{{\"capture\":{capture},\"sessions\":[")?;
+    for (n, (s, stalls)) in m.sessions.iter().zip(all).enumerate() {
+        if n > 0 {
+            out.write_all(b",")?;
+        }
+        // The session object without its closing brace, then the checkpoints.
+        let text = session_json(m, s, stalls).to_string();
+        out.write_all(&text.as_bytes()[..text.len() - 1])?;
+        out.write_all(b",\"checkpoints\":[")?;
+        for (i, c) in checkpoints_of(s).iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
             }
-            json!({
-                "id": i.id,
-                "kind": s.kind().name(),
-                "mid_stream": i.mid_stream,
-                "forward": {"src": i.primary.to_string(), "dst": i.secondary.to_string(),
-                    "bytes": fwd.bytes, "gaps": fwd.gaps, "gap_bytes": fwd.gap_bytes,
-                    "records": fwd.records, "retransmissions": fwd.retransmissions,
-                    "zero_windows": fwd.zero_windows},
-                "back": if back_seen { json!({"src": bsrc.to_string(), "dst": bdst.to_string(),
-                    "bytes": back.bytes, "gaps": back.gaps, "gap_bytes": back.gap_bytes,
-                    "records": back.records, "retransmissions": back.retransmissions,
-                    "zero_windows": back.zero_windows}) } else { Value::Null },
-                "domain": s.domain,
-                "records": records,
-                "checkpoints": checkpoints_of(s).iter().map(|c| checkpoint_json(m, s, c)).collect::<Vec<_>>(),
-                "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "bytes": r.bytes,
-                    "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end - r.start),
-                    "final": r.index as usize == s.rounds.len() && s.kind() == crate::model::Kind::Plain})).collect::<Vec<_>>(),
-                "handover": {
-                    "ready_to_unpause": opt(s.handover.ready_to_unpause.map(|t| rel(m, t))),
-                    "cleared_to_unpause": opt(s.handover.cleared_to_unpause.map(|t| rel(m, t))),
-                    "unpause_result": opt(s.handover.unpause_result.map(|t| rel(m, t))),
-                    "result": s.handover.result,
-                },
-                "stalls": stalls.iter().map(|x| json!({
-                    "kind": x.kind, "checkpoint": x.checkpoint, "phase": x.phase.name(),
-                    "start": rel(m, x.start), "duration": x.duration, "threshold": x.threshold,
-                    "waiting_for": x.waiting_for.name(), "owner": x.owner.name(),
-                    "evidence": x.evidence.iter().map(|e| evidence_json(m, e)).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-                "phase_stats": phase_stats,
-                "downtime_stats": s.stats.downtime.summary(),
-                "checkpoint_rate": s.stats.rate(),
-                "pages_per_checkpoint": s.stats.pages.summary(),
-                "bytes_per_checkpoint": s.stats.bytes.summary(),
-                "throughput": s.throughput,
-            })
-        })
-        .collect();
+            write!(out, "{}", checkpoint_json(m, s, c))?;
+        }
+        out.write_all(b"]}")?;
+    }
     let diagnostics: Vec<Value> = m
         .diagnostics
         .iter()
@@ -240,12 +200,69 @@ fn json_report(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>]) -> Value {
             "ts": rel(m, d.ts), "offset": d.offset, "message": d.message})
         })
         .collect();
-    let duration = st.first_ts.map(|f| secs(st.last_ts.saturating_sub(f)));
+    writeln!(out, "],\"diagnostics\":{}}}", Value::Array(diagnostics))
+}
+
+/// A session's JSON object, without its checkpoints.
+fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
+    let i = &s.info;
+    let fwd = &s.dirs[0];
+    let back = &s.dirs[1];
+    let (bsrc, bdst) = match &i.back_channel {
+        Some(bc) => (bc.from, bc.to),
+        None => (i.secondary, i.primary),
+    };
+    let back_seen =
+        back.bytes > 0 || back.tcp.as_ref().is_some_and(|t| t.packets > 0) || back.gaps > 0;
+    let records: Vec<Value> = s
+                .records
+                .iter()
+                .map(|((d, layer, t), n)| json!({"dir": dir_name(*d), "layer": layer, "type": t, "count": n}))
+                .collect();
+    let mut phase_stats = Map::new();
+    for p in Phase::ALL {
+        if let Some(ps) = s.stats.phase(p) {
+            phase_stats.insert(
+                p.name().into(),
+                serde_json::to_value(ps).unwrap_or_default(),
+            );
+        }
+    }
     json!({
-        "capture": {"source": ctx.source, "start": st.first_ts.map(rfc3339), "packets": st.packets,
-            "bytes": st.bytes, "duration": duration},
-        "sessions": sessions,
-        "diagnostics": diagnostics,
+        "id": i.id,
+        "kind": s.kind().name(),
+        "mid_stream": i.mid_stream,
+        "forward": {"src": i.primary.to_string(), "dst": i.secondary.to_string(),
+            "bytes": fwd.bytes, "gaps": fwd.gaps, "gap_bytes": fwd.gap_bytes,
+            "records": fwd.records, "retransmissions": fwd.retransmissions,
+            "zero_windows": fwd.zero_windows},
+        "back": if back_seen { json!({"src": bsrc.to_string(), "dst": bdst.to_string(),
+            "bytes": back.bytes, "gaps": back.gaps, "gap_bytes": back.gap_bytes,
+            "records": back.records, "retransmissions": back.retransmissions,
+            "zero_windows": back.zero_windows}) } else { Value::Null },
+        "domain": s.domain,
+        "records": records,
+        "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "bytes": r.bytes,
+            "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end - r.start),
+            "final": r.index as usize == s.rounds.len() && s.kind() == crate::model::Kind::Plain})).collect::<Vec<_>>(),
+        "handover": {
+            "ready_to_unpause": opt(s.handover.ready_to_unpause.map(|t| rel(m, t))),
+            "cleared_to_unpause": opt(s.handover.cleared_to_unpause.map(|t| rel(m, t))),
+            "unpause_result": opt(s.handover.unpause_result.map(|t| rel(m, t))),
+            "result": s.handover.result,
+        },
+        "stalls": stalls.iter().map(|x| json!({
+            "kind": x.kind, "checkpoint": x.checkpoint, "phase": x.phase.name(),
+            "start": rel(m, x.start), "duration": x.duration, "threshold": x.threshold,
+            "waiting_for": x.waiting_for.name(), "owner": x.owner.name(),
+            "evidence": x.evidence.iter().map(|e| evidence_json(m, e)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "phase_stats": phase_stats,
+        "downtime_stats": s.stats.downtime.summary(),
+        "checkpoint_rate": s.stats.rate(),
+        "pages_per_checkpoint": s.stats.pages.summary(),
+        "bytes_per_checkpoint": s.stats.bytes.summary(),
+        "throughput": s.throughput,
     })
 }
 
