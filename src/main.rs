@@ -308,6 +308,14 @@ fn open_input(input: &InputArgs) -> Result<Source, CaptureError> {
 
 /// Runs the analysis over a source; prints reading problems as they are met.
 fn analyse<O: Observer>(src: &mut Source, analyzer: &mut Analyzer<O>) -> ExitStatus {
+    analyse_with(src, analyzer).0
+}
+
+/// As [`analyse`], also returning the reading problems as sentences.
+fn analyse_with<O: Observer>(
+    src: &mut Source,
+    analyzer: &mut Analyzer<O>,
+) -> (ExitStatus, Vec<String>) {
     let stop = stop_flag();
     let problems = pipeline::feed(src, analyzer, &stop);
     analyzer.finish();
@@ -336,7 +344,7 @@ fn analyse<O: Observer>(src: &mut Source, analyzer: &mut Analyzer<O>) -> ExitSta
     if analyzer.stats().packets == 0 && !problems.is_empty() {
         status = ExitStatus::Unreadable;
     }
-    status
+    (status, problems.iter().map(|p| p.to_string()).collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -372,7 +380,7 @@ fn report_cmd(
     };
     let source = src.name().to_string();
     let mut analyzer = Analyzer::new(input.analysis.config(), migscope::model::Model::new());
-    let status = analyse(&mut src, &mut analyzer);
+    let (status, problems) = analyse_with(&mut src, &mut analyzer);
     if status == ExitStatus::Unreadable {
         return status.into();
     }
@@ -381,6 +389,7 @@ fn report_cmd(
     let ctx = timeline::Context {
         source: &source,
         stats: &stats,
+        problems: &problems,
         thresholds: t,
         capture_ended: true,
         worst,
@@ -389,7 +398,8 @@ fn report_cmd(
     let mut out = BufWriter::new(stdout.lock());
     match timeline::write(&model, &ctx, format, &mut out) {
         Ok(stalls) if stalls > 0 && fail_on_stall => ExitCode::from(1),
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(_) if fail_on_stall => ExitCode::SUCCESS,
+        Ok(_) => status.into(),
         Err(e) => write_failed(e),
     }
 }

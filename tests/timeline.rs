@@ -49,6 +49,7 @@ fn ctx(stats: &migscope::pipeline::CaptureStats, ended: bool) -> Context<'_> {
     Context {
         source: "t",
         stats,
+        problems: &[],
         thresholds: T.get_or_init(Thresholds::default),
         capture_ended: ended,
         worst: 5,

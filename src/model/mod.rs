@@ -103,10 +103,13 @@ pub struct DirTally {
     /// TCP counters, once the direction ended.
     pub tcp: Option<DirectionStats>,
     pub retransmissions: u64,
+    pub out_of_order: u64,
     pub zero_windows: u64,
     pub dup_acks: u64,
     pub fin: bool,
     pub rst: bool,
+    /// Data RTT samples of this direction: count, min, sum, max (ns).
+    pub rtt: (u64, u64, u64, u64),
 }
 
 /// A span of TCP trouble on one direction.
@@ -158,8 +161,8 @@ pub struct SessionModel {
     pub info: Session,
     pub domain: Domain,
     pub dirs: [DirTally; 2],
-    /// Records by (direction, layer, type name).
-    pub records: BTreeMap<(Direction, &'static str, String), u64>,
+    /// Records by (direction, layer, type name): count and wire bytes.
+    pub records: BTreeMap<(Direction, &'static str, String), (u64, u64)>,
     pub checkpoints: Vec<Checkpoint>,
     pub rounds: Vec<Round>,
     pub handover: Handover,
@@ -558,7 +561,9 @@ impl Observer for Model {
                         ItemKind::Record(t) if !t.is_known() => t.to_string(),
                         k => k.name().to_string(),
                     };
-                    *m.records.entry((d, layer, name)).or_default() += 1;
+                    let r = m.records.entry((d, layer, name)).or_default();
+                    r.0 += 1;
+                    r.1 += item.wire_len;
                     match d {
                         Direction::Forward => {
                             m.forward_item(item, ts);
@@ -642,6 +647,17 @@ impl Observer for Model {
                 );
             }
             TcpEventKind::DupAck { .. } => x.dup_acks += 1,
+            TcpEventKind::OutOfOrder { .. } => x.out_of_order += 1,
+            TcpEventKind::Rtt {
+                sample: crate::tcp::RttKind::Data,
+                ns,
+            } => {
+                let r = &mut x.rtt;
+                r.1 = if r.0 == 0 { ns } else { r.1.min(ns) };
+                r.0 += 1;
+                r.2 = r.2.saturating_add(ns);
+                r.3 = r.3.max(ns);
+            }
             TcpEventKind::Fin => {
                 x.fin = true;
                 push_capped(&mut m.tcp.closes, (ts, d, false));

@@ -28,6 +28,8 @@ pub struct Context<'a> {
     /// The file name or interface.
     pub source: &'a str,
     pub stats: &'a CaptureStats,
+    /// Problems met reading the capture, as sentences.
+    pub problems: &'a [String],
     pub thresholds: &'a Thresholds,
     /// No more packets will come (end of file, or capture stopped).
     pub capture_ended: bool,
@@ -192,14 +194,18 @@ fn json_report(
         }
         out.write_all(b"]}")?;
     }
-    let diagnostics: Vec<Value> = m
-        .diagnostics
+    let mut diagnostics: Vec<Value> = ctx
+        .problems
         .iter()
-        .map(|d| {
-            json!({"severity": d.severity, "session": d.session, "dir": dir_name(d.dir),
-            "ts": rel(m, d.ts), "offset": d.offset, "message": d.message})
+        .map(|p| {
+            json!({"severity": "error", "session": null, "dir": null, "ts": null,
+            "offset": null, "message": p})
         })
         .collect();
+    diagnostics.extend(m.diagnostics.iter().map(|d| {
+        json!({"severity": d.severity, "session": d.session, "dir": dir_name(d.dir),
+        "ts": rel(m, d.ts), "offset": d.offset, "message": d.message})
+    }));
     writeln!(out, "],\"diagnostics\":{}}}", Value::Array(diagnostics))
 }
 
@@ -217,7 +223,7 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
     let records: Vec<Value> = s
                 .records
                 .iter()
-                .map(|((d, layer, t), n)| json!({"dir": dir_name(*d), "layer": layer, "type": t, "count": n}))
+                .map(|((d, layer, t), (n, b))| json!({"dir": dir_name(*d), "layer": layer, "type": t, "count": n, "bytes": b}))
                 .collect();
     let mut phase_stats = Map::new();
     for p in Phase::ALL {
@@ -232,18 +238,13 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
         "id": i.id,
         "kind": s.kind().name(),
         "mid_stream": i.mid_stream,
-        "forward": {"src": i.primary.to_string(), "dst": i.secondary.to_string(),
-            "bytes": fwd.bytes, "gaps": fwd.gaps, "gap_bytes": fwd.gap_bytes,
-            "records": fwd.records, "retransmissions": fwd.retransmissions,
-            "zero_windows": fwd.zero_windows},
-        "back": if back_seen { json!({"src": bsrc.to_string(), "dst": bdst.to_string(),
-            "bytes": back.bytes, "gaps": back.gaps, "gap_bytes": back.gap_bytes,
-            "records": back.records, "retransmissions": back.retransmissions,
-            "zero_windows": back.zero_windows}) } else { Value::Null },
+        "forward": dir_json(i.primary.to_string(), i.secondary.to_string(), fwd),
+        "back": if back_seen { dir_json(bsrc.to_string(), bdst.to_string(), back) } else { Value::Null },
         "domain": s.domain,
         "records": records,
         "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "bytes": r.bytes,
             "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end - r.start),
+            "throughput": if r.end > r.start { json!(r.bytes as f64 / secs(r.end - r.start)) } else { Value::Null },
             "final": r.index as usize == s.rounds.len() && s.kind() == crate::model::Kind::Plain})).collect::<Vec<_>>(),
         "handover": {
             "ready_to_unpause": opt(s.handover.ready_to_unpause.map(|t| rel(m, t))),
@@ -263,6 +264,27 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
         "pages_per_checkpoint": s.stats.pages.summary(),
         "bytes_per_checkpoint": s.stats.bytes.summary(),
         "throughput": s.throughput,
+    })
+}
+
+/// One direction of a session in JSON.
+fn dir_json(src: String, dst: String, x: &crate::model::DirTally) -> Value {
+    let tcp = x.tcp.as_ref();
+    json!({
+        "src": src, "dst": dst, "bytes": x.bytes, "gaps": x.gaps, "gap_bytes": x.gap_bytes,
+        "records": x.records, "errors": x.errors, "warnings": x.warnings,
+        "tcp": {
+            "packets": tcp.map(|t| t.packets),
+            "retransmissions": x.retransmissions,
+            "retransmitted_bytes": tcp.map(|t| t.reassembly.retransmitted_bytes),
+            "differing_bytes": tcp.map(|t| t.reassembly.differing_bytes),
+            "out_of_order": x.out_of_order,
+            "dup_acks": x.dup_acks,
+            "zero_windows": x.zero_windows,
+            "rtt": if x.rtt.0 > 0 { json!({"samples": x.rtt.0, "min": secs(x.rtt.1),
+                "avg": secs(x.rtt.2 / x.rtt.0), "max": secs(x.rtt.3)}) } else { Value::Null },
+            "fin": x.fin, "rst": x.rst,
+        },
     })
 }
 
@@ -596,6 +618,9 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
                 writeln!(out, "      {}", evidence_text(m, e))?;
             }
         }
+    }
+    for p in ctx.problems {
+        writeln!(out, "capture: {p}")?;
     }
     if !m.diagnostics.is_empty() {
         writeln!(out)?;
