@@ -865,3 +865,39 @@ pub fn feed<O: Observer>(
     }
     problems
 }
+
+/// Two observers fed with the same reports (e.g. the model and an export).
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn start(&mut self, ts: u64) {
+        self.0.start(ts);
+        self.1.start(ts);
+    }
+    fn session(&mut self, s: &Session) {
+        self.0.session(s);
+        self.1.session(s);
+    }
+    fn back_channel(&mut self, s: &Session) {
+        self.0.back_channel(s);
+        self.1.back_channel(s);
+    }
+    fn bytes(&mut self, s: SessionId, d: Direction, offset: u64, data: &[u8]) {
+        self.0.bytes(s, d, offset, data);
+        self.1.bytes(s, d, offset, data);
+    }
+    fn gap(&mut self, s: SessionId, d: Direction, ts: u64, offset: u64, len: u64, cause: GapCause) {
+        self.0.gap(s, d, ts, offset, len, cause);
+        self.1.gap(s, d, ts, offset, len, cause);
+    }
+    fn decoded(&mut self, s: SessionId, d: Direction, ts: u64, events: &[Event]) {
+        self.0.decoded(s, d, ts, events);
+        self.1.decoded(s, d, ts, events);
+    }
+    fn tcp(&mut self, s: SessionId, d: Direction, ev: &TcpEvent) {
+        self.0.tcp(s, d, ev);
+        self.1.tcp(s, d, ev);
+    }
+    fn ended(&mut self, s: SessionId, d: Direction, stats: &DirectionStats) {
+        self.0.ended(s, d, stats);
+        self.1.ended(s, d, stats);
+    }
+}

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use migscope::capture::{self, CaptureError, Next, Source};
 use migscope::decode::Direction;
+use migscope::model::{Model, Thresholds};
 use migscope::pipeline::{Analyzer, Config, Observer, Session};
+use migscope::report::timeline::{self, Context, Format};
 use migscope::synth::replay::replay;
 use migscope::synth::Scenario;
 use migscope::tcp::GapCause;
@@ -76,7 +78,7 @@ fn a_colo_session_replayed_on_loopback_is_captured_and_reassembled_exactly() {
         r
     });
     let mut src = Source::Live(live);
-    let mut an = Analyzer::new(Config::default(), Got::default());
+    let mut an = Analyzer::new(Config::default(), (Got::default(), Model::new()));
     let mut done_at: Option<Instant> = None;
     let began = Instant::now();
     loop {
@@ -97,13 +99,14 @@ fn a_colo_session_replayed_on_loopback_is_captured_and_reassembled_exactly() {
         }
     }
     an.finish();
+    let live_stats = an.stats();
     let sent = sender.join().unwrap().expect("replay");
     let Source::Live(mut live) = src else {
         unreachable!()
     };
     let stats = live.stats().unwrap();
     live.flush().unwrap();
-    let got = an.into_observer();
+    let (got, live_model) = an.into_observer();
     assert_eq!(stats.dropped, 0, "the kernel dropped packets");
     assert_eq!(got.sessions.len(), 1);
     assert_eq!(got.sessions[0].recognised_by, "xl");
@@ -118,11 +121,38 @@ fn a_colo_session_replayed_on_loopback_is_captured_and_reassembled_exactly() {
     assert_eq!(got.records, sent.manifest.records.len() as u64);
     // The file written with -w holds the same traffic.
     let mut file = Source::File(capture::FileSource::open(&saved).unwrap());
-    let mut again = Analyzer::new(Config::default(), Got::default());
+    let mut again = Analyzer::new(Config::default(), (Got::default(), Model::new()));
     while let Next::Packet(p) = file.next_packet().unwrap() {
         again.packet(&p);
     }
     again.finish();
-    let again = again.into_observer();
+    let file_stats = again.stats();
+    let (again, file_model) = again.into_observer();
     assert!(again.bytes[0] == sent.forward && again.bytes[1] == sent.reverse);
+    // The same report, live or from the file.
+    let report = |m: &Model, stats| {
+        let t = Thresholds::default();
+        let ctx = Context {
+            source: "lo",
+            stats,
+            problems: &[],
+            thresholds: &t,
+            capture_ended: true,
+            worst: 5,
+        };
+        let mut out = Vec::new();
+        timeline::write(m, &ctx, Format::Json, &mut out).unwrap();
+        out
+    };
+    let live_json = report(&live_model, &live_stats);
+    assert!(
+        live_json == report(&file_model, &file_stats),
+        "live and file reports differ"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&live_json).unwrap();
+    assert_eq!(v["sessions"][0]["kind"], "colo");
+    assert_eq!(
+        v["sessions"][0]["checkpoints"].as_array().unwrap().len(),
+        sent.manifest.checkpoints.len()
+    );
 }
