@@ -5,11 +5,17 @@
 //!
 //! The receiver listens on `addr`, the sender connects to it; each side writes
 //! its direction's writes at their model times (scaled by `speed`) and drains
-//! what the other side sends. Both streams are held in memory: meant for
-//! scenarios of tens of megabytes, not for gigabytes.
+//! what the other side sends. A write also waits until its side has received
+//! everything the model had the other side send before it, so causality holds
+//! as in a real pair (the secondary's SVM_READY never overtakes the
+//! CHECKPOINT_END it answers) even when the sockets or the scheduler lag.
+//! Both streams are held in memory: meant for scenarios of tens of megabytes,
+//! not for gigabytes.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,7 +35,10 @@ pub struct Replayed {
 
 struct Timed {
     at_ns: u64,
+    end_ns: u64,
     data: Vec<u8>,
+    /// Bytes of the other direction the model had sent before this write.
+    after: u64,
 }
 
 #[derive(Default)]
@@ -45,22 +54,46 @@ impl Sink for Collect {
         };
         self.writes[i].push(Timed {
             at_ns: w.start_ns,
+            end_ns: w.end_ns,
             data: w.data.to_vec(),
+            after: 0,
         });
         Ok(())
+    }
+}
+
+/// Longest a write waits for the other side's bytes before going anyway.
+const CAUSALITY_WAIT: Duration = Duration::from_secs(10);
+
+/// For each write of `mine`, the bytes of `theirs` whose writes ended by
+/// its start.
+fn causes(mine: &mut [Timed], theirs: &[Timed]) {
+    let mut sent = 0u64;
+    let mut j = 0;
+    for w in mine.iter_mut() {
+        while j < theirs.len() && theirs[j].end_ns <= w.at_ns {
+            sent += theirs[j].data.len() as u64;
+            j += 1;
+        }
+        w.after = sent;
     }
 }
 
 /// Writes `writes` at their times on `sock` and returns what was read from it.
 fn side(mut sock: TcpStream, writes: Vec<Timed>, start: Instant, speed: f64) -> io::Result<u64> {
     let mut reader = sock.try_clone()?;
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
     let drain = thread::spawn(move || -> io::Result<u64> {
         let mut buf = vec![0u8; 1 << 16];
         let mut n = 0u64;
         loop {
             match reader.read(&mut buf) {
                 Ok(0) => return Ok(n),
-                Ok(k) => n += k as u64,
+                Ok(k) => {
+                    n += k as u64;
+                    counter.store(n, Ordering::Release);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -71,6 +104,10 @@ fn side(mut sock: TcpStream, writes: Vec<Timed>, start: Instant, speed: f64) -> 
         let now = Instant::now();
         if due > now {
             thread::sleep(due - now);
+        }
+        let waited = Instant::now();
+        while received.load(Ordering::Acquire) < w.after && waited.elapsed() < CAUSALITY_WAIT {
+            thread::sleep(Duration::from_micros(50));
         }
         sock.write_all(&w.data)?;
     }
@@ -99,7 +136,9 @@ pub fn replay(
         .iter()
         .flat_map(|w| w.data.clone())
         .collect();
-    let [fwd_writes, rev_writes] = collect.writes;
+    let [mut fwd_writes, mut rev_writes] = collect.writes;
+    causes(&mut fwd_writes, &rev_writes);
+    causes(&mut rev_writes, &fwd_writes);
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     on_listen(local);
