@@ -385,3 +385,26 @@ fn report_in_every_format_and_fail_on_stall() {
     assert_eq!(lines.len(), 1 + 10);
     assert!(lines[1].starts_with("0,remus,0,true,"));
 }
+
+#[test]
+fn the_report_of_the_real_tcp_capture_finds_its_stall() {
+    // colo-loopback.pcap: framed by the Linux TCP stack; the scenario stalls
+    // the apply phase of checkpoint 7 for 700 ms.
+    let out = migscope()
+        .args(["report", "--format", "json", "captures/colo-loopback.pcap"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["sessions"][0];
+    assert_eq!(s["kind"], "colo");
+    let cps = s["checkpoints"].as_array().unwrap();
+    assert_eq!(cps.len(), 12);
+    assert!(cps.iter().all(|c| c["complete"] == true));
+    let stalls = s["stalls"].as_array().unwrap();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls[0]["checkpoint"], 7);
+    assert_eq!(stalls[0]["phase"], "apply");
+    assert_eq!(stalls[0]["owner"], "secondary");
+    let d = stalls[0]["duration"].as_f64().unwrap();
+    assert!((0.69..0.75).contains(&d), "{d}");
+}
