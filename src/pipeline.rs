@@ -116,6 +116,8 @@ pub struct DirectionStats {
 pub trait Observer {
     /// The first packet's capture time (times are shown relative to it).
     fn start(&mut self, _ts_ns: u64) {}
+    /// Capture time of every packet (the analysis clock), before its effects.
+    fn clock(&mut self, _ts_ns: u64) {}
     /// A migration was recognised.
     fn session(&mut self, _s: &Session) {}
     /// A back channel on its own connection was paired with session `s`.
@@ -871,6 +873,10 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     fn start(&mut self, ts: u64) {
         self.0.start(ts);
         self.1.start(ts);
+    }
+    fn clock(&mut self, ts: u64) {
+        self.0.clock(ts);
+        self.1.clock(ts);
     }
     fn session(&mut self, s: &Session) {
         self.0.session(s);

@@ -234,6 +234,34 @@ fn a_capture_ending_inside_a_checkpoint_names_the_event_awaited_and_its_owner() 
     let c = m.sessions[0].checkpoints.last().unwrap();
     assert!(!c.complete(true));
     assert_eq!(c.index, 12);
+
+    // Live: while packets still could come, the checkpoint is stalled only
+    // once both directions have been quiet for the quiet threshold.
+    let src = FileSource::from_reader(Box::new(Cursor::new(cut.clone())), "t").unwrap();
+    let mut src = Source::File(src);
+    let mut an = Analyzer::new(Config::default(), Model::new());
+    while let Next::Packet(p) = src.next_packet().unwrap() {
+        an.packet(&p);
+    }
+    // (no finish: the capture is still running)
+    let mut m = an.into_observer();
+    let t = Thresholds::default();
+    let last = m.sessions[0].last_activity;
+    m.advance(last + 500_000_000);
+    assert!(m
+        .stalls(&m.sessions[0], &t, false)
+        .iter()
+        .all(|x| x.kind != StallKind::Stalled));
+    m.advance(last + 1_500_000_000);
+    let live = m.stalls(&m.sessions[0], &t, false);
+    let stalled = live
+        .iter()
+        .find(|x| x.kind == StallKind::Stalled)
+        .expect("stalled while it happens");
+    assert_eq!(
+        (stalled.checkpoint, stalled.waiting_for),
+        (12, CheckpointEvent::SvmReady)
+    );
 }
 
 /// The pcap file up to (excluding) the first packet at or after `ts_ns`.

@@ -466,6 +466,13 @@ impl Model {
         Model::default()
     }
 
+    /// Moves the model's clock to `now_ns` (capture time) without a packet,
+    /// e.g. from the wall clock while a live capture is quiet, so that a
+    /// checkpoint stuck in the middle shows as stalled while it happens.
+    pub fn advance(&mut self, now_ns: u64) {
+        self.now = self.now.max(now_ns);
+    }
+
     fn session(&mut self, s: SessionId) -> Option<&mut SessionModel> {
         self.sessions.get_mut(s as usize)
     }
@@ -487,6 +494,10 @@ fn dir_index(d: Direction) -> usize {
 impl Observer for Model {
     fn start(&mut self, ts: u64) {
         self.start.get_or_insert(ts);
+        self.now = self.now.max(ts);
+    }
+
+    fn clock(&mut self, ts: u64) {
         self.now = self.now.max(ts);
     }
 
