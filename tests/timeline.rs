@@ -200,6 +200,19 @@ fn every_injected_stall_is_found_with_its_phase_awaited_event_and_owner() {
         (StallKind::Slow, 23, Phase::Resume, E::SvmResumed, Secondary),
     ];
     assert_eq!(found, want);
+    // Every phase of every checkpoint is the model's duration, stalls included.
+    let st = &truth.sessions[0];
+    for c in &m.sessions[0].checkpoints {
+        for (p, sp) in Phase::ALL.iter().zip(SYNTH_PHASES) {
+            assert_eq!(
+                c.phase(*p, true),
+                st.stream.phase_ns(c.index as u32, sp),
+                "checkpoint {} {}",
+                c.index,
+                p.name()
+            );
+        }
+    }
     // The durations are the injected ones.
     let all = timeline::stalls(&m, &ctx(&stats, true));
     let apply = all[0].iter().find(|x| x.phase == Phase::Apply).unwrap();
