@@ -10,9 +10,10 @@
 //!
 //! A connection the sink is not interested in is [`Tracker::ignore`]d: its
 //! reassemblers are dropped and each of its later packets costs one hash
-//! lookup and a few counters. Ignored connections are forgotten once closed or
-//! idle for [`Limits::forget_after_ns`], so the table stays bounded on long
-//! captures of busy hosts.
+//! lookup and a few counters. Ignored connections, and connections that never
+//! carried a payload byte, are forgotten once closed or idle for
+//! [`Limits::forget_after_ns`], so the table stays bounded on long captures of
+//! busy hosts.
 //!
 //! Sides: [`Side::Client`] is the end that sent the SYN, or, when the capture
 //! missed the handshake, the sender of the first packet seen.
@@ -612,8 +613,14 @@ impl Tracker {
         let limits = self.limits;
         let mut forget = Vec::new();
         for (key, c) in self.conns.iter_mut() {
-            if c.ignored {
-                if now.saturating_sub(c.last_ts) >= limits.forget_after_ns {
+            let idle = now.saturating_sub(c.last_ts) >= limits.forget_after_ns;
+            // Ignored connections, and connections that never carried a
+            // payload byte (a SYN scan, a dead handshake), are forgotten when
+            // idle; connections with data are kept (a COLO back channel can
+            // be silent for long stretches).
+            let empty = c.halves.iter().all(|h| h.wire_bytes == 0);
+            if c.ignored || (empty && idle) {
+                if idle {
                     forget.push(*key);
                 }
                 continue;
@@ -678,5 +685,60 @@ fn split(halves: &mut [Half; 2], side: Side) -> (&mut Half, &mut Half) {
     match side {
         Side::Client => (a, b),
         Side::Server => (b, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::TcpFlags;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[derive(Default)]
+    struct Count {
+        opened: u32,
+        closed: u32,
+    }
+    impl Sink for Count {
+        fn connection(&mut self, _c: &Connection) {
+            self.opened += 1;
+        }
+        fn data(&mut self, _: ConnId, _: Side, _: u64, _: u64, _: &[u8], _: bool) {}
+        fn gap(&mut self, _: ConnId, _: Side, _: u64, _: u64, _: u64, _: GapCause) {}
+        fn closed(&mut self, _c: &Connection) {
+            self.closed += 1;
+        }
+    }
+
+    fn syn(port: u16) -> TcpSegment<'static> {
+        TcpSegment {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            src_port: port,
+            dst_port: 8002,
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 1000,
+            window_scale: None,
+            mss: None,
+            payload: &[],
+            missing: 0,
+        }
+    }
+
+    #[test]
+    fn connections_without_payload_are_forgotten_when_idle() {
+        let mut t = Tracker::new(Limits::default());
+        let mut c = Count::default();
+        for p in 0..1000u16 {
+            t.segment(u64::from(p) * 1000, u64::from(p), &syn(10_000 + p), &mut c);
+        }
+        assert_eq!(t.connections().count(), 1000);
+        // A minute later, anything that arrives sweeps them away.
+        t.segment(61_000_000_000, 1001, &syn(9), &mut c);
+        assert_eq!(t.connections().count(), 1);
+        assert_eq!((c.opened, c.closed), (1001, 1000));
+        assert_eq!(t.forgotten, 1000);
     }
 }
