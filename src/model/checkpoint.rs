@@ -108,7 +108,7 @@ impl Phase {
     }
 
     pub fn from_name(s: &str) -> Option<Phase> {
-        Phase::ALL.into_iter().find(|p| p.name() == s)
+        s.parse().ok()
     }
 
     pub fn index(self) -> usize {
@@ -126,6 +126,29 @@ impl Phase {
             Phase::Run => CheckpointEvent::New,
             p => CheckpointEvent::ALL[p.index() + 1],
         }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    /// Accepts the snake_case names, case-insensitively, and `-` for `_`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "unknown phase {s:?} (expected one of suspend, dirty_sync, memory, device, apply, resume, run)"
+                )
+            })
     }
 }
 

@@ -84,9 +84,7 @@ mod engine;
 pub mod replay;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::io;
-use std::str::FromStr;
 
 use serde::Serialize;
 
@@ -194,83 +192,9 @@ impl Guest {
 
 /// The seven phases of a checkpoint (PROTOCOL.md section 6), in order. Phase
 /// `i` runs from event `i` to event `i + 1` of [`CheckpointTruth::events`];
-/// `Run` runs from SVM_RESUMED to the next checkpoint's NEW.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Suspend,
-    DirtySync,
-    Memory,
-    Device,
-    Apply,
-    Resume,
-    Run,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 7] = [
-        Phase::Suspend,
-        Phase::DirtySync,
-        Phase::Memory,
-        Phase::Device,
-        Phase::Apply,
-        Phase::Resume,
-        Phase::Run,
-    ];
-
-    /// The section-6 name: `suspend`, `dirty_sync`, `memory`, `device`,
-    /// `apply`, `resume`, `run`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Suspend => "suspend",
-            Phase::DirtySync => "dirty_sync",
-            Phase::Memory => "memory",
-            Phase::Device => "device",
-            Phase::Apply => "apply",
-            Phase::Resume => "resume",
-            Phase::Run => "run",
-        }
-    }
-
-    /// Index of the event that opens this phase in [`CheckpointTruth::events`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Phase {
-    type Err = String;
-
-    /// Accepts the snake_case names, case-insensitively, and `-` for `_`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.name() == wanted)
-            .ok_or_else(|| {
-                format!(
-                    "unknown phase {s:?} (expected one of suspend, dirty_sync, memory, device, apply, resume, run)"
-                )
-            })
-    }
-}
-
-/// Names of the checkpoint events, in [`CheckpointTruth::events`] order.
-pub const EVENT_NAMES: [&str; 7] = [
-    "new",
-    "svm_suspended",
-    "dirty_pfn_list",
-    "libxc_checkpoint",
-    "checkpoint_end",
-    "svm_ready",
-    "svm_resumed",
-];
+/// `Run` runs from SVM_RESUMED to the next checkpoint's NEW. The model's type:
+/// the generator and the analysis speak the same names.
+pub use crate::model::Phase;
 
 /// The timing model. Durations are means in nanoseconds; each draw is uniform
 /// in `mean * (1 ± jitter)`.
@@ -706,7 +630,7 @@ impl ManifestRecord {
 pub struct CheckpointTruth {
     pub index: u32,
     /// Times (ns) of: new, svm_suspended, dirty_pfn_list, libxc_checkpoint,
-    /// checkpoint_end, svm_ready, svm_resumed ([`EVENT_NAMES`]). Remus has
+    /// checkpoint_end, svm_ready, svm_resumed ([`crate::model::CheckpointEvent`]). Remus has
     /// only libxc_checkpoint and checkpoint_end; COLO checkpoint 0 has no new,
     /// svm_suspended or dirty_pfn_list.
     pub events: [Option<u64>; 7],
@@ -762,7 +686,6 @@ mod tests {
         );
         for p in Phase::ALL {
             assert_eq!(p.name().parse::<Phase>(), Ok(p));
-            assert!(!EVENT_NAMES[p.index()].is_empty());
         }
         assert_eq!("Dirty-Sync".parse::<Phase>(), Ok(Phase::DirtySync));
         assert!("nap".parse::<Phase>().is_err());
