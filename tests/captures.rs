@@ -384,6 +384,13 @@ fn report_in_every_format_and_fail_on_stall() {
     assert!(lines[0].starts_with("session,kind,index,complete,new,"));
     assert_eq!(lines.len(), 1 + 10);
     assert!(lines[1].starts_with("0,remus,0,true,"));
+    // The interval to the next checkpoint: CHECKPOINT_END to CHECKPOINT_END.
+    let cols = |l: &str| l.split(',').map(String::from).collect::<Vec<_>>();
+    let (r0, r1) = (cols(lines[1]), cols(lines[2]));
+    let end = |r: &Vec<String>| r[8].parse::<f64>().unwrap();
+    let interval: f64 = r0.last().unwrap().parse().unwrap();
+    assert!((interval - (end(&r1) - end(&r0))).abs() < 1e-6);
+    assert_eq!(cols(lines[10]).last().unwrap(), "");
 }
 
 #[test]

@@ -100,7 +100,20 @@ fn opt(v: Option<f64>) -> Value {
     v.map_or(Value::Null, |x| json!(x))
 }
 
-fn checkpoint_json(m: &Model, s: &SessionModel, c: &Checkpoint) -> Value {
+/// CHECKPOINT_END to the next checkpoint's CHECKPOINT_END: the checkpoint
+/// period (Remus: "the interval to the next one").
+fn interval(c: &Checkpoint, next: Option<&Checkpoint>) -> Option<f64> {
+    let a = c.event(CheckpointEvent::CheckpointEnd)?;
+    let b = next?.event(CheckpointEvent::CheckpointEnd)?;
+    b.checked_sub(a).map(secs)
+}
+
+fn checkpoint_json(
+    m: &Model,
+    s: &SessionModel,
+    c: &Checkpoint,
+    next: Option<&Checkpoint>,
+) -> Value {
     let colo = s.is_colo();
     let mut events = Map::new();
     for e in CheckpointEvent::ALL {
@@ -119,6 +132,7 @@ fn checkpoint_json(m: &Model, s: &SessionModel, c: &Checkpoint) -> Value {
         "pages": c.pages,
         "bytes": c.bytes,
         "dirty_pfns": if colo && c.index > 0 { json!(c.dirty_pfns) } else { Value::Null },
+        "interval": opt(interval(c, next)),
     })
 }
 
@@ -186,11 +200,12 @@ fn json_report(
         let text = session_json(m, s, stalls).to_string();
         out.write_all(&text.as_bytes()[..text.len() - 1])?;
         out.write_all(b",\"checkpoints\":[")?;
-        for (i, c) in checkpoints_of(s).iter().enumerate() {
+        let cps = checkpoints_of(s);
+        for (i, c) in cps.iter().enumerate() {
             if i > 0 {
                 out.write_all(b",")?;
             }
-            write!(out, "{}", checkpoint_json(m, s, c))?;
+            write!(out, "{}", checkpoint_json(m, s, c, cps.get(i + 1)))?;
         }
         out.write_all(b"]}")?;
     }
@@ -304,12 +319,13 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
     ];
     head.extend(CheckpointEvent::ALL.iter().map(|e| e.name().to_string()));
     head.extend(Phase::ALL.iter().map(|p| p.name().to_string()));
-    head.extend(["downtime", "pages", "bytes", "dirty_pfns"].map(String::from));
+    head.extend(["downtime", "pages", "bytes", "dirty_pfns", "interval"].map(String::from));
     writeln!(out, "{}", head.join(","))?;
     let f = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.9}"));
     for s in &m.sessions {
         let colo = s.is_colo();
-        for c in checkpoints_of(s) {
+        let cps = checkpoints_of(s);
+        for (i, c) in cps.iter().enumerate() {
             let mut row = vec![
                 s.info.id.to_string(),
                 s.kind().name().to_string(),
@@ -330,6 +346,7 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
             } else {
                 String::new()
             });
+            row.push(f(interval(c, cps.get(i + 1))));
             writeln!(out, "{}", row.join(","))?;
         }
     }
