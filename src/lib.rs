@@ -11,3 +11,4 @@ pub mod pipeline;
 pub mod report;
 pub mod synth;
 pub mod tcp;
+pub mod ui;

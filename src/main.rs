@@ -3,7 +3,7 @@
 //! 1 problems found, 2 input unreadable or refused).
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +34,9 @@ struct Cli {
 /// Where packets come from, and how they are analysed.
 #[derive(Args, Debug, Clone)]
 struct InputArgs {
+    /// Open a capture in the terminal UI (sessions, checkpoint timeline, handshake ladders).
+    #[arg(value_name = "CAPTURE", conflicts_with_all = ["read", "interface"])]
+    capture: Option<PathBuf>,
     /// Read packets from a pcap or pcapng file ('-' for standard input; .gz is read too).
     #[arg(
         short = 'r',
@@ -263,6 +266,7 @@ fn main() -> ExitCode {
             t.factor = slow_factor;
             t.quiet_ns = quiet;
             let input = InputArgs {
+                capture: None,
                 read: capture,
                 interface,
                 filter,
@@ -283,6 +287,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        None if cli.input.capture.is_some()
+            || (cli.input.interface.is_some() && io::stdout().is_terminal()) =>
+        {
+            ui_cmd(&cli.input)
+        }
         None => summary_cmd(&cli.input),
     }
 }
@@ -401,6 +410,46 @@ fn report_cmd(
         Ok(_) if fail_on_stall => ExitCode::SUCCESS,
         Ok(_) => status.into(),
         Err(e) => write_failed(e),
+    }
+}
+
+fn ui_cmd(input: &InputArgs) -> ExitCode {
+    let (src, total) = if let Some(path) = &input.capture {
+        let total = std::fs::metadata(path).ok().map(|m| m.len());
+        match FileSource::open(path) {
+            Ok(f) => {
+                let total = if f.compressed() { None } else { total };
+                (Source::File(f), total)
+            }
+            Err(e) => {
+                eprintln!("migscope: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        match open_input(input) {
+            Ok(s) => (s, None),
+            Err(e) => {
+                eprintln!("migscope: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    if !io::stdout().is_terminal() {
+        eprintln!("migscope: the terminal UI needs a terminal; use `migscope report` or `migscope -r` for text output");
+        return ExitCode::from(2);
+    }
+    match migscope::ui::run(
+        src,
+        input.analysis.config(),
+        migscope::model::Thresholds::default(),
+        total,
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("migscope: the terminal UI failed: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -3,6 +3,20 @@
 
 use serde::Serialize;
 
+use crate::decode::{Direction, Item, ItemKind, LibxcType, RecordType};
+
+/// Records a checkpoint keeps for its handshake ladder (PAGE_DATA are counted).
+pub const MAX_LADDER: usize = 64;
+
+/// One record of a checkpoint, for the handshake ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub ts: u64,
+    pub dir: Direction,
+    /// The PROTOCOL.md name (CHECKPOINT_STATE records by their control id).
+    pub name: &'static str,
+}
+
 /// The seven events of a COLO checkpoint, in protocol order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -171,6 +185,12 @@ pub struct Checkpoint {
     pub damaged: bool,
     /// Time of the next checkpoint's NEW (closes the run phase).
     pub next_new: Option<u64>,
+    /// Its records other than PAGE_DATA, in order (the first [`MAX_LADDER`]).
+    #[serde(skip)]
+    pub steps: Vec<Step>,
+    /// PAGE_DATA records, and completion times of the first and last.
+    pub page_records: u32,
+    pub page_span: Option<(u64, u64)>,
 }
 
 impl Checkpoint {
@@ -184,6 +204,32 @@ impl Checkpoint {
             dirty_pfns: 0,
             damaged: false,
             next_new: None,
+            steps: Vec::new(),
+            page_records: 0,
+            page_span: None,
+        }
+    }
+
+    /// Notes a record of this checkpoint for its ladder.
+    pub fn note_record(&mut self, ts: u64, dir: Direction, item: &Item) {
+        if item.kind == ItemKind::Record(RecordType::Libxc(LibxcType::PageData)) {
+            self.page_records += 1;
+            let span = self.page_span.get_or_insert((ts, ts));
+            span.1 = ts;
+            return;
+        }
+        if self.steps.len() < MAX_LADDER {
+            let name = match &item.info {
+                crate::decode::Info::CheckpointState { control_id } => match control_id {
+                    crate::decode::libxl::ControlId::New => "NEW",
+                    crate::decode::libxl::ControlId::SvmSuspended => "SVM_SUSPENDED",
+                    crate::decode::libxl::ControlId::SvmReady => "SVM_READY",
+                    crate::decode::libxl::ControlId::SvmResumed => "SVM_RESUMED",
+                    crate::decode::libxl::ControlId::Unknown(_) => "CHECKPOINT_STATE",
+                },
+                _ => item.kind.name(),
+            };
+            self.steps.push(Step { ts, dir, name });
         }
     }
 

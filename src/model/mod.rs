@@ -287,8 +287,9 @@ impl SessionModel {
             self.current()
         };
         c.events[e.index()] = Some(ts);
-        let done = c.clone();
-        self.stats.event(&done, e, colo);
+        if let Some(c) = self.checkpoints.last() {
+            self.stats.event(c, e, colo);
+        }
     }
 
     /// Remus: the first forward record after a CHECKPOINT_END opens the
@@ -329,8 +330,7 @@ impl SessionModel {
                     self.initial_done = true;
                     if let Some(prev) = self.checkpoints.last_mut() {
                         prev.next_new = Some(ts);
-                        let prev = prev.clone();
-                        self.stats.run_closed(&prev);
+                        self.stats.run_closed(prev);
                     }
                     let c = self.open_checkpoint(false);
                     c.events[CheckpointEvent::New.index()] = Some(ts);
@@ -366,8 +366,9 @@ impl SessionModel {
                     c.damaged = true;
                 }
                 self.last_end_offset = Some(end);
-                let c = self.current().clone();
-                self.stats.closed(&c);
+                if let Some(c) = self.checkpoints.last() {
+                    self.stats.closed(c);
+                }
             }
             (Record(Libxc(LibxcType::End)), _) | (Record(Libxl(LibxlType::End)), _) => {
                 self.initial_done = true;
@@ -581,6 +582,11 @@ impl Observer for Model {
                             m.prev_forward = Some(ts);
                         }
                         Direction::Reverse => m.back_item(item, ts),
+                    }
+                    if m.checkpointed {
+                        if let Some(c) = m.checkpoints.last_mut() {
+                            c.note_record(ts, d, item);
+                        }
                     }
                 }
                 Event::Resync { .. } if m.checkpointed => {

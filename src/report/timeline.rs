@@ -357,7 +357,8 @@ fn sec_text(s: f64) -> String {
     human_ns((s * 1e9) as u64)
 }
 
-fn evidence_text(m: &Model, e: &Evidence) -> String {
+/// One line of evidence for people.
+pub fn evidence_text(m: &Model, e: &Evidence) -> String {
     match e {
         Evidence::ZeroWindow {
             side,

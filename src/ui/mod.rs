@@ -1,0 +1,265 @@
+//! The terminal UI (ratatui + crossterm): sessions, the checkpoint timeline
+//! with phase bars, statistics and the handshake ladder, live stall banners.
+//!
+//! Threads: a reader thread owns the capture source and the [`Analyzer`]; it
+//! feeds packets in batches under a mutex that the UI thread takes only to
+//! draw. The UI thread waits on terminal input with a timeout and redraws on
+//! input, on progress, and a few times a second while live; it never waits
+//! on analysis for longer than one batch (a few milliseconds). Only this
+//! module knows ratatui and crossterm.
+
+pub mod app;
+pub mod render;
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEventKind, KeyModifiers,
+    MouseEventKind,
+};
+use ratatui::crossterm::execute;
+
+use crate::capture::{Next, Source};
+use crate::model::{Model, Thresholds};
+use crate::pipeline::{Analyzer, Config};
+use crate::report::timeline::{self, Context, Format};
+pub use app::{Action, App, Key, View};
+pub use render::{Progress, Theme};
+
+/// What both threads share.
+pub struct Shared {
+    pub analyzer: Analyzer<Model>,
+    pub progress: Progress,
+}
+
+/// Packets fed per lock.
+const BATCH: usize = 4096;
+/// Longest a batch holds the lock.
+const BATCH_TIME: Duration = Duration::from_millis(20);
+
+/// Starts the reader thread over `src`.
+pub fn spawn_reader(
+    mut src: Source,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let started = Instant::now();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(mut g) = shared.lock() else { break };
+            let t0 = Instant::now();
+            let mut ended = false;
+            let mut idle = false;
+            for _ in 0..BATCH {
+                match src.next_packet() {
+                    Ok(Next::Packet(p)) => {
+                        g.progress.bytes += u64::from(p.orig_len.max(p.data.len() as u32)) + 16;
+                        g.progress.packets += 1;
+                        g.analyzer.packet(&p);
+                    }
+                    Ok(Next::Idle) => {
+                        idle = true;
+                        break;
+                    }
+                    Ok(Next::End) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(e) => {
+                        let fatal = e.ends_reading();
+                        g.progress.problems.push(e.to_string());
+                        if fatal {
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+                if t0.elapsed() > BATCH_TIME {
+                    break;
+                }
+            }
+            if let Source::File(f) = &src {
+                g.progress.bytes = f.position();
+            }
+            if let Source::Live(l) = &mut src {
+                if let Ok(st) = l.stats() {
+                    g.progress.dropped = Some(u64::from(st.dropped) + u64::from(st.if_dropped));
+                }
+                // A quiet live capture still moves the model's clock.
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                g.analyzer.observer_mut().advance(now);
+            }
+            let secs = started.elapsed().as_secs_f64();
+            if secs > 0.0 {
+                g.progress.rate = g.progress.bytes as f64 / secs;
+            }
+            if ended {
+                g.analyzer.finish();
+                g.progress.done = true;
+                break;
+            }
+            drop(g);
+            if idle {
+                thread::yield_now();
+            }
+        }
+        if let Source::Live(l) = &mut src {
+            let _ = l.flush();
+        }
+    })
+}
+
+fn map_key(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
+    Some(match code {
+        KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Key::CtrlC,
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::BackTab => Key::BackTab,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Left => Key::Left,
+        KeyCode::Right => Key::Right,
+        KeyCode::PageUp => Key::PageUp,
+        KeyCode::PageDown => Key::PageDown,
+        KeyCode::Home => Key::Home,
+        KeyCode::End => Key::End,
+        _ => return None,
+    })
+}
+
+/// Writes the capture's report as JSON and CSV in the current directory;
+/// returns the message for the status bar.
+fn export(shared: &Shared, app: &App) -> String {
+    let model = shared.analyzer.observer();
+    let stats = shared.analyzer.stats();
+    let source = shared.progress.source.clone();
+    let stem = format!(
+        "migscope-report-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    let ctx = Context {
+        source: &source,
+        stats: &stats,
+        problems: &shared.progress.problems,
+        thresholds: &app.thresholds,
+        capture_ended: shared.progress.done,
+        worst: 5,
+    };
+    let mut written = Vec::new();
+    for (fmt, ext) in [(Format::Json, "json"), (Format::Csv, "csv")] {
+        let path = format!("{stem}.{ext}");
+        let r = File::create(&path)
+            .and_then(|f| timeline::write(model, &ctx, fmt, &mut BufWriter::new(f)).map(|_| ()));
+        match r {
+            Ok(()) => written.push(path),
+            Err(e) => return format!("export failed writing {path}: {e}"),
+        }
+    }
+    let dir = std::env::current_dir().map_or(String::new(), |d| d.display().to_string());
+    format!("report written to {dir}/{}", written.join(" and "))
+}
+
+/// Runs the UI over `src` until the user quits.
+pub fn run(src: Source, cfg: Config, thresholds: Thresholds, total: Option<u64>) -> io::Result<()> {
+    let live = matches!(src, Source::Live(_));
+    let progress = Progress {
+        source: src.name().to_string(),
+        total,
+        live,
+        ..Progress::default()
+    };
+    let shared = Arc::new(Mutex::new(Shared {
+        analyzer: Analyzer::new(cfg, Model::new()),
+        progress,
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = spawn_reader(src, shared.clone(), stop.clone());
+    let theme = Theme {
+        color: std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()),
+    };
+    let mut terminal = ratatui::init();
+    let _ = execute!(io::stdout(), EnableMouseCapture);
+    let mut app = App::new(thresholds);
+    app.follow = live;
+    let result = (|| -> io::Result<()> {
+        let mut last_packets = u64::MAX;
+        let mut dirty = true;
+        let mut last_draw = Instant::now();
+        loop {
+            {
+                let Ok(g) = shared.lock() else { break };
+                let changed = g.progress.packets != last_packets;
+                // Redraw on change, and twice a second while live (running clocks).
+                if dirty
+                    || (changed && last_draw.elapsed() > Duration::from_millis(100))
+                    || (live && last_draw.elapsed() > Duration::from_millis(500))
+                {
+                    last_packets = g.progress.packets;
+                    let model = g.analyzer.observer();
+                    terminal.draw(|f| render::draw(f, &mut app, model, &g.progress, theme))?;
+                    last_draw = Instant::now();
+                    dirty = false;
+                }
+            }
+            if !event::poll(Duration::from_millis(100))? {
+                continue;
+            }
+            let ev = event::read()?;
+            let Ok(g) = shared.lock() else { break };
+            let ended = g.progress.done;
+            let model = g.analyzer.observer();
+            match ev {
+                Event::Key(k) if k.kind != KeyEventKind::Release => {
+                    if let Some(key) = map_key(k.code, k.modifiers) {
+                        match app.key(key, model, ended) {
+                            Action::Quit => break,
+                            Action::Export => app.message = Some(export(&g, &app)),
+                            Action::Redraw | Action::None => {}
+                        }
+                    }
+                }
+                Event::Mouse(me) => match me.kind {
+                    MouseEventKind::ScrollDown => app.wheel(model, 3),
+                    MouseEventKind::ScrollUp => app.wheel(model, -3),
+                    MouseEventKind::Down(_) => {
+                        // Table rows start below the header line, the border and
+                        // the column titles (and the statistics strip on the timeline).
+                        let first = if app.view == View::Timeline {
+                            1 + 4 + 2
+                        } else {
+                            1 + 2
+                        };
+                        if let Some(y) = (me.row as usize).checked_sub(first) {
+                            app.click_row(model, y);
+                        }
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            dirty = true;
+        }
+        Ok(())
+    })();
+    let _ = execute!(io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+    stop.store(true, Ordering::Relaxed);
+    if !live {
+        let _ = reader.join();
+    }
+    result
+}

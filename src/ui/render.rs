@@ -1,0 +1,779 @@
+//! Drawing: every view renders from the [`App`] state and the [`Model`],
+//! only the rows that fit, so a frame costs the same however many
+//! checkpoints a session has. All text from a capture was escaped by the
+//! decoder; nothing here interprets it.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Row, Sparkline, Table, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Sort, TimeFormat, View};
+use crate::decode::Direction;
+use crate::model::stall::StallKind;
+use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel};
+use crate::report::summary::{human_bytes, human_ns};
+use crate::report::timeline::rfc3339;
+
+/// What the reader thread has done, for the gauge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub source: String,
+    pub bytes: u64,
+    /// File size when known.
+    pub total: Option<u64>,
+    pub packets: u64,
+    /// Bytes per second over the run so far.
+    pub rate: f64,
+    pub done: bool,
+    pub live: bool,
+    pub dropped: Option<u64>,
+    /// Reading problems, as sentences.
+    pub problems: Vec<String>,
+}
+
+/// Colours on, or glyphs only (`NO_COLOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    /// The glyph and colour of a phase's bar segment.
+    pub fn phase(self, p: Phase) -> (char, Style) {
+        let (glyph, color) = match p {
+            Phase::Suspend => ('s', Color::Yellow),
+            Phase::DirtySync => ('d', Color::Magenta),
+            Phase::Memory => ('m', Color::Blue),
+            Phase::Device => ('v', Color::Cyan),
+            Phase::Apply => ('a', Color::Red),
+            Phase::Resume => ('r', Color::Green),
+            Phase::Run => ('.', Color::DarkGray),
+        };
+        if self.color {
+            ('█', Style::default().fg(color))
+        } else {
+            (glyph, Style::default())
+        }
+    }
+
+    fn alert(self) -> Style {
+        if self.color {
+            Style::default()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+
+    fn selected(self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+
+    fn dim(self) -> Style {
+        if self.color {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default()
+        }
+    }
+
+    fn warn(self) -> Style {
+        if self.color {
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD)
+        }
+    }
+}
+
+fn rel(m: &Model, ts: u64) -> f64 {
+    ts.saturating_sub(m.start.unwrap_or(ts)) as f64 / 1e9
+}
+
+/// The whole screen.
+pub fn draw(f: &mut Frame<'_>, app: &mut App, m: &Model, p: &Progress, theme: Theme) {
+    let area = f.area();
+    if area.width < 20 || area.height < 6 {
+        f.render_widget(Paragraph::new("migscope: enlarge the terminal"), area);
+        return;
+    }
+    let banner = if p.done { None } else { app.stalled_now(m) };
+    let [top, body, status] = Layout::vertical([
+        Constraint::Length(if banner.is_some() { 2 } else { 1 }),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header(f, top, app, m, p, theme, banner.as_ref());
+    match app.view {
+        View::Sessions => sessions(f, body, app, m, theme),
+        View::Timeline => timeline(f, body, app, m, theme),
+    }
+    status_bar(f, status, app, p, theme);
+    if app.ladder && app.view == View::Timeline {
+        ladder(f, body, app, m, theme);
+    }
+    if app.help {
+        help(f, area);
+    }
+}
+
+fn header(
+    f: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    m: &Model,
+    p: &Progress,
+    theme: Theme,
+    banner: Option<&crate::model::Stall>,
+) {
+    let tabs = [
+        (View::Sessions, "1 Sessions"),
+        (View::Timeline, "2 Timeline"),
+    ];
+    let mut spans = vec![Span::styled(" migscope ", theme.selected())];
+    for (v, name) in tabs {
+        spans.push(Span::raw(" "));
+        if v == app.view {
+            spans.push(Span::styled(
+                format!("[{name}]"),
+                Style::default().add_modifier(Modifier::BOLD),
+            ));
+        } else {
+            spans.push(Span::raw(format!(" {name} ")));
+        }
+    }
+    spans.push(Span::raw(format!("   {}", p.source)));
+    let mut lines = vec![Line::from(spans)];
+    if let Some(b) = banner {
+        let s = m.sessions.get(app.session);
+        lines.push(Line::styled(
+            format!(
+                " STALLED: session {} checkpoint {} waiting {:.1} s for {} from the {} ({}) ",
+                s.map_or(0, |s| s.info.id),
+                b.checkpoint,
+                b.duration,
+                b.waiting_for.name(),
+                b.owner.name(),
+                b.phase.name()
+            ),
+            theme.alert(),
+        ));
+    }
+    f.render_widget(Paragraph::new(lines), area);
+}
+
+fn status_bar(f: &mut Frame<'_>, area: Rect, app: &App, p: &Progress, theme: Theme) {
+    if !p.done && !p.live {
+        let ratio = p
+            .total
+            .filter(|&t| t > 0)
+            .map_or(0.0, |t| (p.bytes as f64 / t as f64).clamp(0.0, 1.0));
+        let left = match (p.total, p.rate > 0.0) {
+            (Some(t), true) => format!(
+                ", {:.0} s left",
+                (t.saturating_sub(p.bytes)) as f64 / p.rate
+            ),
+            _ => String::new(),
+        };
+        let label = format!(
+            "reading {} of {} , {} packets, {}/s{left}",
+            human_bytes(p.bytes),
+            p.total.map_or("?".into(), human_bytes),
+            p.packets,
+            human_bytes(p.rate as u64)
+        );
+        f.render_widget(Gauge::default().ratio(ratio).label(label), area);
+        return;
+    }
+    let text = if let Some(msg) = &app.message {
+        msg.clone()
+    } else if let Some(first) = p.problems.first() {
+        format!("capture: {first}")
+    } else {
+        let live = match (p.live, p.dropped) {
+            (true, Some(d)) => format!("LIVE, {} packets, {d} dropped by the kernel  ", p.packets),
+            (true, None) => format!("LIVE, {} packets  ", p.packets),
+            _ => String::new(),
+        };
+        format!("{live}? help  Tab views  Enter open  n/N next/prev stall  s sort  t time  e export  q quit")
+    };
+    f.render_widget(Paragraph::new(text).style(theme.dim()), area);
+}
+
+fn sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme) {
+    let header = Row::new([
+        "id",
+        "primary -> secondary",
+        "kind",
+        "domain",
+        "start",
+        "duration",
+        "bytes",
+        "ckpts",
+        "downtime p50/p99",
+        "stalls",
+        "tcp",
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
+    let rows: Vec<Row> = m
+        .sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let stalls = m.stalls(s, &app.thresholds, false).len();
+            let start = s.first_activity.map_or(0.0, |t| rel(m, t));
+            let dur = s
+                .last_activity
+                .saturating_sub(s.first_activity.unwrap_or(s.last_activity));
+            let dt = s.stats.downtime.summary();
+            let trouble = s
+                .dirs
+                .iter()
+                .map(|d| d.retransmissions + d.zero_windows + d.gaps)
+                .sum::<u64>();
+            let row = Row::new(vec![
+                s.info.id.to_string(),
+                format!("{} -> {}", s.info.primary, s.info.secondary),
+                s.kind().name().to_string(),
+                s.domain.name.clone().unwrap_or_default(),
+                format!("{start:.3}"),
+                human_ns(dur),
+                human_bytes(s.dirs[0].bytes),
+                App::checkpoints(s).len().to_string(),
+                dt.map_or("-".into(), |d| {
+                    format!(
+                        "{}/{}",
+                        human_ns((d.p50 * 1e9) as u64),
+                        human_ns((d.p99 * 1e9) as u64)
+                    )
+                }),
+                if stalls > 0 {
+                    format!("{stalls} !")
+                } else {
+                    "0".into()
+                },
+                trouble.to_string(),
+            ]);
+            if i == app.session {
+                row.style(theme.selected())
+            } else if stalls > 0 {
+                row.style(theme.warn())
+            } else {
+                row
+            }
+        })
+        .collect();
+    // 118 columns: the sessions view fits a 120-column terminal without cuts.
+    let widths = [
+        Constraint::Length(3),
+        Constraint::Min(33),
+        Constraint::Length(6),
+        Constraint::Length(10),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(17),
+        Constraint::Length(5),
+        Constraint::Length(5),
+    ];
+    let title = if m.sessions.is_empty() {
+        " Sessions: no migration found yet ".to_string()
+    } else {
+        format!(" Sessions ({}) ", m.sessions.len())
+    };
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(Block::default().borders(Borders::ALL).title(title));
+    f.render_widget(table, area);
+}
+
+/// Bar of a checkpoint's downtime phases, to scale.
+fn bar(
+    c: &Checkpoint,
+    colo: bool,
+    width: usize,
+    ns_per_cell: u64,
+    pan: u64,
+    theme: Theme,
+) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    // The bar starts at NEW (COLO), the first record (Remus), or, for the
+    // initial synchronisation and partial checkpoints, the first event seen.
+    let first_event = c.events.iter().flatten().copied().min();
+    let start = if colo {
+        c.event(CheckpointEvent::New)
+    } else {
+        c.first_record
+    };
+    let Some(origin) = start.or(first_event) else {
+        return vec![Span::styled("(no event yet)", theme.dim())];
+    };
+    let phases: &[Phase] = if colo {
+        &[
+            Phase::Suspend,
+            Phase::DirtySync,
+            Phase::Memory,
+            Phase::Device,
+            Phase::Apply,
+            Phase::Resume,
+        ]
+    } else {
+        &[Phase::Memory, Phase::Device]
+    };
+    let mut used = 0usize;
+    for &p in phases {
+        let Some(d) = c.phase(p, colo) else { continue };
+        let start = match (p, colo) {
+            (Phase::Memory, false) => c.first_record,
+            _ => c.event(p.start()),
+        }
+        .unwrap_or(origin)
+        .saturating_sub(origin);
+        let (a, b) = (start.saturating_sub(pan), (start + d).saturating_sub(pan));
+        let ca = (a / ns_per_cell.max(1)) as usize;
+        let mut cb = (b / ns_per_cell.max(1)) as usize;
+        if d > 0 && cb == ca && b > pan {
+            cb = ca + 1; // every phase gets at least one cell
+        }
+        let ca = ca.max(used);
+        let cb = cb.min(width);
+        if cb <= ca {
+            continue;
+        }
+        if ca > used {
+            spans.push(Span::raw(" ".repeat(ca - used)));
+        }
+        let (g, style) = theme.phase(p);
+        spans.push(Span::styled(g.to_string().repeat(cb - ca), style));
+        used = cb;
+        if used >= width {
+            break;
+        }
+    }
+    if used < width {
+        spans.push(Span::raw(" ".repeat(width - used)));
+    }
+    spans
+}
+
+fn time_of(app: &App, m: &Model, c: &Checkpoint, prev: Option<&Checkpoint>) -> String {
+    let t = c
+        .event(CheckpointEvent::New)
+        .or(c.first_record)
+        .or(c.last_event());
+    let Some(t) = t else { return "-".into() };
+    match app.time {
+        TimeFormat::SinceStart => format!("{:.6}", rel(m, t)),
+        TimeFormat::Absolute => rfc3339(t)[11..26].to_string(),
+        TimeFormat::SincePrevious => {
+            let p = prev.and_then(|p| p.event(CheckpointEvent::New).or(p.first_record));
+            p.map_or("-".into(), |p| {
+                format!("+{:.6}", t.saturating_sub(p) as f64 / 1e9)
+            })
+        }
+    }
+}
+
+fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme) {
+    let Some(s) = m.sessions.get(app.session) else {
+        f.render_widget(
+            Paragraph::new("No session selected: no migration found yet.")
+                .block(Block::default().borders(Borders::ALL).title(" Timeline ")),
+            area,
+        );
+        return;
+    };
+    let [strip, table_area, legend] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    stats_strip(f, strip, app, s, theme);
+    let colo = s.is_colo();
+    let cps = App::checkpoints(s);
+    let marked: Vec<(u64, StallKind)> = m
+        .stalls(s, &app.thresholds, false)
+        .iter()
+        .map(|x| (x.checkpoint, x.kind))
+        .collect();
+    app.page = table_area.height.saturating_sub(3) as usize;
+    app.follow_newest(m);
+    let order = app.order(m).to_vec();
+    app.row = app.row.min(order.len().saturating_sub(1));
+    if app.row < app.scroll {
+        app.scroll = app.row;
+    }
+    if app.row >= app.scroll + app.page.max(1) {
+        app.scroll = app.row + 1 - app.page.max(1);
+    }
+    // Bar width and scale: by default the session's p90 downtime fills half the bar.
+    let inner = table_area.width.saturating_sub(2) as usize;
+    let bar_w = inner.saturating_sub(12 + 16 + 10 + 7 + 3 + 5).max(10);
+    let ns_per_cell = app.ns_per_cell.unwrap_or_else(|| {
+        let p90 = if colo {
+            s.stats.downtime.summary().map(|d| d.p90)
+        } else {
+            s.stats.phase(Phase::Device).map(|d| d.p90 * 2.0)
+        };
+        let ns = p90.map_or(100_000_000.0, |x| x * 1e9) as u64;
+        (ns / (bar_w as u64 / 2).max(1)).max(1_000)
+    });
+    let rows: Vec<Row> = order
+        .iter()
+        .enumerate()
+        .skip(app.scroll)
+        .take(app.page.max(1))
+        .map(|(r, &pos)| {
+            let c = &cps[pos];
+            let prev = pos.checked_sub(1).map(|p| &cps[p]);
+            let mark = match marked.iter().find(|x| x.0 == c.index).map(|x| x.1) {
+                Some(StallKind::Stalled) => "STALL",
+                Some(StallKind::Slow) => "slow",
+                None if !c.complete(colo) => "part",
+                None => "",
+            };
+            let down = if colo {
+                c.downtime()
+            } else {
+                c.phase(Phase::Device, false)
+            };
+            let row = Row::new(vec![
+                Line::raw(format!("#{}", c.index)),
+                Line::raw(time_of(app, m, c, prev)),
+                Line::from(bar(c, colo, bar_w, ns_per_cell, app.pan_ns, theme)),
+                Line::raw(down.map_or("-".into(), human_ns)),
+                Line::raw(c.pages.to_string()),
+                Line::styled(mark, theme.warn()),
+            ]);
+            if r == app.row {
+                row.style(theme.selected())
+            } else {
+                row
+            }
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Length(16),
+        Constraint::Length(bar_w as u16),
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(5),
+    ];
+    let title = format!(
+        " Session {} [{}] {} checkpoints, sort {}, time {}, {} per cell{} ",
+        s.info.id,
+        s.kind().name(),
+        cps.len(),
+        app.sort.name(),
+        app.time.name(),
+        human_ns(ns_per_cell),
+        if app.follow { ", following" } else { "" }
+    );
+    let header = Row::new([
+        "ckpt",
+        "time",
+        "phases",
+        if colo { "downtime" } else { "device" },
+        "pages",
+        "",
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        table_area,
+    );
+    let mut spans = vec![Span::raw(" ")];
+    let legend_phases: &[Phase] = if colo {
+        &[
+            Phase::Suspend,
+            Phase::DirtySync,
+            Phase::Memory,
+            Phase::Device,
+            Phase::Apply,
+            Phase::Resume,
+        ]
+    } else {
+        &[Phase::Memory, Phase::Device]
+    };
+    for &p in legend_phases {
+        let (g, st) = theme.phase(p);
+        spans.push(Span::styled(g.to_string(), st));
+        spans.push(Span::raw(format!(" {}  ", p.name())));
+    }
+    spans.push(Span::styled(
+        "+/- zoom  h/l pan  0 fit  p histogram",
+        theme.dim(),
+    ));
+    f.render_widget(Paragraph::new(Line::from(spans)), legend);
+    let _ = Sort::Index;
+}
+
+/// Per-phase p50/p99, a sparkline of downtime and a histogram of one phase.
+fn stats_strip(f: &mut Frame<'_>, area: Rect, app: &App, s: &SessionModel, theme: Theme) {
+    let [left, mid, right] = Layout::horizontal([
+        Constraint::Percentage(50),
+        Constraint::Percentage(25),
+        Constraint::Percentage(25),
+    ])
+    .areas(area);
+    let colo = s.is_colo();
+    let phases: &[Phase] = if colo {
+        &Phase::ALL[..6]
+    } else {
+        &[Phase::Memory, Phase::Device]
+    };
+    let mut lines: Vec<Line> = Vec::new();
+    let mut cur: Vec<Span> = Vec::new();
+    for (i, &p) in phases.iter().enumerate() {
+        let (g, st) = theme.phase(p);
+        let v = s.stats.phase(p).map_or("-".to_string(), |x| {
+            format!(
+                "{}/{}",
+                human_ns((x.p50 * 1e9) as u64),
+                human_ns((x.p99 * 1e9) as u64)
+            )
+        });
+        cur.push(Span::styled(g.to_string(), st));
+        cur.push(Span::raw(format!(" {:<10} {:<20}", p.name(), v)));
+        if i % 2 == 1 {
+            lines.push(Line::from(std::mem::take(&mut cur)));
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(Line::from(cur));
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::LEFT).title("p50/p99")),
+        left,
+    );
+    // Downtime (device for Remus) of the latest checkpoints.
+    let cps = App::checkpoints(s);
+    let n = mid.width.saturating_sub(1) as usize;
+    let data: Vec<u64> = cps
+        .iter()
+        .rev()
+        .take(n)
+        .rev()
+        .map(|c| {
+            if colo {
+                c.downtime()
+            } else {
+                c.phase(Phase::Device, false)
+            }
+            .unwrap_or(0)
+                / 1000
+        })
+        .collect();
+    f.render_widget(
+        Sparkline::default()
+            .block(Block::default().borders(Borders::LEFT).title(if colo {
+                "downtime"
+            } else {
+                "device"
+            }))
+            .data(&data)
+            .style(theme.dim()),
+        mid,
+    );
+    // Histogram of one phase: 8 buckets between its min and max.
+    let p = app.histogram;
+    let vals: Vec<u64> = cps.iter().filter_map(|c| c.phase(p, colo)).collect();
+    let (lo, hi) = (
+        vals.iter().copied().min().unwrap_or(0),
+        vals.iter().copied().max().unwrap_or(0),
+    );
+    let buckets = right.width.saturating_sub(1).max(1) as usize;
+    let mut counts = vec![0u64; buckets];
+    for v in &vals {
+        let i = if hi > lo {
+            ((v - lo) as u128 * (buckets as u128 - 1) / (hi - lo) as u128) as usize
+        } else {
+            0
+        };
+        counts[i.min(buckets - 1)] += 1;
+    }
+    f.render_widget(
+        Sparkline::default()
+            .block(Block::default().borders(Borders::LEFT).title(format!(
+                "{} {}..{}",
+                p.name(),
+                human_ns(lo),
+                human_ns(hi)
+            )))
+            .data(&counts),
+        right,
+    );
+}
+
+/// The handshake ladder of the selected checkpoint, over the timeline.
+fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme) {
+    let Some(pos) = app.selected(m) else { return };
+    let Some(s) = m.sessions.get(app.session) else {
+        return;
+    };
+    let c = &App::checkpoints(s)[pos];
+    let colo = s.is_colo();
+    let w = area.width.saturating_sub(4).min(100);
+    let h = area.height.saturating_sub(2);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + 1,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, popup);
+    let origin = c
+        .event(CheckpointEvent::New)
+        .or(c.first_record)
+        .or(c.last_event())
+        .unwrap_or(0);
+    let col = (w as usize).saturating_sub(30) / 2;
+    let mut lines = vec![Line::from(vec![
+        Span::raw(format!("{:>10} {:>10}  ", "time", "delta")),
+        Span::styled(
+            format!("{:<col$}", "primary"),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled("secondary", Style::default().add_modifier(Modifier::BOLD)),
+    ])];
+    // Records and the PAGE_DATA run, in time order.
+    let mut steps: Vec<(u64, Direction, String)> = c
+        .steps
+        .iter()
+        .map(|st| (st.ts, st.dir, st.name.to_string()))
+        .collect();
+    if let Some((a, b)) = c.page_span {
+        steps.push((
+            a,
+            Direction::Forward,
+            format!("PAGE_DATA x {} ({} pages)", c.page_records, c.pages),
+        ));
+        if b != a {
+            steps.push((b, Direction::Forward, "(last PAGE_DATA)".into()));
+        }
+    }
+    steps.sort_by_key(|x| x.0);
+    let mut last = origin;
+    for (ts, dir, name) in &steps {
+        let delta = ts.saturating_sub(last);
+        last = *ts;
+        let arrow = match dir {
+            Direction::Forward => {
+                format!("{:-<width$}>", format!("-- {name} "), width = col.max(8))
+            }
+            Direction::Reverse => {
+                format!("<{:->width$}", format!(" {name} --"), width = col.max(8))
+            }
+        };
+        lines.push(Line::raw(format!(
+            "{:>10} {:>10}  {}",
+            format!("{:.6}", rel(m, *ts)),
+            format!("+{}", human_ns(delta)),
+            arrow
+        )));
+    }
+    lines.push(Line::raw(""));
+    let phases: &[Phase] = if colo {
+        &Phase::ALL
+    } else {
+        &[Phase::Memory, Phase::Device]
+    };
+    for &p in phases {
+        let (g, st) = theme.phase(p);
+        let d = c.phase(p, colo);
+        lines.push(Line::from(vec![
+            Span::styled(g.to_string(), st),
+            Span::raw(format!(
+                " {:<10} {:>10}   {} -> {}",
+                p.name(),
+                d.map_or("-".into(), human_ns),
+                p.start().name(),
+                p.end().name()
+            )),
+        ]));
+    }
+    if let Some(awaited) = c.awaiting(colo) {
+        lines.push(Line::styled(
+            format!(
+                "incomplete: waiting for {} from the {}",
+                awaited.name(),
+                awaited.owner().name()
+            ),
+            theme.warn(),
+        ));
+    } else if c.damaged {
+        lines.push(Line::styled(
+            "partial: records of it fell into a capture gap",
+            theme.warn(),
+        ));
+    }
+    let t0 = c
+        .event(CheckpointEvent::New)
+        .or(c.first_record)
+        .unwrap_or(origin);
+    let t1 = c.last_event().unwrap_or(t0).max(t0);
+    let end = if c.awaiting(colo).is_some() {
+        m.now.max(t1)
+    } else {
+        t1
+    };
+    for e in crate::model::stall::evidence(s, t0, end) {
+        lines.push(Line::styled(
+            format!("tcp: {}", crate::report::timeline::evidence_text(m, &e)),
+            theme.dim(),
+        ));
+    }
+    let title = format!(" Checkpoint {} ladder (Enter/Esc closes) ", c.index);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        popup,
+    );
+}
+
+/// Every key, over everything.
+fn help(f: &mut Frame<'_>, area: Rect) {
+    let text = [
+        "migscope keys",
+        "",
+        "Tab, 1, 2      switch view (Sessions, Timeline)",
+        "Enter          open the session / the checkpoint's handshake ladder",
+        "Esc            close the ladder / back to sessions",
+        "Up/Down, j/k   move; PgUp/PgDn, Home/End, g/G",
+        "n / N          next / previous stall or slow checkpoint",
+        "s              sort: index, downtime, each phase",
+        "t              time: since start, time of day, since previous",
+        "+ / -, 0       zoom the phase bars in / out, fit",
+        "h/l, Left/Right pan the phase bars",
+        "p              phase shown in the histogram",
+        "f              follow the newest checkpoint (live)",
+        "e              export this capture's report (JSON and CSV)",
+        "mouse          click selects, wheel scrolls",
+        "? (any key)    close this help;  q, Ctrl-C  quit",
+    ];
+    let w = 66.min(area.width);
+    let h = (text.len() as u16 + 2).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(text.join("\n"))
+            .block(Block::default().borders(Borders::ALL).title(" Help ")),
+        popup,
+    );
+}

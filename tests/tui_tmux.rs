@@ -1,0 +1,80 @@
+//! The real binary driven in tmux as a person would: open the demo capture,
+//! wait for it to load, go to the timeline, jump to the stall, open its
+//! ladder, close, quit. Skipped with a message where tmux is missing.
+
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+fn tmux(args: &[&str]) -> Option<String> {
+    let out = Command::new("tmux").args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn screen(name: &str) -> String {
+    tmux(&["capture-pane", "-p", "-t", name]).unwrap_or_default()
+}
+
+fn wait_for(name: &str, text: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        let s = screen(name);
+        if s.contains(text) {
+            return s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "waited for {text:?}; screen:\n{s}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let name = format!("migscope-test-{}", std::process::id());
+    let cmd = format!("{} captures/colo-demo.pcap", env!("CARGO_BIN_EXE_migscope"));
+    tmux(&["kill-session", "-t", &name]);
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let s = wait_for(&name, "Sessions (1)");
+    assert!(s.contains("10.0.1.1:37902 -> 10.0.1.2:8002") && s.contains("web-fronte"), "{s}");
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    wait_for(&name, "Session 0 [colo] 40 checkpoints");
+    tmux(&["send-keys", "-t", &name, "n"]);
+    tmux(&["send-keys", "-t", &name, "Enter"]);
+    let s = wait_for(&name, "Checkpoint 23 ladder");
+    assert!(s.contains("SVM_READY") && s.contains("+2.300 s"), "{s}");
+    tmux(&["send-keys", "-t", &name, "Escape"]);
+    tmux(&["send-keys", "-t", &name, "?"]);
+    wait_for(&name, "migscope keys");
+    tmux(&["send-keys", "-t", &name, "q"]);
+    // The program quits and the pane (and the session) closes.
+    let t0 = Instant::now();
+    while tmux(&["has-session", "-t", &name]).is_some()
+        && Command::new("tmux")
+            .args(["has-session", "-t", &name])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "q did not quit");
+        sleep(Duration::from_millis(100));
+    }
+}
