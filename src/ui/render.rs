@@ -69,8 +69,14 @@ impl Theme {
         }
     }
 
+    /// The selected row: a background (reversing would hide the phase bars), or
+    /// reversed video without colours.
     fn selected(self) -> Style {
-        Style::default().add_modifier(Modifier::REVERSED)
+        if self.color {
+            Style::default().bg(Color::Indexed(238)).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED)
+        }
     }
 
     fn dim(self) -> Style {
