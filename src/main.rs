@@ -37,6 +37,10 @@ struct InputArgs {
     /// Open a capture in the terminal UI (sessions, checkpoint timeline, handshake ladders).
     #[arg(value_name = "CAPTURE", conflicts_with_all = ["read", "interface"])]
     capture: Option<PathBuf>,
+    /// With CAPTURE: play it back with its own timing, SPEED times real time
+    /// (default 1), with pause (space) and step by checkpoint (.).
+    #[arg(long, value_name = "SPEED", num_args = 0..=1, default_missing_value = "1", requires = "capture")]
+    replay: Option<f64>,
     /// Read packets from a pcap or pcapng file ('-' for standard input; .gz is read too).
     #[arg(
         short = 'r',
@@ -267,6 +271,7 @@ fn main() -> ExitCode {
             t.quiet_ns = quiet;
             let input = InputArgs {
                 capture: None,
+                replay: None,
                 read: capture,
                 interface,
                 filter,
@@ -439,11 +444,16 @@ fn ui_cmd(input: &InputArgs) -> ExitCode {
         eprintln!("migscope: the terminal UI needs a terminal; use `migscope report` or `migscope -r` for text output");
         return ExitCode::from(2);
     }
+    if input.replay.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        eprintln!("migscope: --replay takes a positive speed, e.g. --replay=10");
+        return ExitCode::from(2);
+    }
     match migscope::ui::run(
         src,
         input.analysis.config(),
         migscope::model::Thresholds::default(),
         total,
+        input.replay,
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -248,8 +248,8 @@ fn a_capture_ending_inside_a_checkpoint_names_the_event_awaited_and_its_owner() 
     assert!(!c.complete(true));
     assert_eq!(c.index, 12);
 
-    // Live: while packets still could come, the checkpoint is stalled only
-    // once both directions have been quiet for the quiet threshold.
+    // Live: while packets still could come, the open phase is stalled as
+    // soon as it passes its threshold (apply: 250 ms)...
     let src = FileSource::from_reader(Box::new(Cursor::new(cut.clone())), "t").unwrap();
     let mut src = Source::File(src);
     let mut an = Analyzer::new(Config::default(), Model::new());
@@ -259,7 +259,32 @@ fn a_capture_ending_inside_a_checkpoint_names_the_event_awaited_and_its_owner() 
     // (no finish: the capture is still running)
     let mut m = an.into_observer();
     let t = Thresholds::default();
+    let since = m.sessions[0]
+        .checkpoints
+        .last()
+        .unwrap()
+        .last_event()
+        .unwrap();
+    m.advance(since + 200_000_000);
+    assert!(m
+        .stalls(&m.sessions[0], &t, false)
+        .iter()
+        .all(|x| x.kind != StallKind::Stalled));
+    m.advance(since + 300_000_000);
+    assert!(m
+        .stalls(&m.sessions[0], &t, false)
+        .iter()
+        .any(|x| x.kind == StallKind::Stalled));
+    // ...and, under a threshold it has not reached, once both directions
+    // have been quiet for the quiet time.
+    let mut t = Thresholds::default();
+    t.absolute[Phase::Apply.index()] = Some(10_000_000_000);
     let last = m.sessions[0].last_activity;
+    let mut m = {
+        let mut fresh = m.clone();
+        fresh.now = last;
+        fresh
+    };
     m.advance(last + 500_000_000);
     assert!(m
         .stalls(&m.sessions[0], &t, false)

@@ -55,7 +55,10 @@ fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
         .unwrap();
     assert!(started.success());
     let s = wait_for(&name, "Sessions (1)");
-    assert!(s.contains("10.0.1.1:37902 -> 10.0.1.2:8002") && s.contains("web-fronte"), "{s}");
+    assert!(
+        s.contains("10.0.1.1:37902 -> 10.0.1.2:8002") && s.contains("web-fronte"),
+        "{s}"
+    );
     tmux(&["send-keys", "-t", &name, "Enter"]);
     wait_for(&name, "Session 0 [colo] 40 checkpoints");
     tmux(&["send-keys", "-t", &name, "n"]);
@@ -77,4 +80,44 @@ fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
         assert!(t0.elapsed() < Duration::from_secs(10), "q did not quit");
         sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_replay_shows_the_stall_banner_while_it_happens_and_pauses() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let name = format!("migscope-replay-{}", std::process::id());
+    let cmd = format!(
+        "{} captures/colo-demo.pcap --replay=2",
+        env!("CARGO_BIN_EXE_migscope")
+    );
+    tmux(&["kill-session", "-t", &name]);
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    wait_for(&name, "REPLAY 2x");
+    // Checkpoint 23's apply phase lasts 2.3 s (1.15 s at 2x): the banner
+    // appears once it passes its 250 ms threshold, with the awaited event.
+    let s = wait_for(&name, "STALLED: session 0 checkpoint 23");
+    assert!(
+        s.contains("for svm_ready from the secondary (apply)"),
+        "{s}"
+    );
+    tmux(&["send-keys", "-t", &name, "Space"]);
+    wait_for(&name, "PAUSED");
+    tmux(&["send-keys", "-t", &name, "q"]);
 }

@@ -5,7 +5,9 @@
 //! is long by nature in a session is not flagged everywhere, and a short
 //! median does not flag noise). A checkpoint is **stalled** when it is
 //! incomplete and the capture has ended or both directions have been quiet
-//! for `quiet_ns`: the report names the event awaited and who owes it.
+//! for `quiet_ns`, or, while the capture runs, as soon as its open phase has
+//! lasted longer than that phase's threshold: the report names the event
+//! awaited and who owes it.
 //! Every slow or stalled phase carries the TCP evidence of its time span:
 //! zero-window episodes and who advertised them, retransmissions, silences,
 //! bytes the capture lost, FIN/RST.
@@ -222,11 +224,14 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
         let quiet = now.saturating_sub(s.last_activity) >= t.quiet_ns;
         let started = c.last_event().or(c.first_record);
         if let (Some(since), Some(awaited)) = (started, c.awaiting(colo)) {
-            if capture_ended || s.ended || quiet {
-                let phase = Phase::ALL
-                    .into_iter()
-                    .find(|p| *p != Phase::Run && p.end() == awaited)
-                    .unwrap_or(Phase::Memory);
+            let phase = Phase::ALL
+                .into_iter()
+                .find(|p| *p != Phase::Run && p.end() == awaited)
+                .unwrap_or(Phase::Memory);
+            // Live, the open phase is stalled the moment it passes its
+            // threshold, not only once everything went quiet.
+            let over = limits[phase.index()].is_some_and(|l| now.saturating_sub(since) > l);
+            if capture_ended || s.ended || quiet || over {
                 let end = now.max(since);
                 out.push(Stall {
                     kind: StallKind::Stalled,

@@ -96,6 +96,10 @@ pub enum Action {
     Quit,
     /// Write the current session's report (JSON and CSV) and say where.
     Export,
+    /// Replay: pause or resume.
+    Pause,
+    /// Replay: run to the end of the next checkpoint, then pause.
+    Step,
 }
 
 /// Everything the UI remembers between frames.
@@ -126,6 +130,8 @@ pub struct App {
     /// Rows visible in the timeline table (set by the renderer).
     pub page: usize,
     pub thresholds: Thresholds,
+    /// Replay speed and whether it is paused (None: not a replay).
+    pub replay: Option<(f64, bool)>,
     /// Sorted checkpoint positions, cached by (session, count, sort).
     order: Vec<usize>,
     order_key: (usize, usize, Option<Sort>),
@@ -149,6 +155,7 @@ impl App {
             message: None,
             page: 10,
             thresholds,
+            replay: None,
             order: Vec::new(),
             order_key: (usize::MAX, 0, None),
         }
@@ -381,6 +388,8 @@ impl App {
                 self.histogram = Phase::ALL[i];
             }
             Key::Char('e') => return Action::Export,
+            Key::Char(' ') if self.replay.is_some() => return Action::Pause,
+            Key::Char('.') if self.replay.is_some() => return Action::Step,
             _ => return Action::None,
         }
         Action::Redraw

@@ -35,6 +35,17 @@ pub use render::{Progress, Theme};
 pub struct Shared {
     pub analyzer: Analyzer<Model>,
     pub progress: Progress,
+    pub replay: Option<Replay>,
+}
+
+/// Replay of a capture file with its own timing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replay {
+    /// Times faster than real time.
+    pub speed: f64,
+    pub paused: bool,
+    /// Run until one more checkpoint completes, then pause.
+    pub step: bool,
 }
 
 /// Packets fed per lock.
@@ -42,12 +53,113 @@ const BATCH: usize = 4096;
 /// Longest a batch holds the lock.
 const BATCH_TIME: Duration = Duration::from_millis(20);
 
+/// Number of checkpoints that have a CHECKPOINT_END, over all sessions.
+fn closed_checkpoints(m: &Model) -> usize {
+    m.sessions
+        .iter()
+        .map(|s| {
+            s.checkpoints
+                .iter()
+                .filter(|c| {
+                    c.event(crate::model::CheckpointEvent::CheckpointEnd)
+                        .is_some()
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// The reader thread of a replay: each packet is fed when its time comes
+/// (capture time scaled by the speed, pauses excluded), and the model's clock
+/// follows the replay clock between packets, so stalls and running clocks
+/// show as they did live.
+fn replay_reader(mut src: Source, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBool>) {
+    let mut origin: Option<(u64, Instant)> = None;
+    let mut paused_for = Duration::ZERO;
+    let mut step_from: Option<usize> = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let pkt = match src.next_packet() {
+            Ok(Next::Packet(p)) => p,
+            Ok(Next::Idle) => continue,
+            Ok(Next::End) => break,
+            Err(e) => {
+                let fatal = e.ends_reading();
+                if let Ok(mut g) = shared.lock() {
+                    g.progress.problems.push(e.to_string());
+                }
+                if fatal {
+                    break;
+                }
+                continue;
+            }
+        };
+        let (t0, wall0) = *origin.get_or_insert((pkt.ts_ns, Instant::now()));
+        // Wait for the packet's time, following pause and step.
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let Ok(mut g) = shared.lock() else { return };
+            let Some(r) = g.replay else { break };
+            let elapsed = wall0.elapsed().saturating_sub(paused_for);
+            let replay_now = t0 + (elapsed.as_nanos() as f64 * r.speed) as u64;
+            if r.paused && !r.step {
+                drop(g);
+                thread::sleep(Duration::from_millis(20));
+                paused_for += Duration::from_millis(20);
+                continue;
+            }
+            if r.step && step_from.is_none() {
+                step_from = Some(closed_checkpoints(g.analyzer.observer()));
+            }
+            if pkt.ts_ns <= replay_now || r.step {
+                break;
+            }
+            g.analyzer.observer_mut().advance(replay_now);
+            drop(g);
+            let wait = ((pkt.ts_ns - replay_now) as f64 / r.speed) as u64;
+            thread::sleep(Duration::from_nanos(wait.min(20_000_000)));
+        }
+        let ts = pkt.ts_ns;
+        let Ok(mut g) = shared.lock() else { return };
+        g.progress.packets += 1;
+        g.analyzer.packet(&pkt);
+        if let Source::File(f) = &src {
+            g.progress.bytes = f.position();
+        }
+        if let Some(from) = step_from {
+            if closed_checkpoints(g.analyzer.observer()) > from {
+                // One more checkpoint completed: pause here.
+                if let Some(r) = g.replay.as_mut() {
+                    r.step = false;
+                    r.paused = true;
+                }
+                step_from = None;
+                // The replay clock resumes from this packet's time.
+                origin = Some((ts, Instant::now()));
+                paused_for = Duration::ZERO;
+            }
+        }
+    }
+    if let Ok(mut g) = shared.lock() {
+        g.analyzer.finish();
+        g.progress.done = true;
+    }
+}
+
 /// Starts the reader thread over `src`.
 pub fn spawn_reader(
     mut src: Source,
     shared: Arc<Mutex<Shared>>,
     stop: Arc<AtomicBool>,
 ) -> thread::JoinHandle<()> {
+    let replay = shared.lock().map(|g| g.replay.is_some()).unwrap_or(false);
+    if replay {
+        return thread::spawn(move || replay_reader(src, shared, stop));
+    }
     thread::spawn(move || {
         let started = Instant::now();
         loop {
@@ -173,8 +285,15 @@ fn export(shared: &Shared, app: &App) -> String {
     format!("report written to {dir}/{}", written.join(" and "))
 }
 
-/// Runs the UI over `src` until the user quits.
-pub fn run(src: Source, cfg: Config, thresholds: Thresholds, total: Option<u64>) -> io::Result<()> {
+/// Runs the UI over `src` until the user quits; `replay` plays a file back
+/// at that speed (times real time).
+pub fn run(
+    src: Source,
+    cfg: Config,
+    thresholds: Thresholds,
+    total: Option<u64>,
+    replay: Option<f64>,
+) -> io::Result<()> {
     let live = matches!(src, Source::Live(_));
     let progress = Progress {
         source: src.name().to_string(),
@@ -185,6 +304,11 @@ pub fn run(src: Source, cfg: Config, thresholds: Thresholds, total: Option<u64>)
     let shared = Arc::new(Mutex::new(Shared {
         analyzer: Analyzer::new(cfg, Model::new()),
         progress,
+        replay: replay.map(|speed| Replay {
+            speed: speed.max(0.001),
+            paused: false,
+            step: false,
+        }),
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let reader = spawn_reader(src, shared.clone(), stop.clone());
@@ -194,7 +318,8 @@ pub fn run(src: Source, cfg: Config, thresholds: Thresholds, total: Option<u64>)
     let mut terminal = ratatui::init();
     let _ = execute!(io::stdout(), EnableMouseCapture);
     let mut app = App::new(thresholds);
-    app.follow = live;
+    app.follow = live || replay.is_some();
+    let replaying = replay.is_some();
     let result = (|| -> io::Result<()> {
         let mut last_packets = u64::MAX;
         let mut dirty = true;
@@ -206,10 +331,11 @@ pub fn run(src: Source, cfg: Config, thresholds: Thresholds, total: Option<u64>)
                 // Redraw on change, and twice a second while live (running clocks).
                 if dirty
                     || (changed && last_draw.elapsed() > Duration::from_millis(100))
-                    || (live && last_draw.elapsed() > Duration::from_millis(500))
+                    || ((live || replaying) && last_draw.elapsed() > Duration::from_millis(500))
                 {
                     last_packets = g.progress.packets;
                     let model = g.analyzer.observer();
+                    app.replay = g.replay.map(|r| (r.speed, r.paused));
                     terminal.draw(|f| render::draw(f, &mut app, model, &g.progress, theme))?;
                     last_draw = Instant::now();
                     dirty = false;
@@ -219,22 +345,31 @@ pub fn run(src: Source, cfg: Config, thresholds: Thresholds, total: Option<u64>)
                 continue;
             }
             let ev = event::read()?;
-            let Ok(g) = shared.lock() else { break };
+            let Ok(mut g) = shared.lock() else { break };
             let ended = g.progress.done;
-            let model = g.analyzer.observer();
             match ev {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     if let Some(key) = map_key(k.code, k.modifiers) {
-                        match app.key(key, model, ended) {
+                        match app.key(key, g.analyzer.observer(), ended) {
                             Action::Quit => break,
                             Action::Export => app.message = Some(export(&g, &app)),
+                            Action::Pause => {
+                                if let Some(r) = g.replay.as_mut() {
+                                    r.paused = !r.paused;
+                                }
+                            }
+                            Action::Step => {
+                                if let Some(r) = g.replay.as_mut() {
+                                    r.step = true;
+                                }
+                            }
                             Action::Redraw | Action::None => {}
                         }
                     }
                 }
                 Event::Mouse(me) => match me.kind {
-                    MouseEventKind::ScrollDown => app.wheel(model, 3),
-                    MouseEventKind::ScrollUp => app.wheel(model, -3),
+                    MouseEventKind::ScrollDown => app.wheel(g.analyzer.observer(), 3),
+                    MouseEventKind::ScrollUp => app.wheel(g.analyzer.observer(), -3),
                     MouseEventKind::Down(_) => {
                         // Table rows start below the header line, the border and
                         // the column titles (and the statistics strip on the timeline).
@@ -244,7 +379,7 @@ pub fn run(src: Source, cfg: Config, thresholds: Thresholds, total: Option<u64>)
                             1 + 2
                         };
                         if let Some(y) = (me.row as usize).checked_sub(first) {
-                            app.click_row(model, y);
+                            app.click_row(g.analyzer.observer(), y);
                         }
                     }
                     _ => {}

@@ -73,7 +73,9 @@ impl Theme {
     /// reversed video without colours.
     fn selected(self) -> Style {
         if self.color {
-            Style::default().bg(Color::Indexed(238)).add_modifier(Modifier::BOLD)
+            Style::default()
+                .bg(Color::Indexed(238))
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::default().add_modifier(Modifier::REVERSED)
         }
@@ -174,7 +176,7 @@ fn header(
 }
 
 fn status_bar(f: &mut Frame<'_>, area: Rect, app: &App, p: &Progress, theme: Theme) {
-    if !p.done && !p.live {
+    if !p.done && !p.live && app.replay.is_none() {
         let ratio = p
             .total
             .filter(|&t| t > 0)
@@ -201,12 +203,19 @@ fn status_bar(f: &mut Frame<'_>, area: Rect, app: &App, p: &Progress, theme: The
     } else if let Some(first) = p.problems.first() {
         format!("capture: {first}")
     } else {
+        let replay = match app.replay {
+            Some((speed, true)) => {
+                format!("REPLAY {speed}x PAUSED (space resumes, . steps a checkpoint)  ")
+            }
+            Some((speed, false)) => format!("REPLAY {speed}x (space pauses)  "),
+            None => String::new(),
+        };
         let live = match (p.live, p.dropped) {
             (true, Some(d)) => format!("LIVE, {} packets, {d} dropped by the kernel  ", p.packets),
             (true, None) => format!("LIVE, {} packets  ", p.packets),
             _ => String::new(),
         };
-        format!("{live}? help  Tab views  Enter open  n/N next/prev stall  s sort  t time  e export  q quit")
+        format!("{replay}{live}? help  Tab views  Enter open  n/N next/prev stall  s sort  t time  e export  q quit")
     };
     f.render_widget(Paragraph::new(text).style(theme.dim()), area);
 }
@@ -764,6 +773,7 @@ fn help(f: &mut Frame<'_>, area: Rect) {
         "h/l, Left/Right pan the phase bars",
         "p              phase shown in the histogram",
         "f              follow the newest checkpoint (live)",
+        "space, .       replay: pause/resume, step one checkpoint",
         "e              export this capture's report (JSON and CSV)",
         "mouse          click selects, wheel scrolls",
         "? (any key)    close this help;  q, Ctrl-C  quit",
