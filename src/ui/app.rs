@@ -135,6 +135,12 @@ pub struct App {
     /// Sorted checkpoint positions, cached by (session, count, sort).
     order: Vec<usize>,
     order_key: (usize, usize, Option<Sort>),
+    /// Stalls of every session, cached by (sessions, checkpoints, clock in
+    /// 100 ms steps), so a frame does not walk every checkpoint.
+    stall_cache: Vec<Vec<Stall>>,
+    stall_key: Option<(usize, usize, u64)>,
+    /// Histogram buckets, cached by (session, count, phase, buckets).
+    hist_cache: (Option<(usize, usize, Phase, usize)>, u64, u64, Vec<u64>),
 }
 
 impl App {
@@ -158,7 +164,53 @@ impl App {
             replay: None,
             order: Vec::new(),
             order_key: (usize::MAX, 0, None),
+            stall_cache: Vec::new(),
+            stall_key: None,
+            hist_cache: (None, 0, 0, Vec::new()),
         }
+    }
+
+    /// Stalls of every session as of the model's clock (live: capture not
+    /// ended), recomputed only when checkpoints or the clock move.
+    pub fn all_stalls(&mut self, m: &Model) -> &[Vec<Stall>] {
+        let count: usize = m.sessions.iter().map(|s| s.checkpoints.len()).sum();
+        let key = (m.sessions.len(), count, m.now / 100_000_000);
+        if self.stall_key != Some(key) {
+            self.stall_cache = m
+                .sessions
+                .iter()
+                .map(|s| m.stalls(s, &self.thresholds, false))
+                .collect();
+            self.stall_key = Some(key);
+        }
+        &self.stall_cache
+    }
+
+    /// Histogram of phase `p` in the selected session: (min, max, counts).
+    pub fn histogram(&mut self, m: &Model, p: Phase, buckets: usize) -> (u64, u64, &[u64]) {
+        let buckets = buckets.max(1);
+        let Some(s) = m.sessions.get(self.session) else {
+            return (0, 0, &[]);
+        };
+        let cps = Self::checkpoints(s);
+        let key = Some((self.session, cps.len(), p, buckets));
+        if self.hist_cache.0 != key {
+            let colo = s.is_colo();
+            let vals: Vec<u64> = cps.iter().filter_map(|c| c.phase(p, colo)).collect();
+            let lo = vals.iter().copied().min().unwrap_or(0);
+            let hi = vals.iter().copied().max().unwrap_or(0);
+            let mut counts = vec![0u64; buckets];
+            for v in &vals {
+                let i = if hi > lo {
+                    ((v - lo) as u128 * (buckets as u128 - 1) / (hi - lo) as u128) as usize
+                } else {
+                    0
+                };
+                counts[i.min(buckets - 1)] += 1;
+            }
+            self.hist_cache = (key, lo, hi, counts);
+        }
+        (self.hist_cache.1, self.hist_cache.2, &self.hist_cache.3)
     }
 
     /// The checkpoints the timeline lists (a Remus trailer that has not
@@ -420,9 +472,12 @@ impl App {
     }
 
     /// Whether a stall of the selected session is stalled right now (live banner).
-    pub fn stalled_now(&self, m: &Model) -> Option<Stall> {
-        self.stalls(m, false)
-            .into_iter()
+    pub fn stalled_now(&mut self, m: &Model) -> Option<Stall> {
+        let session = self.session;
+        self.all_stalls(m)
+            .get(session)?
+            .iter()
             .find(|x| x.kind == StallKind::Stalled)
+            .cloned()
     }
 }

@@ -235,12 +235,13 @@ fn sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         "tcp",
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
+    let counts: Vec<usize> = app.all_stalls(m).iter().map(Vec::len).collect();
     let rows: Vec<Row> = m
         .sessions
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let stalls = m.stalls(s, &app.thresholds, false).len();
+            let stalls = counts.get(i).copied().unwrap_or(0);
             let start = s.first_activity.map_or(0.0, |t| rel(m, t));
             let dur = s
                 .last_activity
@@ -410,14 +411,15 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         Constraint::Length(1),
     ])
     .areas(area);
-    stats_strip(f, strip, app, s, theme);
+    stats_strip(f, strip, app, m, s, theme);
     let colo = s.is_colo();
     let cps = App::checkpoints(s);
-    let marked: Vec<(u64, StallKind)> = m
-        .stalls(s, &app.thresholds, false)
-        .iter()
-        .map(|x| (x.checkpoint, x.kind))
-        .collect();
+    let session = app.session;
+    let marked: Vec<(u64, StallKind)> = app
+        .all_stalls(m)
+        .get(session)
+        .map(|v| v.iter().map(|x| (x.checkpoint, x.kind)).collect())
+        .unwrap_or_default();
     app.page = table_area.height.saturating_sub(3) as usize;
     app.follow_newest(m);
     let order = app.order(m).to_vec();
@@ -534,7 +536,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
 }
 
 /// Per-phase p50/p99, a sparkline of downtime and a histogram of one phase.
-fn stats_strip(f: &mut Frame<'_>, area: Rect, app: &App, s: &SessionModel, theme: Theme) {
+fn stats_strip(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, s: &SessionModel, theme: Theme) {
     let [left, mid, right] = Layout::horizontal([
         Constraint::Percentage(50),
         Constraint::Percentage(25),
@@ -600,23 +602,11 @@ fn stats_strip(f: &mut Frame<'_>, area: Rect, app: &App, s: &SessionModel, theme
             .style(theme.dim()),
         mid,
     );
-    // Histogram of one phase: 8 buckets between its min and max.
+    // Histogram of one phase between its min and max (cached).
     let p = app.histogram;
-    let vals: Vec<u64> = cps.iter().filter_map(|c| c.phase(p, colo)).collect();
-    let (lo, hi) = (
-        vals.iter().copied().min().unwrap_or(0),
-        vals.iter().copied().max().unwrap_or(0),
-    );
     let buckets = right.width.saturating_sub(1).max(1) as usize;
-    let mut counts = vec![0u64; buckets];
-    for v in &vals {
-        let i = if hi > lo {
-            ((v - lo) as u128 * (buckets as u128 - 1) / (hi - lo) as u128) as usize
-        } else {
-            0
-        };
-        counts[i.min(buckets - 1)] += 1;
-    }
+    let (lo, hi, counts) = app.histogram(m, p, buckets);
+    let counts = counts.to_vec();
     f.render_widget(
         Sparkline::default()
             .block(Block::default().borders(Borders::LEFT).title(format!(
