@@ -57,20 +57,57 @@ fn long_session(checkpoints: u64) -> Model {
     });
     let (f, b) = (Direction::Forward, Direction::Reverse);
     let ms = 1_000_000u64;
-    let page = || Info::PageData(Box::new(PfnSummary { count: 10, ..PfnSummary::default() }));
+    let page = || {
+        Info::PageData(Box::new(PfnSummary {
+            count: 10,
+            ..PfnSummary::default()
+        }))
+    };
     for k in 0..checkpoints {
         let t = 1_000_000_000 + k * 100 * ms;
         let slow = if k % 1000 == 500 { 2000 * ms } else { 0 };
         m.decoded(0, f, t, &[state(ControlId::New)]);
         m.decoded(0, b, t + 8 * ms, &[state(ControlId::SvmSuspended)]);
-        m.decoded(0, b, t + 10 * ms, &[item(
-            Layer::Libxc,
-            RecordType::Libxc(LibxcType::CheckpointDirtyPfnList),
-            Info::DirtyPfnList(Box::new(PfnSummary::default())),
-        )]);
-        m.decoded(0, f, t + 11 * ms, &[item(Layer::Libxc, RecordType::Libxc(LibxcType::PageData), page())]);
-        m.decoded(0, f, t + 12 * ms, &[item(Layer::Libxc, RecordType::Libxc(LibxcType::Checkpoint), Info::Empty)]);
-        m.decoded(0, f, t + 27 * ms, &[item(Layer::Libxl, RecordType::Libxl(LibxlType::CheckpointEnd), Info::Empty)]);
+        m.decoded(
+            0,
+            b,
+            t + 10 * ms,
+            &[item(
+                Layer::Libxc,
+                RecordType::Libxc(LibxcType::CheckpointDirtyPfnList),
+                Info::DirtyPfnList(Box::new(PfnSummary::default())),
+            )],
+        );
+        m.decoded(
+            0,
+            f,
+            t + 11 * ms,
+            &[item(
+                Layer::Libxc,
+                RecordType::Libxc(LibxcType::PageData),
+                page(),
+            )],
+        );
+        m.decoded(
+            0,
+            f,
+            t + 12 * ms,
+            &[item(
+                Layer::Libxc,
+                RecordType::Libxc(LibxcType::Checkpoint),
+                Info::Empty,
+            )],
+        );
+        m.decoded(
+            0,
+            f,
+            t + 27 * ms,
+            &[item(
+                Layer::Libxl,
+                RecordType::Libxl(LibxlType::CheckpointEnd),
+                Info::Empty,
+            )],
+        );
         m.decoded(0, b, t + 47 * ms + slow, &[state(ControlId::SvmReady)]);
         m.decoded(0, b, t + 50 * ms + slow, &[state(ControlId::SvmResumed)]);
     }
@@ -92,15 +129,20 @@ fn bench(c: &mut Criterion) {
         app.key(Key::Char('n'), &m, true);
     }
     let theme = Theme { color: true };
-    c.bench_function("timeline frame, 125k checkpoints (1M records), 120x40", |bch| {
-        bch.iter(|| {
-            term.draw(|f| render::draw(f, &mut app, &m, &p, theme)).unwrap();
-        })
-    });
+    c.bench_function(
+        "timeline frame, 125k checkpoints (1M records), 120x40",
+        |bch| {
+            bch.iter(|| {
+                term.draw(|f| render::draw(f, &mut app, &m, &p, theme))
+                    .unwrap();
+            })
+        },
+    );
     app.key(Key::Esc, &m, true);
     c.bench_function("sessions frame, 125k checkpoints, 120x40", |bch| {
         bch.iter(|| {
-            term.draw(|f| render::draw(f, &mut app, &m, &p, theme)).unwrap();
+            term.draw(|f| render::draw(f, &mut app, &m, &p, theme))
+                .unwrap();
         })
     });
 }

@@ -9,6 +9,7 @@ use ratatui::Terminal;
 use migscope::capture::{FileSource, Next, Source};
 use migscope::model::{Model, Thresholds};
 use migscope::pipeline::{Analyzer, Config};
+use migscope::ui::app::checkpoint_at;
 use migscope::ui::{render, Action, App, Key, Progress, Theme, View};
 
 fn model(path: &str) -> Model {
@@ -115,11 +116,23 @@ fn tiny_and_empty_screens_do_not_panic() {
         packets: 10,
         ..Progress::default()
     };
-    for (w, h) in [(1, 1), (10, 3), (19, 5), (20, 6), (40, 8)] {
+    for (w, h) in [
+        (1, 1),
+        (10, 3),
+        (19, 5),
+        (20, 6),
+        (40, 8),
+        (30, 12),
+        (60, 18),
+    ] {
         for mm in [&m, &empty] {
             let mut app = App::new(Thresholds::default());
             screen(&mut app, mm, &p, w, h);
             keys(&mut app, mm, &[Key::Enter, Key::Enter]);
+            screen(&mut app, mm, &p, w, h);
+            keys(&mut app, mm, &[Key::Esc, Key::Char('3')]);
+            screen(&mut app, mm, &p, w, h);
+            keys(&mut app, mm, &[Key::Down, Key::End, Key::Enter]);
             screen(&mut app, mm, &p, w, h);
         }
     }
@@ -127,4 +140,133 @@ fn tiny_and_empty_screens_do_not_panic() {
     let mut app = App::new(Thresholds::default());
     let s = screen(&mut app, &empty, &p, 80, 24);
     assert!(s.contains("reading 300 B of 1000 B"), "{s}");
+}
+
+#[test]
+fn tcp_view_of_the_zero_window_capture() {
+    let path = "captures/colo-zero-window.pcap.gz";
+    let m = model(path);
+    let p = progress(path);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut app = App::new(Thresholds::default());
+        keys(&mut app, &m, &[Key::Char('3')]);
+        assert_eq!(app.view, View::Tcp);
+        assert_snapshot!(
+            format!("tcp_zero_window_{w}x{h}"),
+            screen(&mut app, &m, &p, w, h)
+        );
+    }
+    // The list has what the issue asks for: the zero-window episode, the
+    // gaps and the decoder's diagnostic.
+    let mut app = App::new(Thresholds::default());
+    app.capture_ended = true;
+    let list = app.expert(&m);
+    let has = |s: &str| list.iter().any(|e| e.text.contains(s));
+    assert!(has("zero window"), "{list:#?}");
+    assert!(has("capture gap"), "{list:#?}");
+    assert!(has("decoder at offset"), "{list:#?}");
+    assert!(list.windows(2).all(|x| x[0].ts <= x[1].ts), "by time");
+}
+
+#[test]
+fn tab_cycles_three_views_and_enter_on_tcp_goes_to_the_checkpoint() {
+    let m = model("captures/colo-zero-window.pcap.gz");
+    let mut app = App::new(Thresholds::default());
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        keys(&mut app, &m, &[Key::Tab]);
+        seen.push(app.view);
+    }
+    assert_eq!(seen, [View::Timeline, View::Tcp, View::Sessions]);
+    keys(&mut app, &m, &[Key::BackTab]);
+    assert_eq!(app.view, View::Tcp);
+    // Down to the zero-window entry, Enter: the timeline shows the
+    // checkpoint that contains its time.
+    let list = app.expert(&m);
+    let i = list
+        .iter()
+        .position(|e| e.text.contains("zero window"))
+        .unwrap();
+    for _ in 0..i {
+        keys(&mut app, &m, &[Key::Down]);
+    }
+    assert_eq!(app.tcp_row, i);
+    keys(&mut app, &m, &[Key::Enter]);
+    assert_eq!(app.view, View::Timeline);
+    let s = &m.sessions[0];
+    let pos = app.selected(&m).unwrap();
+    assert_eq!(Some(pos), checkpoint_at(s, list[i].ts));
+    let c = &App::checkpoints(s)[pos];
+    let start = c.events.iter().flatten().chain(&c.first_record).min();
+    assert!(*start.unwrap() <= list[i].ts);
+    keys(&mut app, &m, &[Key::Char('3'), Key::Up, Key::Esc]);
+    assert_eq!(app.view, View::Sessions);
+}
+
+/// Start of a checkpoint: its first event or record.
+fn start_of(c: &migscope::model::Checkpoint) -> u64 {
+    *c.events
+        .iter()
+        .flatten()
+        .chain(&c.first_record)
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn checkpoint_at_a_time_is_the_one_whose_span_contains_it() {
+    let m = model("captures/colo-demo.pcap");
+    let s = &m.sessions[0];
+    let cps = App::checkpoints(s);
+    assert!(cps.len() > 3);
+    for (i, c) in cps.iter().enumerate() {
+        let t0 = start_of(c);
+        assert_eq!(checkpoint_at(s, t0), Some(i), "its own start");
+        // Just before the next checkpoint starts it is still this one.
+        if let Some(n) = cps.get(i + 1) {
+            assert_eq!(checkpoint_at(s, start_of(n) - 1), Some(i));
+        }
+        // Its last event is inside its span.
+        assert_eq!(checkpoint_at(s, c.last_event().unwrap_or(t0)), Some(i));
+    }
+    assert_eq!(checkpoint_at(s, 0), Some(0), "before the first: the first");
+    assert_eq!(
+        checkpoint_at(s, u64::MAX),
+        Some(cps.len() - 1),
+        "after the latest: the latest"
+    );
+    let mut none = s.clone();
+    none.checkpoints.clear();
+    assert_eq!(checkpoint_at(&none, t_mid(s)), None, "no checkpoint");
+}
+
+fn t_mid(s: &migscope::model::SessionModel) -> u64 {
+    start_of(&App::checkpoints(s)[1])
+}
+
+#[test]
+fn jump_to_time_selects_the_row_in_the_current_order() {
+    let m = model("captures/colo-demo.pcap");
+    let s = &m.sessions[0];
+    let cps = App::checkpoints(s);
+    let target = cps.len() / 2;
+    let t = start_of(&cps[target]) + 1;
+    // Index order: the row is the checkpoint's position.
+    let mut app = App::new(Thresholds::default());
+    app.view = View::Tcp;
+    assert!(app.jump_to_time(&m, t));
+    assert_eq!((app.view, app.row), (View::Timeline, target));
+    assert!(app.row >= app.scroll && app.row < app.scroll + app.page);
+    // Sorted by downtime: whatever row holds that checkpoint.
+    let mut app = App::new(Thresholds::default());
+    keys(&mut app, &m, &[Key::Char('2'), Key::Char('s')]);
+    assert!(app.jump_to_time(&m, t));
+    assert_eq!(app.selected(&m), Some(target));
+    assert_ne!(app.row, target, "the sort moved it");
+    // No checkpoint (here: no session): a message, and the view stays.
+    let mut app = App::new(Thresholds::default());
+    app.view = View::Tcp;
+    assert!(!app.jump_to_time(&Model::new(), 1));
+    assert_eq!(app.view, View::Tcp);
+    assert!(app.message.is_some());
 }

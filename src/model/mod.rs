@@ -13,7 +13,11 @@
 //!
 //! Memory: one [`Checkpoint`] (about 170 bytes) per checkpoint, one
 //! [`Round`] per live round, histograms of fixed size, and TCP evidence lists
-//! capped at [`MAX_EVIDENCE`] entries per kind.
+//! capped at [`MAX_EVIDENCE`] entries per kind. Per-second series (bytes
+//! each way, data RTT each way) cover at most [`MAX_THROUGHPUT_SECONDS`]
+//! seconds from the session's first activity: 8 bytes per second and
+//! direction for bytes, 32 for RTT (at most about 7.2 MB per session);
+//! later seconds are not charted (the tallies still count them).
 
 pub mod checkpoint;
 pub mod stall;
@@ -188,6 +192,51 @@ pub struct SessionModel {
     pub stats: stats::SessionStats,
     /// Forward bytes per second since the first activity.
     pub throughput: Vec<u64>,
+    /// Back-channel bytes per second since the first activity (same cap).
+    pub throughput_back: Vec<u64>,
+    /// Data RTT samples per second since the first activity, by the
+    /// direction whose data was timed (forward, back); same cap.
+    pub rtt_series: [Vec<RttSecond>; 2],
+}
+
+/// The data RTT samples of one second of one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RttSecond {
+    pub count: u32,
+    pub min: u64,
+    pub max: u64,
+    /// Sum of the samples (ns), for the average.
+    pub sum: u64,
+}
+
+impl RttSecond {
+    fn add(&mut self, ns: u64) {
+        self.min = if self.count == 0 {
+            ns
+        } else {
+            self.min.min(ns)
+        };
+        self.max = self.max.max(ns);
+        self.count = self.count.saturating_add(1);
+        self.sum = self.sum.saturating_add(ns);
+    }
+
+    /// Average sample of the second (None without samples).
+    pub fn avg(&self) -> Option<u64> {
+        self.sum.checked_div(u64::from(self.count))
+    }
+}
+
+/// The slot of second `sec` in a per-second series capped at
+/// [`MAX_THROUGHPUT_SECONDS`], grown as needed (None past the cap).
+fn second_slot<T: Default + Clone>(v: &mut Vec<T>, sec: u64) -> Option<&mut T> {
+    let sec = usize::try_from(sec)
+        .ok()
+        .filter(|&s| s < MAX_THROUGHPUT_SECONDS)?;
+    if v.len() <= sec {
+        v.resize(sec + 1, T::default());
+    }
+    v.get_mut(sec)
 }
 
 /// Entries of a full PAGE_DATA batch (libxc's MAX_BATCH_SIZE).
@@ -220,6 +269,8 @@ impl SessionModel {
             initial_done: false,
             stats: stats::SessionStats::default(),
             throughput: Vec::new(),
+            throughput_back: Vec::new(),
+            rtt_series: Default::default(),
         }
     }
 
@@ -519,15 +570,14 @@ impl Observer for Model {
         let now = self.now;
         if let Some(m) = self.session(s) {
             m.dirs[dir_index(d)].bytes += data.len() as u64;
-            if d == Direction::Forward {
-                let t0 = m.first_activity.unwrap_or(now);
-                let sec = (now.saturating_sub(t0) / 1_000_000_000) as usize;
-                if sec < MAX_THROUGHPUT_SECONDS {
-                    if m.throughput.len() <= sec {
-                        m.throughput.resize(sec + 1, 0);
-                    }
-                    m.throughput[sec] += data.len() as u64;
-                }
+            let t0 = m.first_activity.unwrap_or(now);
+            let sec = now.saturating_sub(t0) / 1_000_000_000;
+            let series = match d {
+                Direction::Forward => &mut m.throughput,
+                Direction::Reverse => &mut m.throughput_back,
+            };
+            if let Some(b) = second_slot(series, sec) {
+                *b += data.len() as u64;
             }
         }
     }
@@ -674,6 +724,11 @@ impl Observer for Model {
                 r.0 += 1;
                 r.2 = r.2.saturating_add(ns);
                 r.3 = r.3.max(ns);
+                let t0 = m.first_activity.unwrap_or(ts);
+                let sec = ts.saturating_sub(t0) / 1_000_000_000;
+                if let Some(b) = second_slot(&mut m.rtt_series[dir_index(d)], sec) {
+                    b.add(ns);
+                }
             }
             TcpEventKind::Fin => {
                 x.fin = true;
@@ -696,5 +751,30 @@ impl Observer for Model {
                 m.ended = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_second_series_grow_and_stop_at_the_cap() {
+        let mut v: Vec<u64> = Vec::new();
+        *second_slot(&mut v, 3).unwrap() += 5;
+        assert_eq!(v, [0, 0, 0, 5]);
+        assert!(second_slot(&mut v, MAX_THROUGHPUT_SECONDS as u64).is_none());
+        assert!(second_slot(&mut v, u64::MAX).is_none());
+        assert_eq!(v.len(), 4, "nothing allocated past the cap");
+    }
+
+    #[test]
+    fn rtt_second_keeps_min_avg_max() {
+        let mut r = RttSecond::default();
+        assert_eq!(r.avg(), None);
+        for ns in [30, 10, 20] {
+            r.add(ns);
+        }
+        assert_eq!((r.count, r.min, r.max, r.avg()), (3, 10, 30, Some(20)));
     }
 }

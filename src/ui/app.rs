@@ -2,14 +2,246 @@
 //! views render from `App` plus the model, and key handling is tested here
 //! without rendering (gitui's habit).
 
+use crate::decode::{Direction, Severity};
 use crate::model::stall::{Stall, StallKind};
 use crate::model::{Checkpoint, Model, Phase, SessionModel, Thresholds};
+use crate::report::summary::{human_bytes, human_ns};
 
 /// The screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     Sessions,
     Timeline,
+    Tcp,
+}
+
+impl View {
+    /// The next view in the Tab cycle (the previous with `back`).
+    fn cycle(self, back: bool) -> View {
+        match (self, back) {
+            (View::Sessions, false) | (View::Tcp, true) => View::Timeline,
+            (View::Timeline, false) | (View::Sessions, true) => View::Tcp,
+            (View::Tcp, false) | (View::Timeline, true) => View::Sessions,
+        }
+    }
+}
+
+/// One line of the TCP view's list (Wireshark's Expert Info): something
+/// that went wrong or is worth a look, at a capture time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expert {
+    pub severity: Severity,
+    /// Capture time (ns).
+    pub ts: u64,
+    /// The direction concerned, when there is one.
+    pub dir: Option<Direction>,
+    pub text: String,
+}
+
+/// Entries listed per kind (zero windows, gaps, retransmission bursts,
+/// closes, stalls); the rest are summed up in one note per kind.
+pub const MAX_EXPERT_PER_KIND: usize = 1000;
+
+/// Retransmissions closer than this to the previous one belong to the
+/// same burst.
+pub const BURST_GAP_NS: u64 = 1_000_000_000;
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Forward => "forward",
+        Direction::Reverse => "back",
+    }
+}
+
+/// The TCP view's list for session `si`: decoder diagnostics, zero-window
+/// episodes and gaps (warnings), retransmission bursts (notes), RST and
+/// stalls (errors), by time. Each kind lists at most
+/// [`MAX_EXPERT_PER_KIND`] entries, so the list stays short however
+/// troubled the capture.
+pub fn expert(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Vec<Expert> {
+    let Some(s) = m.sessions.get(si) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let more = |out: &mut Vec<Expert>, n: usize, what: &str| {
+        if n > MAX_EXPERT_PER_KIND {
+            out.push(Expert {
+                severity: Severity::Note,
+                ts: u64::MAX,
+                dir: None,
+                text: format!("{} more {what} not listed", n - MAX_EXPERT_PER_KIND),
+            });
+        }
+    };
+    let diags: Vec<_> = m
+        .diagnostics
+        .iter()
+        .filter(|d| d.session == s.info.id)
+        .collect();
+    for d in &diags {
+        out.push(Expert {
+            severity: d.severity,
+            ts: d.ts,
+            dir: Some(d.dir),
+            text: format!("decoder at offset {}: {}", d.offset, d.message),
+        });
+    }
+    if m.diagnostics_dropped > 0 {
+        out.push(Expert {
+            severity: Severity::Note,
+            ts: u64::MAX,
+            dir: None,
+            text: format!(
+                "{} decoder diagnostics of the capture not kept",
+                m.diagnostics_dropped
+            ),
+        });
+    }
+    let zw = &s.tcp.zero_windows;
+    for z in zw.iter().take(MAX_EXPERT_PER_KIND) {
+        let how = match z.end {
+            Some(e) => format!("for {}", human_ns(e.saturating_sub(z.start))),
+            None => "still closed".into(),
+        };
+        out.push(Expert {
+            severity: Severity::Warning,
+            ts: z.start,
+            dir: Some(z.dir),
+            text: format!(
+                "zero window advertised by the {} side, {how}",
+                dir_name(z.dir)
+            ),
+        });
+    }
+    more(&mut out, zw.len(), "zero-window episodes");
+    let gaps = &s.tcp.gaps;
+    for &(ts, d, len) in gaps.iter().take(MAX_EXPERT_PER_KIND) {
+        out.push(Expert {
+            severity: Severity::Warning,
+            ts,
+            dir: Some(d),
+            text: format!("capture gap: {} never seen", human_bytes(len)),
+        });
+    }
+    more(&mut out, gaps.len(), "gaps");
+    // Retransmissions of each direction, in bursts.
+    let mut bursts = 0usize;
+    for d in [Direction::Forward, Direction::Reverse] {
+        let mut cur: Option<(u64, u64, u64)> = None; // first, last, count
+        let mut flush = |out: &mut Vec<Expert>, b: (u64, u64, u64)| {
+            bursts += 1;
+            if bursts <= MAX_EXPERT_PER_KIND {
+                out.push(Expert {
+                    severity: Severity::Note,
+                    ts: b.0,
+                    dir: Some(d),
+                    text: format!(
+                        "{} retransmission{} over {}",
+                        b.2,
+                        if b.2 == 1 { "" } else { "s" },
+                        human_ns(b.1 - b.0)
+                    ),
+                });
+            }
+        };
+        for &(ts, _) in s.tcp.retransmissions.iter().filter(|r| r.1 == d) {
+            cur = match cur {
+                Some((a, b, n)) if ts.saturating_sub(b) <= BURST_GAP_NS => {
+                    Some((a, b.max(ts), n + 1))
+                }
+                Some(b) => {
+                    flush(&mut out, b);
+                    Some((ts, ts, 1))
+                }
+                None => Some((ts, ts, 1)),
+            };
+        }
+        if let Some(b) = cur {
+            flush(&mut out, b);
+        }
+    }
+    more(&mut out, bursts, "retransmission bursts");
+    for &(ts, d, reset) in s.tcp.closes.iter().take(MAX_EXPERT_PER_KIND) {
+        out.push(Expert {
+            severity: if reset {
+                Severity::Error
+            } else {
+                Severity::Note
+            },
+            ts,
+            dir: Some(d),
+            text: if reset {
+                format!("RST from the {} side", dir_name(d))
+            } else {
+                format!("FIN from the {} side", dir_name(d))
+            },
+        });
+    }
+    more(&mut out, s.tcp.closes.len(), "FIN/RST");
+    let stalls = m.stalls(s, t, capture_ended);
+    for x in stalls.iter().take(MAX_EXPERT_PER_KIND) {
+        let text = match x.kind {
+            StallKind::Stalled => format!(
+                "checkpoint {} stalled in {}: waiting {:.3} s for {} from the {}",
+                x.checkpoint,
+                x.phase.name(),
+                x.duration,
+                x.waiting_for.name(),
+                x.owner.name()
+            ),
+            StallKind::Slow => format!(
+                "checkpoint {} slow {}: {:.3} s (limit {:.3} s)",
+                x.checkpoint,
+                x.phase.name(),
+                x.duration,
+                x.threshold.unwrap_or(0.0)
+            ),
+        };
+        out.push(Expert {
+            severity: Severity::Error,
+            ts: x.start,
+            dir: None,
+            text,
+        });
+    }
+    more(&mut out, stalls.len(), "slow phases and stalls");
+    // By time; at the same time the most severe first. Notes about entries
+    // left out (time u64::MAX) come last.
+    out.sort_by(|a, b| a.ts.cmp(&b.ts).then(b.severity.cmp(&a.severity)));
+    out
+}
+
+/// Start of a checkpoint: its first event or record.
+fn cp_start(c: &Checkpoint) -> Option<u64> {
+    c.events
+        .iter()
+        .flatten()
+        .copied()
+        .chain(c.first_record)
+        .min()
+}
+
+/// The position (in [`App::checkpoints`]) of the checkpoint whose span, from
+/// its first event to the next checkpoint's start (its own last event for
+/// the latest), contains `ts`. A time before the first checkpoint gives the
+/// first, one after the latest gives the latest; None without checkpoints.
+pub fn checkpoint_at(s: &SessionModel, ts: u64) -> Option<usize> {
+    let cps = App::checkpoints(s);
+    // The latest start at or before ts: the spans run from one start to the
+    // next, so that checkpoint's span contains ts (or ts is past the end).
+    let before = cps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| cp_start(c).map(|t| (t, i)))
+        .filter(|&(t, _)| t <= ts)
+        .max();
+    let first = || {
+        cps.iter()
+            .enumerate()
+            .filter_map(|(i, c)| cp_start(c).map(|t| (t, i)))
+            .min()
+    };
+    before.or_else(first).map(|(_, i)| i)
 }
 
 /// How the timeline orders checkpoints.
@@ -132,6 +364,15 @@ pub struct App {
     pub thresholds: Thresholds,
     /// Replay speed and whether it is paused (None: not a replay).
     pub replay: Option<(f64, bool)>,
+    /// Selected entry of the TCP view's list, and the first one shown.
+    pub tcp_row: usize,
+    pub tcp_scroll: usize,
+    /// Entries visible in the TCP list, and the screen row of the first
+    /// (set by the renderer, for paging and mouse clicks).
+    pub tcp_page: usize,
+    pub tcp_first_y: u16,
+    /// Whether the capture is over, as last told (stalls in the TCP list).
+    pub capture_ended: bool,
     /// Sorted checkpoint positions, cached by (session, count, sort).
     order: Vec<usize>,
     order_key: (usize, usize, Option<Sort>),
@@ -162,6 +403,11 @@ impl App {
             page: 10,
             thresholds,
             replay: None,
+            tcp_row: 0,
+            tcp_scroll: 0,
+            tcp_page: 10,
+            tcp_first_y: 0,
+            capture_ended: false,
             order: Vec::new(),
             order_key: (usize::MAX, 0, None),
             stall_cache: Vec::new(),
@@ -286,7 +532,47 @@ impl App {
         match self.view {
             View::Sessions => m.sessions.len(),
             View::Timeline => self.order(m).len(),
+            View::Tcp => self.expert(m).len(),
         }
+    }
+
+    /// The TCP view's list for the selected session.
+    pub fn expert(&self, m: &Model) -> Vec<Expert> {
+        expert(m, self.session, &self.thresholds, self.capture_ended)
+    }
+
+    /// Keeps the TCP list's selection inside `len` entries and on screen.
+    pub fn clamp_tcp(&mut self, len: usize) {
+        self.tcp_row = self.tcp_row.min(len.saturating_sub(1));
+        if self.tcp_row < self.tcp_scroll {
+            self.tcp_scroll = self.tcp_row;
+        }
+        let page = self.tcp_page.max(1);
+        if self.tcp_row >= self.tcp_scroll + page {
+            self.tcp_scroll = self.tcp_row + 1 - page;
+        }
+    }
+
+    /// Shows the timeline with the checkpoint that contains capture time
+    /// `ts` selected (in the current order); false, with a message, when
+    /// the session has no checkpoint.
+    pub fn jump_to_time(&mut self, m: &Model, ts: u64) -> bool {
+        let Some(pos) = m
+            .sessions
+            .get(self.session)
+            .and_then(|s| checkpoint_at(s, ts))
+        else {
+            self.message = Some("no checkpoint in this session to go to".into());
+            return false;
+        };
+        let row = self.order(m).iter().position(|&p| p == pos).unwrap_or(0);
+        let len = self.order(m).len();
+        self.view = View::Timeline;
+        self.ladder = false;
+        self.follow = false;
+        self.row = row;
+        self.clamp(len);
+        true
     }
 
     /// Moves the selection by `delta` rows.
@@ -295,14 +581,25 @@ impl App {
         let cur = match self.view {
             View::Sessions => self.session,
             View::Timeline => self.row,
+            View::Tcp => self.tcp_row,
         } as isize;
         let new = (cur + delta).clamp(0, len.saturating_sub(1) as isize) as usize;
         match self.view {
-            View::Sessions => self.session = new,
+            View::Sessions => {
+                if new != self.session {
+                    self.tcp_row = 0;
+                    self.tcp_scroll = 0;
+                }
+                self.session = new;
+            }
             View::Timeline => {
                 self.row = new;
                 self.follow = false;
                 self.clamp(len);
+            }
+            View::Tcp => {
+                self.tcp_row = new;
+                self.clamp_tcp(len);
             }
         }
     }
@@ -350,6 +647,7 @@ impl App {
     /// Applies a key; `capture_ended` tells stall jumps whether the capture
     /// is over.
     pub fn key(&mut self, k: Key, m: &Model, capture_ended: bool) -> Action {
+        self.capture_ended = capture_ended;
         if k == Key::CtrlC || k == Key::Char('q') {
             return Action::Quit;
         }
@@ -368,12 +666,12 @@ impl App {
         self.message = None;
         let page = self.page.max(1) as isize;
         match k {
-            Key::Tab | Key::BackTab | Key::Char('1') | Key::Char('2') => {
-                self.view = match (k, self.view) {
-                    (Key::Char('1'), _) => View::Sessions,
-                    (Key::Char('2'), _) => View::Timeline,
-                    (_, View::Sessions) => View::Timeline,
-                    (_, View::Timeline) => View::Sessions,
+            Key::Tab | Key::BackTab | Key::Char('1') | Key::Char('2') | Key::Char('3') => {
+                self.view = match k {
+                    Key::Char('1') => View::Sessions,
+                    Key::Char('2') => View::Timeline,
+                    Key::Char('3') => View::Tcp,
+                    _ => self.view.cycle(k == Key::BackTab),
                 };
                 self.ladder = false;
             }
@@ -392,11 +690,20 @@ impl App {
                         self.scroll = 0;
                     }
                     View::Timeline if has_row => self.ladder = !self.ladder,
+                    View::Tcp => {
+                        let list = self.expert(m);
+                        match list.get(self.tcp_row) {
+                            Some(e) if e.ts != u64::MAX => {
+                                self.jump_to_time(m, e.ts);
+                            }
+                            _ => return Action::None,
+                        }
+                    }
                     _ => return Action::None,
                 }
             }
             Key::Esc => {
-                if self.view == View::Timeline {
+                if self.view != View::Sessions {
                     self.view = View::Sessions;
                 }
             }
@@ -461,6 +768,13 @@ impl App {
                 if r < len {
                     self.row = r;
                     self.follow = false;
+                }
+            }
+            View::Tcp => {
+                let len = self.expert(m).len();
+                let r = self.tcp_scroll + y;
+                if r < len {
+                    self.tcp_row = r;
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! The terminal UI (ratatui + crossterm): sessions, the checkpoint timeline
-//! with phase bars, statistics and the handshake ladder, live stall banners.
+//! with phase bars, statistics and the handshake ladder, the TCP view
+//! (charts and an Expert-Info list), live stall banners.
 //!
 //! Threads: a reader thread owns the capture source and the [`Analyzer`]; it
 //! feeds packets in batches under a mutex that the UI thread takes only to
@@ -10,6 +11,7 @@
 
 pub mod app;
 pub mod render;
+pub mod tcp;
 
 use std::fs::File;
 use std::io::{self, BufWriter};
@@ -373,10 +375,10 @@ pub fn run(
                     MouseEventKind::Down(_) => {
                         // Table rows start below the header line, the border and
                         // the column titles (and the statistics strip on the timeline).
-                        let first = if app.view == View::Timeline {
-                            1 + 4 + 2
-                        } else {
-                            1 + 2
+                        let first = match app.view {
+                            View::Timeline => 1 + 4 + 2,
+                            View::Tcp => app.tcp_first_y as usize,
+                            View::Sessions => 1 + 2,
                         };
                         if let Some(y) = (me.row as usize).checked_sub(first) {
                             app.click_row(g.analyzer.observer(), y);

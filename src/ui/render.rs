@@ -58,7 +58,7 @@ impl Theme {
         }
     }
 
-    fn alert(self) -> Style {
+    pub(super) fn alert(self) -> Style {
         if self.color {
             Style::default()
                 .fg(Color::White)
@@ -71,7 +71,7 @@ impl Theme {
 
     /// The selected row: a background (reversing would hide the phase bars), or
     /// reversed video without colours.
-    fn selected(self) -> Style {
+    pub(super) fn selected(self) -> Style {
         if self.color {
             Style::default()
                 .bg(Color::Indexed(238))
@@ -81,7 +81,7 @@ impl Theme {
         }
     }
 
-    fn dim(self) -> Style {
+    pub(super) fn dim(self) -> Style {
         if self.color {
             Style::default().fg(Color::DarkGray)
         } else {
@@ -89,7 +89,7 @@ impl Theme {
         }
     }
 
-    fn warn(self) -> Style {
+    pub(super) fn warn(self) -> Style {
         if self.color {
             Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
         } else {
@@ -98,7 +98,7 @@ impl Theme {
     }
 }
 
-fn rel(m: &Model, ts: u64) -> f64 {
+pub(super) fn rel(m: &Model, ts: u64) -> f64 {
     ts.saturating_sub(m.start.unwrap_or(ts)) as f64 / 1e9
 }
 
@@ -109,6 +109,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, m: &Model, p: &Progress, theme: Th
         f.render_widget(Paragraph::new("migscope: enlarge the terminal"), area);
         return;
     }
+    app.capture_ended = p.done;
     let banner = if p.done { None } else { app.stalled_now(m) };
     let [top, body, status] = Layout::vertical([
         Constraint::Length(if banner.is_some() { 2 } else { 1 }),
@@ -120,6 +121,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, m: &Model, p: &Progress, theme: Th
     match app.view {
         View::Sessions => sessions(f, body, app, m, theme),
         View::Timeline => timeline(f, body, app, m, theme),
+        View::Tcp => super::tcp::draw(f, body, app, m, theme),
     }
     status_bar(f, status, app, p, theme);
     if app.ladder && app.view == View::Timeline {
@@ -142,6 +144,7 @@ fn header(
     let tabs = [
         (View::Sessions, "1 Sessions"),
         (View::Timeline, "2 Timeline"),
+        (View::Tcp, "3 TCP"),
     ];
     let mut spans = vec![Span::styled(" migscope ", theme.selected())];
     for (v, name) in tabs {
@@ -215,7 +218,12 @@ fn status_bar(f: &mut Frame<'_>, area: Rect, app: &App, p: &Progress, theme: The
             (true, None) => format!("LIVE, {} packets  ", p.packets),
             _ => String::new(),
         };
-        format!("{replay}{live}? help  Tab views  Enter open  n/N next/prev stall  s sort  t time  e export  q quit")
+        let keys = if app.view == View::Tcp {
+            "? help  Tab views  Up/Down move  Enter go to checkpoint  e export  q quit"
+        } else {
+            "? help  Tab views  Enter open  n/N next/prev stall  s sort  t time  e export  q quit"
+        };
+        format!("{replay}{live}{keys}")
     };
     f.render_widget(Paragraph::new(text).style(theme.dim()), area);
 }
@@ -536,7 +544,14 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
 }
 
 /// Per-phase p50/p99, a sparkline of downtime and a histogram of one phase.
-fn stats_strip(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, s: &SessionModel, theme: Theme) {
+fn stats_strip(
+    f: &mut Frame<'_>,
+    area: Rect,
+    app: &mut App,
+    m: &Model,
+    s: &SessionModel,
+    theme: Theme,
+) {
     let [left, mid, right] = Layout::horizontal([
         Constraint::Percentage(50),
         Constraint::Percentage(25),
@@ -752,8 +767,9 @@ fn help(f: &mut Frame<'_>, area: Rect) {
     let text = [
         "migscope keys",
         "",
-        "Tab, 1, 2      switch view (Sessions, Timeline)",
+        "Tab, 1, 2, 3   switch view (Sessions, Timeline, TCP)",
         "Enter          open the session / the checkpoint's handshake ladder",
+        "Enter (TCP)    go to the checkpoint at the entry's time",
         "Esc            close the ladder / back to sessions",
         "Up/Down, j/k   move; PgUp/PgDn, Home/End, g/G",
         "n / N          next / previous stall or slow checkpoint",
