@@ -75,7 +75,7 @@ fn long_session(checkpoints: u64) -> Model {
             &[item(
                 Layer::Libxc,
                 RecordType::Libxc(LibxcType::CheckpointDirtyPfnList),
-                Info::DirtyPfnList(Box::new(PfnSummary::default())),
+                Info::DirtyPfnList(Box::default()),
             )],
         );
         m.decoded(

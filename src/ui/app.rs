@@ -381,7 +381,16 @@ pub struct App {
     stall_cache: Vec<Vec<Stall>>,
     stall_key: Option<(usize, usize, u64)>,
     /// Histogram buckets, cached by (session, count, phase, buckets).
-    hist_cache: (Option<(usize, usize, Phase, usize)>, u64, u64, Vec<u64>),
+    hist_cache: HistCache,
+}
+
+/// A phase histogram and what it was computed for.
+#[derive(Debug, Clone, Default)]
+struct HistCache {
+    key: Option<(usize, usize, Phase, usize)>,
+    lo: u64,
+    hi: u64,
+    counts: Vec<u64>,
 }
 
 impl App {
@@ -412,7 +421,7 @@ impl App {
             order_key: (usize::MAX, 0, None),
             stall_cache: Vec::new(),
             stall_key: None,
-            hist_cache: (None, 0, 0, Vec::new()),
+            hist_cache: HistCache::default(),
         }
     }
 
@@ -440,7 +449,7 @@ impl App {
         };
         let cps = Self::checkpoints(s);
         let key = Some((self.session, cps.len(), p, buckets));
-        if self.hist_cache.0 != key {
+        if self.hist_cache.key != key {
             let colo = s.is_colo();
             let vals: Vec<u64> = cps.iter().filter_map(|c| c.phase(p, colo)).collect();
             let lo = vals.iter().copied().min().unwrap_or(0);
@@ -454,9 +463,15 @@ impl App {
                 };
                 counts[i.min(buckets - 1)] += 1;
             }
-            self.hist_cache = (key, lo, hi, counts);
+            self.hist_cache = HistCache {
+                key,
+                lo,
+                hi,
+                counts,
+            };
         }
-        (self.hist_cache.1, self.hist_cache.2, &self.hist_cache.3)
+        let h = &self.hist_cache;
+        (h.lo, h.hi, &h.counts)
     }
 
     /// The checkpoints the timeline lists (a Remus trailer that has not
