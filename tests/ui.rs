@@ -270,3 +270,12 @@ fn jump_to_time_selects_the_row_in_the_current_order() {
     assert_eq!(app.view, View::Tcp);
     assert!(app.message.is_some());
 }
+
+#[test]
+fn a_plain_migration_shows_its_live_rounds() {
+    let m = model("captures/plain-xl.pcap");
+    let p = progress("captures/plain-xl.pcap");
+    let mut app = App::new(Thresholds::default());
+    keys(&mut app, &m, &[Key::Enter]);
+    assert_snapshot!("plain_rounds_80x24", screen(&mut app, &m, &p, 80, 24));
+}

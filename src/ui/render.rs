@@ -413,6 +413,10 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         );
         return;
     };
+    if App::checkpoints(s).is_empty() && !s.rounds.is_empty() {
+        rounds(f, area, m, s);
+        return;
+    }
     let [strip, table_area, legend] = Layout::vertical([
         Constraint::Length(4),
         Constraint::Min(3),
@@ -541,6 +545,67 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
     ));
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
     let _ = Sort::Index;
+}
+
+/// A plain migration has no checkpoints: its live rounds and xl's handover.
+fn rounds(f: &mut Frame<'_>, area: Rect, m: &Model, s: &SessionModel) {
+    let mut lines = vec![Line::styled(
+        format!(
+            "{:>5} {:>10} {:>10} {:>12} {:>12} {:>12}",
+            "round", "pages", "bytes", "start", "duration", "throughput"
+        ),
+        Style::default().add_modifier(Modifier::BOLD),
+    )];
+    for r in &s.rounds {
+        let d = r.end.saturating_sub(r.start);
+        lines.push(Line::raw(format!(
+            "{:>5} {:>10} {:>10} {:>12.6} {:>12} {:>12}",
+            r.index,
+            r.pages,
+            human_bytes(r.bytes),
+            rel(m, r.start),
+            human_ns(d),
+            if d > 0 {
+                format!(
+                    "{}/s",
+                    human_bytes((r.bytes as f64 / (d as f64 / 1e9)) as u64)
+                )
+            } else {
+                "-".into()
+            }
+        )));
+    }
+    let h = &s.handover;
+    if let Some(t) = h.ready_to_unpause {
+        lines.push(Line::raw(""));
+        lines.push(Line::raw(format!(
+            "handover: ready to unpause at {:.6} s{}{}",
+            rel(m, t),
+            h.cleared_to_unpause
+                .map(|t| format!(", cleared at {:.6} s", rel(m, t)))
+                .unwrap_or_default(),
+            h.result
+                .map(|r| format!(
+                    ", result {r}{}",
+                    if r == 0 {
+                        " (the domain runs)"
+                    } else {
+                        " (FAILED)"
+                    }
+                ))
+                .unwrap_or_default()
+        )));
+    }
+    let title = format!(
+        " Session {} [{}] live migration: {} rounds, the last one is the stop-and-copy ",
+        s.info.id,
+        s.kind().name(),
+        s.rounds.len()
+    );
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
 }
 
 /// Per-phase p50/p99, a sparkline of downtime and a histogram of one phase.
