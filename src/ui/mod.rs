@@ -152,6 +152,60 @@ fn replay_reader(mut src: Source, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBo
     }
 }
 
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The reader thread of a live capture: it waits for packets without the
+/// lock (libpcap returns at least every 100 ms), takes the lock per packet,
+/// and moves the model's clock with the wall clock while the wire is quiet.
+fn live_reader(mut src: Source, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBool>) {
+    let mut last_stats = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let next = src.next_packet();
+        let Ok(mut g) = shared.lock() else { break };
+        match next {
+            Ok(Next::Packet(p)) => {
+                g.progress.bytes += u64::from(p.orig_len);
+                g.progress.packets += 1;
+                g.analyzer.packet(&p);
+            }
+            Ok(Next::Idle) => {}
+            Ok(Next::End) => {
+                g.analyzer.finish();
+                g.progress.done = true;
+                break;
+            }
+            Err(e) => {
+                let fatal = e.ends_reading();
+                g.progress.problems.push(e.to_string());
+                if fatal {
+                    g.analyzer.finish();
+                    g.progress.done = true;
+                    break;
+                }
+            }
+        }
+        g.analyzer.observer_mut().advance(wall_ns());
+        drop(g);
+        if last_stats.elapsed() > Duration::from_millis(500) {
+            last_stats = Instant::now();
+            if let Source::Live(l) = &mut src {
+                if let Ok(st) = l.stats() {
+                    if let Ok(mut g) = shared.lock() {
+                        g.progress.dropped = Some(u64::from(st.dropped) + u64::from(st.if_dropped));
+                    }
+                }
+            }
+        }
+    }
+    if let Source::Live(l) = &mut src {
+        let _ = l.flush();
+    }
+}
+
 /// Starts the reader thread over `src`.
 pub fn spawn_reader(
     mut src: Source,
@@ -161,6 +215,9 @@ pub fn spawn_reader(
     let replay = shared.lock().map(|g| g.replay.is_some()).unwrap_or(false);
     if replay {
         return thread::spawn(move || replay_reader(src, shared, stop));
+    }
+    if matches!(src, Source::Live(_)) {
+        return thread::spawn(move || live_reader(src, shared, stop));
     }
     thread::spawn(move || {
         let started = Instant::now();
@@ -203,16 +260,6 @@ pub fn spawn_reader(
             if let Source::File(f) = &src {
                 g.progress.bytes = f.position();
             }
-            if let Source::Live(l) = &mut src {
-                if let Ok(st) = l.stats() {
-                    g.progress.dropped = Some(u64::from(st.dropped) + u64::from(st.if_dropped));
-                }
-                // A quiet live capture still moves the model's clock.
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64);
-                g.analyzer.observer_mut().advance(now);
-            }
             let secs = started.elapsed().as_secs_f64();
             if secs > 0.0 {
                 g.progress.rate = g.progress.bytes as f64 / secs;
@@ -226,9 +273,6 @@ pub fn spawn_reader(
             if idle {
                 thread::yield_now();
             }
-        }
-        if let Source::Live(l) = &mut src {
-            let _ = l.flush();
         }
     })
 }
