@@ -65,6 +65,27 @@ else
   echo "(tshark is not installed: apt-get install tshark to compare)"
 fi
 
+# The terminal UI's first frame on the same capture, through tmux.
+if command -v tmux >/dev/null; then
+  python3 - "$bin" "$cap" <<'PY'
+import subprocess, sys, time
+bin_, cap = sys.argv[1], sys.argv[2]
+name = "migscope-e2e-first-frame"
+subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+t0 = time.time()
+subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", f"{bin_} {cap}"])
+first = None
+while time.time() - t0 < 10:
+    s = subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+    if "Sessions" in s:
+        first = time.time() - t0
+        break
+    time.sleep(0.005)
+subprocess.run(["tmux", "send-keys", "-t", name, "q"])
+print("TUI first frame: %s" % ("%.0f ms (including tmux start-up)" % (first * 1000) if first else "not seen in 10 s"))
+PY
+fi
+
 # A long COLO session: 100,000 checkpoints, for the model's memory.
 if [ "${LONG:-1}" = 1 ]; then
   long=$dir/long.pcap
