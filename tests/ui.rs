@@ -7,7 +7,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use migscope::capture::{FileSource, Next, Source};
-use migscope::model::{Model, Thresholds};
+use migscope::model::{records, Model, Thresholds};
 use migscope::pipeline::{Analyzer, Config};
 use migscope::ui::app::checkpoint_at;
 use migscope::ui::{render, Action, App, Key, Progress, Theme, View};
@@ -133,6 +133,11 @@ fn tiny_and_empty_screens_do_not_panic() {
             keys(&mut app, mm, &[Key::Esc, Key::Char('3')]);
             screen(&mut app, mm, &p, w, h);
             keys(&mut app, mm, &[Key::Down, Key::End, Key::Enter]);
+            keys(
+                &mut app,
+                mm,
+                &[Key::Char('4'), Key::Char('/'), Key::Char('x')],
+            );
             screen(&mut app, mm, &p, w, h);
         }
     }
@@ -169,16 +174,19 @@ fn tcp_view_of_the_zero_window_capture() {
 }
 
 #[test]
-fn tab_cycles_three_views_and_enter_on_tcp_goes_to_the_checkpoint() {
+fn tab_cycles_the_views_and_enter_on_tcp_goes_to_the_checkpoint() {
     let m = model("captures/colo-zero-window.pcap.gz");
     let mut app = App::new(Thresholds::default());
     let mut seen = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         keys(&mut app, &m, &[Key::Tab]);
         seen.push(app.view);
     }
-    assert_eq!(seen, [View::Timeline, View::Tcp, View::Sessions]);
-    keys(&mut app, &m, &[Key::BackTab]);
+    assert_eq!(
+        seen,
+        [View::Timeline, View::Tcp, View::Records, View::Sessions]
+    );
+    keys(&mut app, &m, &[Key::BackTab, Key::BackTab]);
     assert_eq!(app.view, View::Tcp);
     // Down to the zero-window entry, Enter: the timeline shows the
     // checkpoint that contains its time.
@@ -278,4 +286,144 @@ fn a_plain_migration_shows_its_live_rounds() {
     let mut app = App::new(Thresholds::default());
     keys(&mut app, &m, &[Key::Enter]);
     assert_snapshot!("plain_rounds_80x24", screen(&mut app, &m, &p, 80, 24));
+}
+
+/// Reads the selected record's bytes the way the UI's worker does, but here.
+fn load_bytes(app: &mut App, m: &Model, path: &str) {
+    let req = app
+        .records
+        .request(m, app.session)
+        .expect("a record to read");
+    let rec = app.records.selected(m, app.session).unwrap();
+    let f = records::fetch(
+        std::path::Path::new(path),
+        &Config::default(),
+        &req,
+        &|| false,
+    )
+    .unwrap()
+    .expect("not cancelled");
+    assert_eq!(f.missing, 0, "the demo capture lost nothing");
+    app.records.receive(m, app.session, rec, Ok(f));
+}
+
+fn type_keys(app: &mut App, m: &Model, text: &str) {
+    for c in text.chars() {
+        keys(app, m, &[Key::Char(c)]);
+    }
+}
+
+#[test]
+fn records_view_of_the_demo_capture() {
+    let path = "captures/colo-demo.pcap";
+    let m = model(path);
+    let p = progress(path);
+    let idx = &m.sessions[0].record_index;
+    // The latest of each type: its summary is still kept.
+    let last = |name: &str| {
+        idx.entries()
+            .iter()
+            .rposition(|e| e.type_name() == name)
+            .unwrap()
+    };
+    for (w, h) in [(80, 24), (120, 40)] {
+        for name in ["PAGE_DATA", "CHECKPOINT_STATE"] {
+            let mut app = App::new(Thresholds::default());
+            keys(&mut app, &m, &[Key::Char('4')]);
+            assert_eq!(app.view, View::Records);
+            app.records.row = last(name);
+            load_bytes(&mut app, &m, path);
+            if name == "PAGE_DATA" {
+                // Focus the bytes and scroll to the first page and its pfn.
+                keys(&mut app, &m, &[Key::Right, Key::Right]);
+                keys(&mut app, &m, &[Key::Down; 7]);
+            }
+            assert_snapshot!(
+                format!("records_{}_{w}x{h}", name.to_lowercase()),
+                screen(&mut app, &m, &p, w, h)
+            );
+        }
+        let mut app = App::new(Thresholds::default());
+        keys(&mut app, &m, &[Key::Char('4'), Key::Char('/')]);
+        type_keys(&mut app, &m, "type:CHECKPOINT_STATE dir:back");
+        keys(&mut app, &m, &[Key::Enter]);
+        assert!(!app.records.editing());
+        let f = app.records.filtered.as_ref().expect("filter applied");
+        assert!(!f.matches.is_empty());
+        for &i in &f.matches {
+            let e = idx.get(i as usize).unwrap();
+            assert_eq!(e.type_name(), "CHECKPOINT_STATE");
+            assert_eq!(e.dir, migscope::decode::Direction::Reverse);
+        }
+        keys(&mut app, &m, &[Key::Down, Key::Down]);
+        load_bytes(&mut app, &m, path);
+        assert_snapshot!(
+            format!("records_filtered_{w}x{h}"),
+            screen(&mut app, &m, &p, w, h)
+        );
+    }
+}
+
+#[test]
+fn records_keys_filter_line_and_panes() {
+    let m = model("captures/colo-demo.pcap");
+    let mut app = App::new(Thresholds::default());
+    keys(&mut app, &m, &[Key::Tab, Key::Tab, Key::Tab]);
+    assert_eq!(
+        app.view,
+        View::Records,
+        "Tab: sessions, timeline, tcp, records"
+    );
+    keys(&mut app, &m, &[Key::Tab]);
+    assert_eq!(app.view, View::Sessions);
+    keys(&mut app, &m, &[Key::BackTab]);
+    assert_eq!(app.view, View::Records);
+    let n = m.sessions[0].record_index.len();
+    keys(&mut app, &m, &[Key::End]);
+    assert_eq!(app.records.selected(&m, 0), Some(n - 1));
+    keys(
+        &mut app,
+        &m,
+        &[Key::Home, Key::Down, Key::PageDown, Key::PageUp],
+    );
+    assert_eq!(app.records.selected(&m, 0), Some(1));
+    // In the filter line, q is text and Esc cancels.
+    keys(&mut app, &m, &[Key::Char('/')]);
+    type_keys(&mut app, &m, "qx");
+    keys(&mut app, &m, &[Key::Backspace]);
+    assert_eq!(app.records.input.as_deref(), Some("q"));
+    keys(&mut app, &m, &[Key::Esc]);
+    assert!(!app.records.editing() && app.records.filtered.is_none());
+    // A bad filter keeps the line open and says why.
+    keys(&mut app, &m, &[Key::Char('/')]);
+    type_keys(&mut app, &m, "dir:up");
+    keys(&mut app, &m, &[Key::Enter]);
+    assert!(app.records.editing());
+    assert!(
+        app.message.as_deref().unwrap().contains("up"),
+        "{:?}",
+        app.message
+    );
+    keys(&mut app, &m, &[Key::Esc, Key::Char('/')]);
+    type_keys(&mut app, &m, "ckpt:23 layer:libxc");
+    keys(&mut app, &m, &[Key::Enter]);
+    let f = app.records.filtered.clone().unwrap();
+    assert!(!f.matches.is_empty());
+    let idx = &m.sessions[0].record_index;
+    assert!(f
+        .matches
+        .iter()
+        .all(|&i| idx.get(i as usize).unwrap().checkpoint() == Some(23)));
+    // Focus moves between panes; Up/Down then scroll that pane.
+    keys(&mut app, &m, &[Key::Right, Key::Down]);
+    assert_eq!(app.records.focus, migscope::ui::records::Pane::Details);
+    assert_eq!(app.records.details_scroll, 1);
+    keys(&mut app, &m, &[Key::Right, Key::Left, Key::Left]);
+    assert_eq!(app.records.focus, migscope::ui::records::Pane::List);
+    // Esc clears the filter, then leaves the view.
+    keys(&mut app, &m, &[Key::Esc]);
+    assert!(app.records.filtered.is_none());
+    assert_eq!(app.view, View::Records);
+    keys(&mut app, &m, &[Key::Esc]);
+    assert_eq!(app.view, View::Sessions);
 }

@@ -18,8 +18,12 @@
 //! seconds from the session's first activity: 8 bytes per second and
 //! direction for bytes, 32 for RTT (at most about 7.2 MB per session);
 //! later seconds are not charted (the tallies still count them).
+//! capped at [`MAX_EVIDENCE`] entries per kind; one 48-byte
+//! [`records::RecordEntry`] per record (48 MB per million records) and the
+//! decoded content of the latest [`records::RECENT_INFO`] records.
 
 pub mod checkpoint;
+pub mod records;
 pub mod stall;
 pub mod stats;
 
@@ -197,6 +201,8 @@ pub struct SessionModel {
     /// Data RTT samples per second since the first activity, by the
     /// direction whose data was timed (forward, back); same cap.
     pub rtt_series: [Vec<RttSecond>; 2],
+    /// Every record, for the Records view (48 bytes each).
+    pub record_index: records::RecordIndex,
 }
 
 /// The data RTT samples of one second of one direction.
@@ -271,6 +277,7 @@ impl SessionModel {
             throughput: Vec::new(),
             throughput_back: Vec::new(),
             rtt_series: Default::default(),
+            record_index: records::RecordIndex::default(),
         }
     }
 
@@ -638,6 +645,9 @@ impl Observer for Model {
                             c.note_record(ts, d, item);
                         }
                     }
+                    let ckpt = m.checkpoints.last().map(|c| c.index);
+                    m.record_index
+                        .push(records::entry(item, d, ts, ckpt), &item.info);
                 }
                 Event::Resync { .. } if m.checkpointed => {
                     // Skipped bytes may have held records of the latest

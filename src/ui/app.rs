@@ -7,12 +7,16 @@ use crate::model::stall::{Stall, StallKind};
 use crate::model::{Checkpoint, Model, Phase, SessionModel, Thresholds};
 use crate::report::summary::{human_bytes, human_ns};
 
+use super::records::RecordsView;
+
 /// The screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     Sessions,
     Timeline,
     Tcp,
+    /// Every record of the selected session (key 4).
+    Records,
 }
 
 impl View {
@@ -20,8 +24,9 @@ impl View {
     fn cycle(self, back: bool) -> View {
         match (self, back) {
             (View::Sessions, false) | (View::Tcp, true) => View::Timeline,
-            (View::Timeline, false) | (View::Sessions, true) => View::Tcp,
-            (View::Tcp, false) | (View::Timeline, true) => View::Sessions,
+            (View::Timeline, false) | (View::Records, true) => View::Tcp,
+            (View::Tcp, false) | (View::Sessions, true) => View::Records,
+            (View::Records, false) | (View::Timeline, true) => View::Sessions,
         }
     }
 }
@@ -317,6 +322,7 @@ pub enum Key {
     PageDown,
     Home,
     End,
+    Backspace,
     CtrlC,
 }
 
@@ -373,6 +379,8 @@ pub struct App {
     pub tcp_first_y: u16,
     /// Whether the capture is over, as last told (stalls in the TCP list).
     pub capture_ended: bool,
+    /// The Records view's selection, filter, panes and bytes.
+    pub records: RecordsView,
     /// Sorted checkpoint positions, cached by (session, count, sort).
     order: Vec<usize>,
     order_key: (usize, usize, Option<Sort>),
@@ -417,6 +425,7 @@ impl App {
             tcp_page: 10,
             tcp_first_y: 0,
             capture_ended: false,
+            records: RecordsView::default(),
             order: Vec::new(),
             order_key: (usize::MAX, 0, None),
             stall_cache: Vec::new(),
@@ -553,6 +562,7 @@ impl App {
         match self.view {
             View::Sessions => m.sessions.len(),
             View::Timeline => self.order(m).len(),
+            View::Records => self.records.len(m, self.session),
             View::Tcp => self.expert(m).len(),
         }
     }
@@ -603,6 +613,7 @@ impl App {
             View::Sessions => self.session,
             View::Timeline => self.row,
             View::Tcp => self.tcp_row,
+            View::Records => return self.records.step(m, self.session, delta),
         } as isize;
         let new = (cur + delta).clamp(0, len.saturating_sub(1) as isize) as usize;
         match self.view {
@@ -622,6 +633,7 @@ impl App {
                 self.tcp_row = new;
                 self.clamp_tcp(len);
             }
+            View::Records => {}
         }
     }
 
@@ -669,7 +681,14 @@ impl App {
     /// is over.
     pub fn key(&mut self, k: Key, m: &Model, capture_ended: bool) -> Action {
         self.capture_ended = capture_ended;
-        if k == Key::CtrlC || k == Key::Char('q') {
+        if k == Key::CtrlC {
+            return Action::Quit;
+        }
+        if self.view == View::Records && self.records.editing() && !self.help {
+            self.message = self.records.edit(k, m, self.session);
+            return Action::Redraw;
+        }
+        if k == Key::Char('q') {
             return Action::Quit;
         }
         if self.help {
@@ -685,13 +704,22 @@ impl App {
             return Action::Redraw;
         }
         self.message = None;
+        if self.view == View::Records && self.records.key(k, m, self.session) {
+            return Action::Redraw;
+        }
         let page = self.page.max(1) as isize;
         match k {
-            Key::Tab | Key::BackTab | Key::Char('1') | Key::Char('2') | Key::Char('3') => {
+            Key::Tab
+            | Key::BackTab
+            | Key::Char('1')
+            | Key::Char('2')
+            | Key::Char('3')
+            | Key::Char('4') => {
                 self.view = match k {
                     Key::Char('1') => View::Sessions,
                     Key::Char('2') => View::Timeline,
                     Key::Char('3') => View::Tcp,
+                    Key::Char('4') => View::Records,
                     _ => self.view.cycle(k == Key::BackTab),
                 };
                 self.ladder = false;
@@ -723,11 +751,17 @@ impl App {
                     _ => return Action::None,
                 }
             }
-            Key::Esc => {
-                if self.view != View::Sessions {
-                    self.view = View::Sessions;
+            Key::Esc => match self.view {
+                View::Timeline | View::Tcp => self.view = View::Sessions,
+                // Esc clears the filter first, then leaves.
+                View::Records if self.records.filtered.is_some() => {
+                    if let Err(e) = self.records.apply("", m, self.session) {
+                        self.message = Some(e);
+                    }
                 }
-            }
+                View::Records => self.view = View::Sessions,
+                View::Sessions => {}
+            },
             Key::Char('n') | Key::Char('N') if self.view == View::Timeline => {
                 if !self.jump_stall(m, capture_ended, k == Key::Char('n')) {
                     self.message = Some("no stall or slow phase in this session".into());
@@ -798,6 +832,7 @@ impl App {
                     self.tcp_row = r;
                 }
             }
+            View::Records => self.records.click(m, self.session, y),
         }
     }
 

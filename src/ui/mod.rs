@@ -10,12 +10,15 @@
 //! module knows ratatui and crossterm.
 
 pub mod app;
+pub mod records;
 pub mod render;
 pub mod tcp;
 
 use std::fs::File;
 use std::io::{self, BufWriter};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +30,7 @@ use ratatui::crossterm::event::{
 use ratatui::crossterm::execute;
 
 use crate::capture::{Next, Source};
+use crate::model::records::{self as rec, FetchRequest, Fetched};
 use crate::model::{Model, Thresholds};
 use crate::pipeline::{Analyzer, Config};
 use crate::report::timeline::{self, Context, Format};
@@ -277,6 +281,55 @@ pub fn spawn_reader(
     })
 }
 
+/// A request for the bytes of record `record` of session `session`.
+struct Job {
+    id: u64,
+    session: usize,
+    record: usize,
+    req: FetchRequest,
+}
+
+type Answer = (usize, usize, Result<Fetched, String>);
+
+/// Starts the thread that reads records' bytes again from the capture at
+/// `path`, one request at a time. Only the newest request matters: older
+/// ones waiting are dropped and the one being read stops (within a few
+/// thousand packets) when `latest` moves past it, so holding Down does not
+/// queue work.
+fn spawn_fetcher(
+    path: PathBuf,
+    cfg: Config,
+    latest: Arc<AtomicU64>,
+) -> (Sender<Job>, Receiver<Answer>) {
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (ans_tx, ans_rx) = mpsc::channel::<Answer>();
+    thread::spawn(move || {
+        while let Ok(mut job) = job_rx.recv() {
+            while let Ok(newer) = job_rx.try_recv() {
+                job = newer;
+            }
+            if job.id != latest.load(Ordering::Relaxed) {
+                continue;
+            }
+            let cancelled = || latest.load(Ordering::Relaxed) != job.id;
+            match rec::fetch(&path, &cfg, &job.req, &cancelled) {
+                Ok(None) => {}
+                Ok(Some(f)) => {
+                    if ans_tx.send((job.session, job.record, Ok(f))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if ans_tx.send((job.session, job.record, Err(e))).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (job_tx, ans_rx)
+}
+
 fn map_key(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
     Some(match code {
         KeyCode::Char('c') if mods.contains(KeyModifiers::CONTROL) => Key::CtrlC,
@@ -293,6 +346,7 @@ fn map_key(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
         KeyCode::PageDown => Key::PageDown,
         KeyCode::Home => Key::Home,
         KeyCode::End => Key::End,
+        KeyCode::Backspace => Key::Backspace,
         _ => return None,
     })
 }
@@ -341,6 +395,11 @@ pub fn run(
     replay: Option<f64>,
 ) -> io::Result<()> {
     let live = matches!(src, Source::Live(_));
+    let path = match &src {
+        Source::File(f) if f.name() != "standard input" => Some(PathBuf::from(f.name())),
+        _ => None,
+    };
+    let fetch_cfg = cfg.clone();
     let progress = Progress {
         source: src.name().to_string(),
         total,
@@ -366,6 +425,19 @@ pub fn run(
     let mut app = App::new(thresholds);
     app.follow = live || replay.is_some();
     let replaying = replay.is_some();
+    let latest = Arc::new(AtomicU64::new(0));
+    let fetcher = match path {
+        Some(p) => Some(spawn_fetcher(p, fetch_cfg, latest.clone())),
+        None => {
+            app.records.no_bytes = Some(if live {
+                "live capture: bytes are not kept".into()
+            } else {
+                "standard input cannot be read again".into()
+            });
+            None
+        }
+    };
+    let mut next_job = 0u64;
     let result = (|| -> io::Result<()> {
         let mut last_packets = u64::MAX;
         let mut dirty = true;
@@ -373,6 +445,28 @@ pub fn run(
         loop {
             {
                 let Ok(g) = shared.lock() else { break };
+                let model = g.analyzer.observer();
+                if let Some((jobs, answers)) = &fetcher {
+                    while let Ok((s, r, res)) = answers.try_recv() {
+                        app.records.receive(model, s, r, res);
+                        dirty = true;
+                    }
+                    if app.view == View::Records {
+                        if let Some(req) = app.records.request(model, app.session) {
+                            if let Some(record) = app.records.selected(model, app.session) {
+                                next_job += 1;
+                                latest.store(next_job, Ordering::Relaxed);
+                                let _ = jobs.send(Job {
+                                    id: next_job,
+                                    session: app.session,
+                                    record,
+                                    req,
+                                });
+                                dirty = true;
+                            }
+                        }
+                    }
+                }
                 let changed = g.progress.packets != last_packets;
                 // Redraw on change, and twice a second while live (running clocks).
                 if dirty
@@ -387,7 +481,13 @@ pub fn run(
                     dirty = false;
                 }
             }
-            if !event::poll(Duration::from_millis(100))? {
+            // Poll faster while bytes are being read, to show them soon.
+            let wait = if matches!(app.records.bytes, records::BytesState::Reading { .. }) {
+                20
+            } else {
+                100
+            };
+            if !event::poll(Duration::from_millis(wait))? {
                 continue;
             }
             let ev = event::read()?;
@@ -422,7 +522,7 @@ pub fn run(
                         let first = match app.view {
                             View::Timeline => 1 + 4 + 2,
                             View::Tcp => app.tcp_first_y as usize,
-                            View::Sessions => 1 + 2,
+                            View::Sessions | View::Records => 1 + 2,
                         };
                         if let Some(y) = (me.row as usize).checked_sub(first) {
                             app.click_row(g.analyzer.observer(), y);

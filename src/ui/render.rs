@@ -122,6 +122,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, m: &Model, p: &Progress, theme: Th
         View::Sessions => sessions(f, body, app, m, theme),
         View::Timeline => timeline(f, body, app, m, theme),
         View::Tcp => super::tcp::draw(f, body, app, m, theme),
+        View::Records => super::records::draw(f, body, app, m, theme),
     }
     status_bar(f, status, app, p, theme);
     if app.ladder && app.view == View::Timeline {
@@ -145,6 +146,7 @@ fn header(
         (View::Sessions, "1 Sessions"),
         (View::Timeline, "2 Timeline"),
         (View::Tcp, "3 TCP"),
+        (View::Records, "4 Records"),
     ];
     let mut spans = vec![Span::styled(" migscope ", theme.selected())];
     for (v, name) in tabs {
@@ -832,10 +834,10 @@ fn help(f: &mut Frame<'_>, area: Rect) {
     let text = [
         "migscope keys",
         "",
-        "Tab, 1, 2, 3   switch view (Sessions, Timeline, TCP)",
+        "Tab, 1-4       switch view (Sessions, Timeline, TCP, Records)",
         "Enter          open the session / the checkpoint's handshake ladder",
         "Enter (TCP)    go to the checkpoint at the entry's time",
-        "Esc            close the ladder / back to sessions",
+        "Esc            close the ladder / clear the filter / back",
         "Up/Down, j/k   move; PgUp/PgDn, Home/End, g/G",
         "n / N          next / previous stall or slow checkpoint",
         "s              sort: index, downtime, each phase",
@@ -846,6 +848,9 @@ fn help(f: &mut Frame<'_>, area: Rect) {
         "f              follow the newest checkpoint (live)",
         "space, .       replay: pause/resume, step one checkpoint",
         "e              export this capture's report (JSON and CSV)",
+        "/              Records: filter, e.g. type:PAGE_DATA layer:libxc",
+        "                 dir:back ckpt:23 text; Enter applies, Esc cancels",
+        "h/l, Left/Right Records: focus the list, details or bytes pane",
         "mouse          click selects, wheel scrolls",
         "? (any key)    close this help;  q, Ctrl-C  quit",
     ];
