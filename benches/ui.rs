@@ -16,7 +16,7 @@ use migscope::ui::{render, App, Key, Progress, Theme};
 const RECORDS: u64 = 1_000_000;
 
 fn synthetic() -> Model {
-    let mut m = Model::new();
+    let mut m = Model::with_record_index();
     let ep = |port| Endpoint {
         ip: "10.0.0.1".parse().unwrap(),
         port,

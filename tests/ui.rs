@@ -14,7 +14,7 @@ use migscope::ui::{render, Action, App, Key, Progress, Theme, View};
 
 fn model(path: &str) -> Model {
     let mut src = Source::File(FileSource::open(std::path::Path::new(path)).unwrap());
-    let mut an = Analyzer::new(Config::default(), Model::new());
+    let mut an = Analyzer::new(Config::default(), Model::with_record_index());
     while let Next::Packet(p) = src.next_packet().unwrap() {
         an.packet(&p);
     }

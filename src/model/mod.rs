@@ -518,11 +518,22 @@ pub struct Model {
     pub now: u64,
     pub diagnostics: Vec<Diagnostic>,
     pub diagnostics_dropped: u64,
+    /// Keep the per-record index (the UI's Records view; 48 bytes per
+    /// record). Reports do without it.
+    pub index_records: bool,
 }
 
 impl Model {
     pub fn new() -> Self {
         Model::default()
+    }
+
+    /// A model that also indexes every record, for the Records view.
+    pub fn with_record_index() -> Self {
+        Model {
+            index_records: true,
+            ..Model::default()
+        }
     }
 
     /// Moves the model's clock to `now_ns` (capture time) without a packet,
@@ -645,9 +656,11 @@ impl Observer for Model {
                             c.note_record(ts, d, item);
                         }
                     }
-                    let ckpt = m.checkpoints.last().map(|c| c.index);
-                    m.record_index
-                        .push(records::entry(item, d, ts, ckpt), &item.info);
+                    if self.index_records {
+                        let ckpt = m.checkpoints.last().map(|c| c.index);
+                        m.record_index
+                            .push(records::entry(item, d, ts, ckpt), &item.info);
+                    }
                 }
                 Event::Resync { .. } if m.checkpointed => {
                     // Skipped bytes may have held records of the latest

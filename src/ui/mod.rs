@@ -407,7 +407,7 @@ pub fn run(
         ..Progress::default()
     };
     let shared = Arc::new(Mutex::new(Shared {
-        analyzer: Analyzer::new(cfg, Model::new()),
+        analyzer: Analyzer::new(cfg, Model::with_record_index()),
         progress,
         replay: replay.map(|speed| Replay {
             speed: speed.max(0.001),
