@@ -88,6 +88,14 @@ def main(src, dst):
                     d.rectangle([px, py, px + cw - 1, py + ch - 1], fill=g)
                 if chr_ == "█":
                     d.rectangle([px, py + 2, px + cw - 1, py + ch - 3], fill=f)
+                elif 0x2800 <= ord(chr_) <= 0x28FF:
+                    # Braille (ratatui's charts): draw the dots, the font has none.
+                    bits = ord(chr_) - 0x2800
+                    dots = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (0, 3), (1, 3)]
+                    for k, (dx, dy) in enumerate(dots):
+                        if bits >> k & 1:
+                            cx, cy = px + 2 + dx * 4, py + 2 + dy * 4
+                            d.rectangle([cx, cy, cx + 2, cy + 2], fill=f)
                 elif chr_ != " ":
                     d.text((px, py), chr_, font=bold if b else font, fill=f)
                 x += 1

@@ -14,4 +14,9 @@ shot() { sleep 0.8; tmux capture-pane -e -p -t $s > "assets/$1.ansi"; python3 as
 shot sessions
 tmux send-keys -t $s Enter; shot timeline
 tmux send-keys -t $s n; tmux send-keys -t $s Enter; shot ladder
+tmux send-keys -t $s Escape; tmux send-keys -t $s 4; tmux send-keys -t $s Up Up; sleep 1; shot records
+tmux send-keys -t $s q
+sleep 0.5; tmux kill-session -t $s 2>/dev/null || true
+tmux new-session -d -s $s -x 120 -y 40 "$bin captures/colo-zero-window.pcap.gz"
+sleep 0.8; tmux send-keys -t $s 3; shot tcp
 tmux send-keys -t $s q

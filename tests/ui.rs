@@ -414,10 +414,11 @@ fn records_keys_filter_line_and_panes() {
         .matches
         .iter()
         .all(|&i| idx.get(i as usize).unwrap().checkpoint() == Some(23)));
-    // Focus moves between panes; Up/Down then scroll that pane.
+    // Focus moves between panes; Up/Down then move in that pane (the
+    // details pane's cursor).
     keys(&mut app, &m, &[Key::Right, Key::Down]);
     assert_eq!(app.records.focus, migscope::ui::records::Pane::Details);
-    assert_eq!(app.records.details_scroll, 1);
+    assert_eq!(app.records.details_cursor, 1);
     keys(&mut app, &m, &[Key::Right, Key::Left, Key::Left]);
     assert_eq!(app.records.focus, migscope::ui::records::Pane::List);
     // Esc clears the filter, then leaves the view.
@@ -426,4 +427,45 @@ fn records_keys_filter_line_and_panes() {
     assert_eq!(app.view, View::Records);
     keys(&mut app, &m, &[Key::Esc]);
     assert_eq!(app.view, View::Sessions);
+}
+
+#[test]
+fn records_details_nodes_expand_and_collapse() {
+    let path = "captures/colo-demo.pcap";
+    let m = model(path);
+    let p = progress(path);
+    let mut app = App::new(Thresholds::default());
+    // The latest PAGE_DATA: its content is kept, its tree has nodes with children.
+    keys(&mut app, &m, &[Key::Char('4'), Key::End]);
+    while m.sessions[0].record_index.entries()[app.records.selected(&m, 0).unwrap()].type_name()
+        != "PAGE_DATA"
+    {
+        keys(&mut app, &m, &[Key::Up]);
+    }
+    let count = |s: &str| -> usize {
+        let at = s.find("Details (").expect("the details pane") + "Details (".len();
+        s[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let before = count(&screen(&mut app, &m, &p, 120, 40));
+    keys(&mut app, &m, &[Key::Right]);
+    let mut collapsed = None;
+    for _ in 0..40 {
+        keys(&mut app, &m, &[Key::Enter]);
+        let n = count(&screen(&mut app, &m, &p, 120, 40));
+        if n < before {
+            collapsed = Some(n);
+            break;
+        }
+        keys(&mut app, &m, &[Key::Down]);
+    }
+    let n = collapsed.expect("a node collapsed");
+    let s = screen(&mut app, &m, &p, 120, 40);
+    assert!(s.contains("▸ "), "a collapsed node is marked");
+    keys(&mut app, &m, &[Key::Enter]);
+    assert_eq!(
+        count(&screen(&mut app, &m, &p, 120, 40)),
+        before,
+        "and expands again"
+    );
+    assert!(n < before);
 }

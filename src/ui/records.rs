@@ -96,6 +96,12 @@ pub struct RecordsView {
     pub page: usize,
     pub focus: Pane,
     pub details_scroll: usize,
+    /// Line of the details pane under the cursor (when it has focus).
+    pub details_cursor: usize,
+    /// Collapsed nodes of the field tree, by path ("0/2/1").
+    pub collapsed: std::collections::HashSet<String>,
+    /// Path of each details line's node, from the last frame (for Enter).
+    details_paths: Vec<Option<String>>,
     pub bytes_scroll: usize,
     /// The applied filter and the records that pass it.
     pub filtered: Option<Filtered>,
@@ -115,6 +121,9 @@ impl Default for RecordsView {
             page: 10,
             focus: Pane::List,
             details_scroll: 0,
+            details_cursor: 0,
+            collapsed: std::collections::HashSet::new(),
+            details_paths: Vec::new(),
             bytes_scroll: 0,
             filtered: None,
             filtered_session: 0,
@@ -180,13 +189,14 @@ impl RecordsView {
                 let new = move_by(self.row).min(len.saturating_sub(1));
                 if new != self.row {
                     self.details_scroll = 0;
+                    self.details_cursor = 0;
                     self.bytes_scroll = 0;
                 }
                 self.row = new;
                 self.clamp(len);
             }
             // Clamped to the content when drawn.
-            Pane::Details => self.details_scroll = move_by(self.details_scroll),
+            Pane::Details => self.details_cursor = move_by(self.details_cursor),
             Pane::Bytes => self.bytes_scroll = move_by(self.bytes_scroll),
         }
     }
@@ -198,6 +208,7 @@ impl RecordsView {
         if r < len {
             self.row = r;
             self.details_scroll = 0;
+            self.details_cursor = 0;
             self.bytes_scroll = 0;
         }
     }
@@ -266,6 +277,14 @@ impl RecordsView {
             Key::PageDown => self.step(m, session, page),
             Key::Home | Key::Char('g') => self.step(m, session, isize::MIN / 2),
             Key::End | Key::Char('G') => self.step(m, session, isize::MAX / 2),
+            Key::Enter | Key::Char(' ') if self.focus == Pane::Details => {
+                // Expand or collapse the node under the cursor.
+                if let Some(Some(path)) = self.details_paths.get(self.details_cursor) {
+                    if !self.collapsed.remove(path) {
+                        self.collapsed.insert(path.clone());
+                    }
+                }
+            }
             Key::Right | Key::Char('l') => {
                 self.focus = match self.focus {
                     Pane::List => Pane::Details,
@@ -568,21 +587,48 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
     let entry = sel.and_then(|i| idx.get(i).map(|e| (i, *e)));
     // Details.
     let inner_h = details_area.height.saturating_sub(2) as usize;
-    let lines = match entry {
-        Some((i, e)) => details(m, s, &v.bytes, session, i, &e),
-        None => vec!["(no record)".to_string()],
+    let lines: Vec<(String, Option<String>)> = match entry {
+        Some((i, e)) => details(m, s, &v.bytes, session, i, &e, &v.collapsed),
+        None => vec![("(no record)".to_string(), None)],
     };
+    v.details_cursor = v.details_cursor.min(lines.len().saturating_sub(1));
+    if v.details_cursor < v.details_scroll {
+        v.details_scroll = v.details_cursor;
+    }
+    if inner_h > 0 && v.details_cursor >= v.details_scroll + inner_h {
+        v.details_scroll = v.details_cursor + 1 - inner_h;
+    }
     v.details_scroll = v.details_scroll.min(lines.len().saturating_sub(inner_h));
+    v.details_paths = lines.iter().map(|l| l.1.clone()).collect();
+    let focused = v.focus == Pane::Details;
     let shown: Vec<Line> = lines
         .iter()
+        .enumerate()
         .skip(v.details_scroll)
         .take(inner_h)
-        .map(|l| Line::raw(l.clone()))
+        .map(|(n, l)| {
+            if focused && n == v.details_cursor {
+                Line::styled(
+                    l.0.clone(),
+                    Style::default().add_modifier(Modifier::REVERSED),
+                )
+            } else {
+                Line::raw(l.0.clone())
+            }
+        })
         .collect();
     f.render_widget(
         Paragraph::new(shown).block(pane_block(
-            format!(" Details ({} lines) ", lines.len()),
-            v.focus == Pane::Details,
+            format!(
+                " Details ({} lines{}) ",
+                lines.len(),
+                if focused {
+                    "; Enter expands/collapses"
+                } else {
+                    ""
+                }
+            ),
+            focused,
         )),
         details_area,
     );
@@ -670,7 +716,9 @@ fn header_only(e: &RecordEntry) -> Vec<String> {
     out
 }
 
-/// The details pane's lines: the index fields, then the field tree.
+/// The details pane's lines, each with the path of its tree node (for
+/// expanding and collapsing): the index fields, then the field tree, whose
+/// collapsed nodes hide their children.
 fn details(
     m: &Model,
     s: &SessionModel,
@@ -678,8 +726,9 @@ fn details(
     session: usize,
     i: usize,
     e: &RecordEntry,
-) -> Vec<String> {
-    let mut out = vec![
+    collapsed: &std::collections::HashSet<String>,
+) -> Vec<(String, Option<String>)> {
+    let head = vec![
         format!(
             "Record {}: {} ({}, {})",
             i + 1,
@@ -704,6 +753,7 @@ fn details(
             e.checkpoint().map_or("none".into(), |c| format!("#{c}"))
         ),
     ];
+    let mut out: Vec<(String, Option<String>)> = head.into_iter().map(|l| (l, None)).collect();
     let (fields, note) = match s.record_index.info(i) {
         Some(info) => (info.details(), None),
         None => match (bytes, e.kind) {
@@ -739,20 +789,43 @@ fn details(
         },
     };
     if let Some(n) = note {
-        out.push(n);
+        out.push((n, None));
     }
-    fn walk(fs: &[Field], depth: usize, out: &mut Vec<String>) {
-        for f in fs {
-            let mut l = "    ".repeat(depth);
+    fn walk(
+        fs: &[Field],
+        depth: usize,
+        prefix: &str,
+        collapsed: &std::collections::HashSet<String>,
+        out: &mut Vec<(String, Option<String>)>,
+    ) {
+        for (k, f) in fs.iter().enumerate() {
+            let path = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}/{k}")
+            };
+            let closed = collapsed.contains(&path);
+            let mut l = "    ".repeat(depth.saturating_sub(1));
+            l.push_str(match (f.children.is_empty(), closed) {
+                (true, _) => "    ",
+                (false, false) => "  ▾ ",
+                (false, true) => "  ▸ ",
+            });
             l.push_str(&f.name);
             if !f.value.is_empty() {
                 l.push_str(": ");
                 l.push_str(&f.value);
             }
-            out.push(l);
-            walk(&f.children, depth + 1, out);
+            if closed {
+                l.push_str(&format!("  ({} more)", f.children.len()));
+            }
+            let has = !f.children.is_empty();
+            out.push((l, has.then(|| path.clone())));
+            if has && !closed {
+                walk(&f.children, depth + 1, &path, collapsed, out);
+            }
         }
     }
-    walk(&fields, 1, &mut out);
+    walk(&fields, 1, "", collapsed, &mut out);
     out
 }
