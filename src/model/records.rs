@@ -89,7 +89,15 @@ pub struct RecordIndex {
     entries: Vec<RecordEntry>,
     /// `Info` of the last `recent.len()` entries, oldest first.
     recent: VecDeque<Info>,
+    /// Every record's one-line summary, cut to [`SUMMARY_BYTES`], end to end;
+    /// `summary_end[i]` is where record `i`'s ends (4 bytes per record plus
+    /// the text, ~40 MB per million records).
+    summaries: Vec<u8>,
+    summary_end: Vec<u32>,
 }
+
+/// Longest summary kept for every record (the list shows one line).
+pub const SUMMARY_BYTES: usize = 96;
 
 impl RecordIndex {
     pub fn push(&mut self, e: RecordEntry, info: &Info) {
@@ -98,6 +106,26 @@ impl RecordIndex {
             self.recent.pop_front();
         }
         self.recent.push_back(info.clone());
+        let text = info.summary();
+        let mut cut = text.len().min(SUMMARY_BYTES);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // The arena is capped at 4 GiB (u32 offsets); past it, summaries stop.
+        if self.summaries.len() + cut <= u32::MAX as usize {
+            self.summaries.extend_from_slice(&text.as_bytes()[..cut]);
+        }
+        self.summary_end.push(self.summaries.len() as u32);
+    }
+
+    /// The one-line summary of record `i` (cut to [`SUMMARY_BYTES`]).
+    pub fn summary(&self, i: usize) -> Option<&str> {
+        let end = *self.summary_end.get(i)? as usize;
+        let start = match i {
+            0 => 0,
+            _ => *self.summary_end.get(i - 1)? as usize,
+        };
+        std::str::from_utf8(self.summaries.get(start..end)?).ok()
     }
 
     pub fn len(&self) -> usize {
@@ -271,9 +299,9 @@ impl Filtered {
                 continue;
             }
             if !text_ok {
-                // The summary may still hold the words, while it is kept.
-                let Some(info) = idx.info(i) else { continue };
-                let sum = info.summary().to_lowercase();
+                // The summary may hold the words.
+                let Some(sum) = idx.summary(i) else { continue };
+                let sum = sum.to_lowercase();
                 let lower = type_name(e.kind).to_lowercase();
                 if !f
                     .text
@@ -484,6 +512,13 @@ mod tests {
             })
         );
         assert_eq!(idx.info(RECENT_INFO + 10), None);
+        // The one-line summary stays for every record.
+        assert_eq!(
+            idx.summary(0),
+            Some(Info::Opaque { len: 0 }.summary().as_str())
+        );
+        assert!(idx.summary(RECENT_INFO + 9).is_some());
+        assert_eq!(idx.summary(RECENT_INFO + 10), None);
     }
 
     #[test]

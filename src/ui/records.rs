@@ -7,7 +7,8 @@
 //! ([`crate::model::records::fetch`], on a worker thread in `ui::run`).
 //!
 //! Summaries come from the decoded `Info` the model keeps for the latest
-//! [`RECENT_INFO`] records; older rows show "…". The details of an older
+//! [`RECENT_INFO`] records; older rows show their summary kept as text
+//! (cut to `SUMMARY_BYTES`). The details of an older
 //! record are decoded again from its bytes once they have been read (records
 //! up to [`MAX_SHOWN`] bytes). Dump text is hex and printable ASCII only;
 //! other text comes escaped from the decoder.
@@ -546,7 +547,11 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
                 .map_or(String::new(), |p| {
                     format!("{:.6}", e.ts.saturating_sub(p.ts) as f64 / 1e9)
                 });
-            let summary = idx.info(i).map_or("…".into(), Info::summary);
+            let summary = idx
+                .info(i)
+                .map(Info::summary)
+                .or_else(|| idx.summary(i).map(String::from))
+                .unwrap_or_else(|| "…".into());
             let row = Row::new(vec![
                 (i + 1).to_string(),
                 format!("{:.6}", secs(m, e.ts)),
