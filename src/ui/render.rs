@@ -762,12 +762,35 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
                 format!("<{:->width$}", format!(" {name} --"), width = col.max(8))
             }
         };
-        lines.push(Line::raw(format!(
-            "{:>10} {:>10}  {}",
+        // The bracket of the phase this record closes, with its length.
+        let closes = match name.as_str() {
+            "SVM_SUSPENDED" if colo => Some(Phase::Suspend),
+            "CHECKPOINT_DIRTY_PFN_LIST" => Some(Phase::DirtySync),
+            "CHECKPOINT" => Some(Phase::Memory),
+            "CHECKPOINT_END" => Some(Phase::Device),
+            "SVM_READY" => Some(Phase::Apply),
+            "SVM_RESUMED" => Some(Phase::Resume),
+            _ => None,
+        };
+        let mut spans = vec![Span::raw(format!(
+            "{:>10} {:>10}  {:<w$}",
             format!("{:.6}", rel(m, *ts)),
             format!("+{}", human_ns(delta)),
-            arrow
-        )));
+            arrow,
+            // Leave room for the bracket at the right.
+            w = (w as usize).saturating_sub(2 + 23 + 24)
+        ))];
+        if let Some(p) = closes.filter(|&p| colo || matches!(p, Phase::Memory | Phase::Device)) {
+            let (g, st) = theme.phase(p);
+            spans.push(Span::raw(" ┘"));
+            spans.push(Span::styled(g.to_string(), st));
+            spans.push(Span::raw(format!(
+                " {} {}",
+                p.name(),
+                c.phase(p, colo).map_or("-".into(), human_ns)
+            )));
+        }
+        lines.push(Line::from(spans));
     }
     lines.push(Line::raw(""));
     let phases: &[Phase] = if colo {
