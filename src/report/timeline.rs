@@ -357,6 +357,29 @@ fn sec_text(s: f64) -> String {
     human_ns((s * 1e9) as u64)
 }
 
+/// xl's handover at the end of a plain migration, for people (None when
+/// the receiver never said it was ready); times with `decimals` places.
+pub fn handover_text(m: &Model, h: &crate::model::Handover, decimals: usize) -> Option<String> {
+    let t = h.ready_to_unpause?;
+    Some(format!(
+        "handover: ready to unpause at {:.decimals$} s{}{}",
+        rel(m, t),
+        h.cleared_to_unpause
+            .map(|t| format!(", cleared at {:.decimals$} s", rel(m, t)))
+            .unwrap_or_default(),
+        h.result
+            .map(|r| format!(
+                ", result {r}{}",
+                if r == 0 {
+                    " (the domain runs)"
+                } else {
+                    " (FAILED)"
+                }
+            ))
+            .unwrap_or_default()
+    ))
+}
+
 /// One line of evidence for people.
 pub fn evidence_text(m: &Model, e: &Evidence) -> String {
     match e {
@@ -582,26 +605,8 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
                     }
                 )?;
             }
-            let h = &s.handover;
-            if let Some(t) = h.ready_to_unpause {
-                writeln!(
-                    out,
-                    "  handover: ready to unpause at {:.3} s{}{}",
-                    rel(m, t),
-                    h.cleared_to_unpause
-                        .map(|t| format!(", cleared at {:.3} s", rel(m, t)))
-                        .unwrap_or_default(),
-                    h.result
-                        .map(|r| format!(
-                            ", result {r}{}",
-                            if r == 0 {
-                                " (the domain runs)"
-                            } else {
-                                " (FAILED)"
-                            }
-                        ))
-                        .unwrap_or_default()
-                )?;
+            if let Some(h) = handover_text(m, &s.handover, 3) {
+                writeln!(out, "  {h}")?;
             }
         }
         if stalls.is_empty() {

@@ -577,26 +577,9 @@ fn rounds(f: &mut Frame<'_>, area: Rect, m: &Model, s: &SessionModel) {
             }
         )));
     }
-    let h = &s.handover;
-    if let Some(t) = h.ready_to_unpause {
+    if let Some(h) = crate::report::timeline::handover_text(m, &s.handover, 6) {
         lines.push(Line::raw(""));
-        lines.push(Line::raw(format!(
-            "handover: ready to unpause at {:.6} s{}{}",
-            rel(m, t),
-            h.cleared_to_unpause
-                .map(|t| format!(", cleared at {:.6} s", rel(m, t)))
-                .unwrap_or_default(),
-            h.result
-                .map(|r| format!(
-                    ", result {r}{}",
-                    if r == 0 {
-                        " (the domain runs)"
-                    } else {
-                        " (FAILED)"
-                    }
-                ))
-                .unwrap_or_default()
-        )));
+        lines.push(Line::raw(h));
     }
     let title = format!(
         " Session {} [{}] live migration: {} rounds, the last one is the stop-and-copy ",
