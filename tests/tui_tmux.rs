@@ -30,14 +30,14 @@ fn wait_for(name: &str, text: &str) -> String {
     }
 }
 
-#[test]
-fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
+/// Starts `cmd` in a detached 120x40 tmux session; None (with a message)
+/// where tmux is missing.
+fn start(prefix: &str, cmd: &str) -> Option<String> {
     if Command::new("tmux").arg("-V").output().is_err() {
         eprintln!("skipped: tmux is not installed (apt-get install tmux)");
-        return;
+        return None;
     }
-    let name = format!("migscope-test-{}", std::process::id());
-    let cmd = format!("{} captures/colo-demo.pcap", env!("CARGO_BIN_EXE_migscope"));
+    let name = format!("{prefix}-{}", std::process::id());
     tmux(&["kill-session", "-t", &name]);
     let started = Command::new("tmux")
         .args([
@@ -49,11 +49,22 @@ fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
             "120",
             "-y",
             "40",
-            &cmd,
+            cmd,
         ])
         .status()
         .unwrap();
     assert!(started.success());
+    Some(name)
+}
+
+#[test]
+fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
+    let Some(name) = start(
+        "migscope-test",
+        &format!("{} captures/colo-demo.pcap", env!("CARGO_BIN_EXE_migscope")),
+    ) else {
+        return;
+    };
     let s = wait_for(&name, "Sessions (1)");
     assert!(
         s.contains("10.0.1.1:37902 -> 10.0.1.2:8002") && s.contains("web-fronte"),
@@ -84,31 +95,15 @@ fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
 
 #[test]
 fn a_replay_shows_the_stall_banner_while_it_happens_and_pauses() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+    let Some(name) = start(
+        "migscope-replay",
+        &format!(
+            "{} captures/colo-demo.pcap --replay=2",
+            env!("CARGO_BIN_EXE_migscope")
+        ),
+    ) else {
         return;
-    }
-    let name = format!("migscope-replay-{}", std::process::id());
-    let cmd = format!(
-        "{} captures/colo-demo.pcap --replay=2",
-        env!("CARGO_BIN_EXE_migscope")
-    );
-    tmux(&["kill-session", "-t", &name]);
-    let started = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &cmd,
-        ])
-        .status()
-        .unwrap();
-    assert!(started.success());
+    };
     wait_for(&name, "REPLAY 2x");
     // Checkpoint 23's apply phase lasts 2.3 s (1.15 s at 2x): the banner
     // appears once it passes its 250 ms threshold, with the awaited event.

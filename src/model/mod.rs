@@ -298,6 +298,20 @@ impl SessionModel {
         self.colo
     }
 
+    /// The checkpoints a timeline lists: none for plain or unknown sessions,
+    /// and without a trailing Remus checkpoint that has no record yet.
+    pub fn listed_checkpoints(&self) -> &[Checkpoint] {
+        if !matches!(self.kind(), Kind::Colo | Kind::Remus) {
+            return &[];
+        }
+        match self.checkpoints.last() {
+            Some(c) if c.last_event().is_none() && c.first_record.is_none() => {
+                &self.checkpoints[..self.checkpoints.len() - 1]
+            }
+            _ => &self.checkpoints,
+        }
+    }
+
     fn touch(&mut self, ts: u64) {
         self.first_activity.get_or_insert(ts);
         self.last_activity = self.last_activity.max(ts);

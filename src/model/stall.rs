@@ -188,7 +188,7 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
         .map(|&p| t.limit(p, s.stats.median_ns(p)))
         .collect();
     let mut out = Vec::new();
-    for c in &s.checkpoints {
+    for c in s.listed_checkpoints() {
         for &p in phases {
             let (Some(d), Some(limit)) = (c.phase(p, colo), limits[p.index()]) else {
                 continue;
@@ -216,11 +216,7 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
     }
     // The latest checkpoint, if the session stopped in the middle of it (a
     // Remus checkpoint that has no record yet has not started).
-    if let Some(c) = s
-        .checkpoints
-        .last()
-        .filter(|c| c.last_event().is_some() || c.first_record.is_some())
-    {
+    if let Some(c) = s.listed_checkpoints().last() {
         let quiet = now.saturating_sub(s.last_activity) >= t.quiet_ns;
         let started = c.last_event().or(c.first_record);
         if let (Some(since), Some(awaited)) = (started, c.awaiting(colo)) {

@@ -164,21 +164,6 @@ fn evidence_json(m: &Model, e: &Evidence) -> Value {
     }
 }
 
-/// True while a session's records hold no checkpoint (plain migrations).
-fn checkpoints_of(s: &SessionModel) -> &[Checkpoint] {
-    if s.kind() == crate::model::Kind::Plain || s.kind() == crate::model::Kind::Unknown {
-        &[]
-    } else {
-        // A trailing Remus checkpoint that has not started is not one.
-        match s.checkpoints.last() {
-            Some(c) if c.last_event().is_none() && c.first_record.is_none() => {
-                &s.checkpoints[..s.checkpoints.len() - 1]
-            }
-            _ => &s.checkpoints,
-        }
-    }
-}
-
 /// Writes the JSON report. Checkpoints are written one at a time, so a
 /// session of 100,000 checkpoints never exists as one JSON tree in memory.
 fn json_report(
@@ -200,7 +185,7 @@ fn json_report(
         let text = session_json(m, s, stalls).to_string();
         out.write_all(&text.as_bytes()[..text.len() - 1])?;
         out.write_all(b",\"checkpoints\":[")?;
-        let cps = checkpoints_of(s);
+        let cps = s.listed_checkpoints();
         for (i, c) in cps.iter().enumerate() {
             if i > 0 {
                 out.write_all(b",")?;
@@ -324,7 +309,7 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
     let f = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.9}"));
     for s in &m.sessions {
         let colo = s.is_colo();
-        let cps = checkpoints_of(s);
+        let cps = s.listed_checkpoints();
         for (i, c) in cps.iter().enumerate() {
             let mut row = vec![
                 s.info.id.to_string(),
@@ -495,7 +480,7 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             )?;
         }
         let colo = s.is_colo();
-        let cps = checkpoints_of(s);
+        let cps = s.listed_checkpoints();
         if !cps.is_empty() {
             let complete = cps.iter().filter(|c| c.complete(colo)).count();
             writeln!(

@@ -486,18 +486,7 @@ impl App {
     /// The checkpoints the timeline lists (a Remus trailer that has not
     /// started is not one).
     pub fn checkpoints(s: &SessionModel) -> &[Checkpoint] {
-        if !matches!(
-            s.kind(),
-            crate::model::Kind::Colo | crate::model::Kind::Remus
-        ) {
-            return &[];
-        }
-        match s.checkpoints.last() {
-            Some(c) if c.last_event().is_none() && c.first_record.is_none() => {
-                &s.checkpoints[..s.checkpoints.len() - 1]
-            }
-            _ => &s.checkpoints,
-        }
+        s.listed_checkpoints()
     }
 
     /// The timeline's order: positions into `checkpoints`, recomputed only
