@@ -194,11 +194,13 @@ impl PfnParser {
                 self.partial[self.partial_len..self.partial_len + n].copy_from_slice(&entries[..n]);
                 self.partial_len += n;
                 entries = &entries[n..];
-                if self.partial_len == 8 {
-                    self.partial_len = 0;
-                    let v = le_u64(&self.partial, 0);
-                    self.push(v);
+                if self.partial_len < 8 {
+                    // This chunk ended inside the entry too (all of it used).
+                    continue;
                 }
+                self.partial_len = 0;
+                let v = le_u64(&self.partial, 0);
+                self.push(v);
             }
             let mut chunks = entries.chunks_exact(8);
             for c in &mut chunks {
