@@ -331,9 +331,10 @@ struct Out<'a> {
 }
 
 impl reassembly::Output for Out<'_> {
-    fn data(&mut self, offset: u64, bytes: &[u8]) {
+    fn data(&mut self, offset: u64, bytes: &[u8], captured_ns: Option<u64>) {
+        let ts = captured_ns.unwrap_or(self.ts);
         self.sink
-            .data(self.conn, self.side, self.ts, offset, bytes, self.mid);
+            .data(self.conn, self.side, ts, offset, bytes, self.mid);
     }
     fn gap(&mut self, offset: u64, len: u64, cause: GapCause) {
         self.sink
@@ -643,7 +644,12 @@ impl Tracker {
             }
         }
         for key in forget {
-            if let Some(c) = self.conns.remove(&key) {
+            if let Some(mut c) = self.conns.remove(&key) {
+                for h in &mut c.halves {
+                    if let Some(r) = h.reasm.as_mut() {
+                        r.release(&mut self.budget);
+                    }
+                }
                 self.forgotten += 1;
                 sink.closed(&c);
             }

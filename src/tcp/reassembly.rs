@@ -42,6 +42,13 @@ use super::seq::Seq;
 /// window TCP can advertise, 2^30 bytes).
 pub const MAX_AHEAD: u64 = 1 << 30;
 
+/// A hole longer than this, with no acknowledgement to prove the bytes were
+/// sent, is not closed by the gap timeout or the end of the capture: what
+/// lies beyond it is more likely a stray segment (a corrupt sequence number,
+/// another connection's reused ports) than 64 MiB the capture lost. Held
+/// data growing behind it still closes it through the caps.
+pub const PLAUSIBLE_HOLE: u64 = 64 << 20;
+
 /// Memory each held entry is charged on top of its data (map node overhead).
 const ENTRY_OVERHEAD: usize = 48;
 
@@ -67,13 +74,19 @@ impl Default for Limits {
     }
 }
 
-/// Out-of-order memory shared by every reassembler of an analysis.
+/// Memory shared by every reassembler of an analysis: out-of-order bytes
+/// held, and the retransmission-comparison rings.
 #[derive(Debug, Clone, Default)]
 pub struct Budget {
-    /// The global cap (default 64 MiB).
+    /// The global cap on held bytes (default 64 MiB).
     pub cap: usize,
     pub used: usize,
     pub peak: usize,
+    /// The global cap on history rings (as much as `cap`): a direction
+    /// that finds it spent keeps no history, and its retransmissions count
+    /// as unverified. Thousands of connections cannot each take a ring.
+    pub history_cap: usize,
+    pub history_used: usize,
 }
 
 impl Budget {
@@ -82,6 +95,8 @@ impl Budget {
             cap,
             used: 0,
             peak: 0,
+            history_cap: cap,
+            history_used: 0,
         }
     }
 }
@@ -116,8 +131,14 @@ impl GapCause {
 
 /// Where a reassembler delivers its stream and reports what it saw.
 pub trait Output {
-    /// In-order bytes starting at stream offset `offset`.
-    fn data(&mut self, offset: u64, bytes: &[u8]);
+    /// In-order bytes starting at stream offset `offset`. `captured_ns` is
+    /// the capture time of the segment that carried them when that time, not
+    /// the current segment's, is when they reached the receiver: held data
+    /// released because the hole before it was declared missing (the
+    /// receiver had the missing bytes; the capture lost them). It is `None`
+    /// for bytes that arrived in order or were released by the segment
+    /// being processed.
+    fn data(&mut self, offset: u64, bytes: &[u8], captured_ns: Option<u64>);
     /// `len` bytes at `offset` will never arrive.
     fn gap(&mut self, offset: u64, len: u64, cause: GapCause);
     /// A segment carried `len` bytes at `offset` that had been seen already;
@@ -155,21 +176,22 @@ pub struct Counters {
 
 #[derive(Debug)]
 enum Held {
-    Data(Vec<u8>),
+    /// Bytes, and the capture time of the segment that carried them.
+    Data(Vec<u8>, u64),
     Missing(u64),
 }
 
 impl Held {
     fn len(&self) -> u64 {
         match self {
-            Held::Data(d) => d.len() as u64,
+            Held::Data(d, _) => d.len() as u64,
             Held::Missing(n) => *n,
         }
     }
     fn cost(&self) -> usize {
         ENTRY_OVERHEAD
             + match self {
-                Held::Data(d) => d.len(),
+                Held::Data(d, _) => d.len(),
                 Held::Missing(_) => 0,
             }
     }
@@ -196,7 +218,7 @@ impl History {
         }
     }
 
-    fn push(&mut self, offset: u64, bytes: &[u8]) {
+    fn push(&mut self, offset: u64, bytes: &[u8], budget: &mut Budget) {
         if offset != self.end {
             self.valid_from = offset;
         }
@@ -204,8 +226,15 @@ impl History {
         if self.cap == 0 {
             return;
         }
-        if self.buf.len() < self.cap {
-            self.buf.resize(self.cap, 0);
+        if self.buf.is_empty() {
+            // The ring is taken whole, when the shared budget allows.
+            if budget.history_used + self.cap > budget.history_cap {
+                self.valid_from = self.end;
+                return;
+            }
+            budget.history_used += self.cap;
+            self.buf = vec![0; self.cap];
+            self.valid_from = offset;
         }
         let tail = if bytes.len() > self.cap {
             &bytes[bytes.len() - self.cap..]
@@ -226,7 +255,7 @@ impl History {
     /// Compares `bytes` (at `offset`) with what was delivered; returns
     /// (bytes compared, bytes differing).
     fn compare(&self, offset: u64, bytes: &[u8]) -> (u64, u64) {
-        if self.cap == 0 {
+        if self.buf.is_empty() {
             return (0, 0);
         }
         let lo = self
@@ -376,13 +405,15 @@ impl Reassembler {
             return self.segment(ts_ns, self.next_seq, p, m, fin, limits, budget, out);
         }
         let mut off = off as u64;
-        if off > self.next + MAX_AHEAD {
+        if off > self.next + MAX_AHEAD || self.fin.is_some_and(|f| off > f) {
+            // Beyond any window, or after the FIN: no receiver takes it.
             self.counters.out_of_window += 1;
             return;
         }
         let end = off + total;
         if fin && self.fin.is_none() {
             self.fin = Some(end);
+            self.drop_from(end.max(self.next), budget);
         }
         if total == 0 {
             return;
@@ -392,6 +423,7 @@ impl Reassembler {
             return;
         }
         let (mut payload, mut missing) = (payload, missing);
+        let before = self.next;
         if off < self.next {
             // Bytes delivered already: a retransmission; compare and drop them.
             let old = (self.next.min(end) - off) as usize;
@@ -410,7 +442,7 @@ impl Reassembler {
             missing = m;
             off = self.next;
         }
-        if off < self.max_end && !self.held.is_empty() {
+        if off < self.max_end && !self.held.is_empty() && !self.hole_implausible() {
             self.counters.out_of_order_segments += 1;
             out.out_of_order(off, end - off);
         }
@@ -418,14 +450,14 @@ impl Reassembler {
         let first_held = self.held.keys().next().copied();
         if off == self.next && first_held.map_or(true, |k| end <= k) {
             // The fast path: hand the payload over without copying.
-            self.deliver(payload, out);
+            self.deliver(payload, None, budget, out);
             if missing > 0 {
                 self.declare(u64::from(missing), GapCause::SnapLength, out);
             }
         } else {
-            self.insert(off, payload, missing, budget, out);
+            self.insert(ts_ns, off, payload, missing, budget, out);
         }
-        self.drain(budget, out);
+        self.drain(false, budget, out);
         while !self.held.is_empty()
             && (self.held_cost > limits.flow_cap || budget.used > budget.cap)
         {
@@ -433,19 +465,27 @@ impl Reassembler {
             out.overflow(self.held_cost);
             self.close_first_hole(GapCause::Overflow, budget, out);
         }
+        // The gap timer runs while the stream makes no progress: a hole far
+        // ahead of a stream that keeps flowing (a stray segment) is not a loss.
         self.hole_since = match (self.held.is_empty(), self.hole_since) {
             (true, _) => None,
-            (false, None) => Some(ts_ns),
-            (false, since) => since,
+            (false, Some(since)) if self.next == before => Some(since),
+            (false, _) => Some(ts_ns),
         };
     }
 
-    fn deliver(&mut self, bytes: &[u8], out: &mut dyn Output) {
+    fn deliver(
+        &mut self,
+        bytes: &[u8],
+        captured_ns: Option<u64>,
+        budget: &mut Budget,
+        out: &mut dyn Output,
+    ) {
         if bytes.is_empty() {
             return;
         }
-        out.data(self.next, bytes);
-        self.history.push(self.next, bytes);
+        out.data(self.next, bytes, captured_ns);
+        self.history.push(self.next, bytes, budget);
         self.counters.bytes += bytes.len() as u64;
         self.bump(bytes.len() as u64);
     }
@@ -464,6 +504,7 @@ impl Reassembler {
     /// Holds [off, off + payload + missing), keeping bytes held already.
     fn insert(
         &mut self,
+        ts_ns: u64,
         off: u64,
         payload: &[u8],
         missing: u32,
@@ -482,12 +523,12 @@ impl Reassembler {
         let (mut again, mut differing) = (0u64, 0u64);
         for (k, len) in overlaps {
             if k > cur {
-                self.hold(off, payload, cur, k, budget);
+                self.hold(ts_ns, off, payload, cur, k, budget);
             }
             let (lo, hi) = (k.max(cur), (k + len).min(end));
             if lo < hi {
                 again += hi - lo;
-                if let Some(Held::Data(d)) = self.held.get(&k) {
+                if let Some(Held::Data(d, _)) = self.held.get(&k) {
                     let plen_end = off + payload.len() as u64;
                     for o in lo..hi.min(plen_end) {
                         if d[(o - k) as usize] != payload[(o - off) as usize] {
@@ -499,7 +540,7 @@ impl Reassembler {
             cur = cur.max(k + len);
         }
         if cur < end {
-            self.hold(off, payload, cur, end, budget);
+            self.hold(ts_ns, off, payload, cur, end, budget);
         }
         if again > 0 {
             self.counters.retransmitted_segments += 1;
@@ -511,11 +552,12 @@ impl Reassembler {
     }
 
     /// Holds the part [a, b) of a segment starting at `off`.
-    fn hold(&mut self, off: u64, payload: &[u8], a: u64, b: u64, budget: &mut Budget) {
+    fn hold(&mut self, ts_ns: u64, off: u64, payload: &[u8], a: u64, b: u64, budget: &mut Budget) {
         let data_end = off + payload.len() as u64;
         if a < data_end {
             let hi = b.min(data_end);
-            let piece = Held::Data(payload[(a - off) as usize..(hi - off) as usize].to_vec());
+            let bytes = payload[(a - off) as usize..(hi - off) as usize].to_vec();
+            let piece = Held::Data(bytes, ts_ns);
             self.charge(a, piece, budget);
         }
         if b > data_end {
@@ -532,8 +574,10 @@ impl Reassembler {
         self.held.insert(at, piece);
     }
 
-    /// Delivers held entries that are now in order.
-    fn drain(&mut self, budget: &mut Budget, out: &mut dyn Output) {
+    /// Delivers held entries that are now in order; `after_gap`: because the
+    /// hole before them was declared missing, so they carry their own
+    /// capture times.
+    fn drain(&mut self, after_gap: bool, budget: &mut Budget, out: &mut dyn Output) {
         while let Some(entry) = self.held.first_entry() {
             let k = *entry.key();
             if k > self.next {
@@ -549,7 +593,9 @@ impl Reassembler {
             }
             let skip = self.next - k;
             match piece {
-                Held::Data(d) => self.deliver(&d[skip as usize..], out),
+                Held::Data(d, ts) => {
+                    self.deliver(&d[skip as usize..], after_gap.then_some(ts), budget, out)
+                }
                 Held::Missing(n) => self.declare(n - skip, GapCause::SnapLength, out),
             }
         }
@@ -563,7 +609,7 @@ impl Reassembler {
                 self.declare(k - self.next, cause, out);
             }
         }
-        self.drain(budget, out);
+        self.drain(true, budget, out);
     }
 
     /// Declares everything before stream offset `target` that has not
@@ -577,12 +623,12 @@ impl Reassembler {
     ) {
         while self.next < target {
             match self.held.keys().next().copied() {
-                Some(k) if k <= self.next => self.drain(budget, out),
+                Some(k) if k <= self.next => self.drain(true, budget, out),
                 Some(k) => self.declare(k.min(target) - self.next, cause, out),
                 None => self.declare(target - self.next, cause, out),
             }
         }
-        self.drain(budget, out);
+        self.drain(true, budget, out);
     }
 
     /// The peer acknowledged up to `ack`: bytes before it that never arrived
@@ -622,7 +668,7 @@ impl Reassembler {
         out: &mut dyn Output,
     ) {
         while let Some(since) = self.hole_since {
-            if now_ns.saturating_sub(since) < limits.gap_timeout_ns {
+            if now_ns.saturating_sub(since) < limits.gap_timeout_ns || self.hole_implausible() {
                 break;
             }
             self.close_first_hole(GapCause::Timeout, budget, out);
@@ -632,10 +678,44 @@ impl Reassembler {
 
     /// End of capture: every open hole is missing; all held data goes out.
     pub fn finish(&mut self, budget: &mut Budget, out: &mut dyn Output) {
-        while !self.held.is_empty() {
+        while let Some(&k) = self.held.keys().next() {
+            if self.hole_implausible() {
+                self.drop_from(k, budget);
+                break;
+            }
             self.close_first_hole(GapCause::EndOfCapture, budget, out);
         }
         self.hole_since = None;
+        self.release(budget);
+    }
+
+    /// Gives back to the shared budget what this direction holds (held
+    /// bytes and its history ring); for a reassembler about to be dropped.
+    pub fn release(&mut self, budget: &mut Budget) {
+        budget.used = budget.used.saturating_sub(self.held_cost);
+        self.held.clear();
+        self.held_cost = 0;
+        budget.history_used = budget.history_used.saturating_sub(self.history.buf.len());
+        self.history.buf = Vec::new();
+        self.history.valid_from = self.history.end;
+    }
+
+    /// The first hole is longer than [`PLAUSIBLE_HOLE`].
+    fn hole_implausible(&self) -> bool {
+        self.held
+            .keys()
+            .next()
+            .is_some_and(|&k| k - self.next.min(k) > PLAUSIBLE_HOLE)
+    }
+
+    /// Drops held entries from stream offset `from` on, as out of window.
+    fn drop_from(&mut self, from: u64, budget: &mut Budget) {
+        for piece in self.held.split_off(&from).into_values() {
+            let cost = piece.cost();
+            self.held_cost -= cost;
+            budget.used = budget.used.saturating_sub(cost);
+            self.counters.out_of_window += 1;
+        }
     }
 }
 
@@ -664,15 +744,18 @@ mod tests {
     #[derive(Default, Debug)]
     struct Log {
         items: Vec<Delivered>,
+        /// Capture times given with data, in order.
+        times: Vec<Option<u64>>,
         retrans: Vec<(u64, u64, u64)>,
         ooo: u64,
         overflows: u64,
     }
 
     impl Output for Log {
-        fn data(&mut self, offset: u64, bytes: &[u8]) {
+        fn data(&mut self, offset: u64, bytes: &[u8], captured_ns: Option<u64>) {
             self.items
                 .push((offset, Some(bytes.to_vec()), bytes.len() as u64, None));
+            self.times.push(captured_ns);
         }
         fn gap(&mut self, offset: u64, len: u64, cause: GapCause) {
             self.items.push((offset, None, len, Some(cause)));
@@ -715,6 +798,114 @@ mod tests {
     }
 
     #[test]
+    fn held_data_keeps_its_capture_time_when_the_hole_before_it_is_a_gap() {
+        let l = Limits::default();
+        let mut b = Budget::new(1 << 20);
+        let (mut r, mut log) = (Reassembler::new(&l), Log::default());
+        r.syn(Seq(99));
+        let seg = |r: &mut Reassembler, log: &mut Log, b: &mut Budget, ts, off: u32, d: &[u8]| {
+            r.segment(ts, Seq(100).plus(off), d, 0, false, &l, b, log)
+        };
+        seg(&mut r, &mut log, &mut b, 10, 0, b"ab");
+        seg(&mut r, &mut log, &mut b, 20, 4, b"ef"); // [2, 4) not captured
+        seg(&mut r, &mut log, &mut b, 30, 6, b"gh");
+        // The peer acknowledges everything at 40: "ef" and "gh" reached it
+        // when they were captured, 20 and 30.
+        r.ack(40, Seq(100).plus(8), &mut b, &mut log);
+        assert_eq!(log.times, [None, Some(20), Some(30)]);
+        assert_eq!(log.gaps(), [(2, 2, GapCause::AckedUnseen)]);
+        // A hole filled by a later segment releases what follows it then.
+        seg(&mut r, &mut log, &mut b, 50, 10, b"kl");
+        seg(&mut r, &mut log, &mut b, 60, 8, b"ij");
+        assert_eq!(log.times[3..], [None, None]);
+    }
+
+    #[test]
+    fn a_stray_segment_far_ahead_neither_stops_the_stream_nor_becomes_a_gap() {
+        let l = Limits::default();
+        let mut b = Budget::new(1 << 20);
+        let (mut r, mut log) = (Reassembler::new(&l), Log::default());
+        r.syn(Seq(0));
+        let sec = 1_000_000_000;
+        r.segment(
+            0,
+            Seq(1).plus(100_000_000),
+            b"stray",
+            0,
+            false,
+            &l,
+            &mut b,
+            &mut log,
+        );
+        // The stream flows for 5 s, with no ACKs in the capture.
+        for i in 0..50u32 {
+            let ts = u64::from(i) * sec / 10;
+            r.segment(
+                ts,
+                Seq(1).plus(i * 10),
+                b"0123456789",
+                0,
+                false,
+                &l,
+                &mut b,
+                &mut log,
+            );
+            r.poll(ts, &l, &mut b, &mut log);
+        }
+        assert_eq!(r.next_offset(), 500);
+        assert!(log.gaps().is_empty());
+        // It ends with a FIN: the stray, beyond it, was never part of it.
+        r.segment(
+            6 * sec,
+            Seq(1).plus(500),
+            b"",
+            0,
+            true,
+            &l,
+            &mut b,
+            &mut log,
+        );
+        r.segment(
+            6 * sec,
+            Seq(1).plus(600),
+            b"late",
+            0,
+            false,
+            &l,
+            &mut b,
+            &mut log,
+        );
+        r.finish(&mut b, &mut log);
+        assert!(log.gaps().is_empty(), "{:?}", log.gaps());
+        assert_eq!(r.counters.out_of_window, 2);
+        assert_eq!(r.held(), 0);
+        assert_eq!(b.used, 0);
+
+        // Without a FIN, a stray beyond a hole of over 64 MiB is dropped at
+        // the end rather than called 100 MB of lost capture; a long quiet
+        // spell does not time it out either.
+        let (mut r, mut log) = (Reassembler::new(&l), Log::default());
+        r.syn(Seq(0));
+        r.segment(0, Seq(1), b"abc", 0, false, &l, &mut b, &mut log);
+        r.segment(
+            0,
+            Seq(1).plus(100_000_000),
+            b"stray",
+            0,
+            false,
+            &l,
+            &mut b,
+            &mut log,
+        );
+        r.poll(60 * sec, &l, &mut b, &mut log);
+        r.segment(61 * sec, Seq(4), b"def", 0, false, &l, &mut b, &mut log);
+        r.finish(&mut b, &mut log);
+        assert!(log.gaps().is_empty(), "{:?}", log.gaps());
+        assert_eq!(r.next_offset(), 6);
+        assert_eq!(r.counters.out_of_window, 1);
+    }
+
+    #[test]
     fn in_order_segments_are_passed_through_without_copies() {
         let l = Limits::default();
         let mut b = Budget::new(1 << 20);
@@ -722,7 +913,7 @@ mod tests {
         r.syn(Seq(u32::MAX - 2)); // the stream wraps after 2 bytes
         struct Ptr(Vec<*const u8>);
         impl Output for Ptr {
-            fn data(&mut self, _o: u64, bytes: &[u8]) {
+            fn data(&mut self, _o: u64, bytes: &[u8], _t: Option<u64>) {
                 self.0.push(bytes.as_ptr());
             }
             fn gap(&mut self, _o: u64, _l: u64, _c: GapCause) {
