@@ -333,6 +333,16 @@ fn analyse_with<O: Observer>(
     let stop = stop_flag();
     let problems = pipeline::feed(src, analyzer, &stop);
     analyzer.finish();
+    let mut problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    let st = analyzer.stats();
+    if let Some((frame, by)) = st.first_backwards {
+        problems.push(format!(
+            "{} packet{} stamped earlier than the packet before (first: frame {frame}, {:.6} s earlier), as in a merged capture or after a clock step; they are taken as arriving at the latest time seen, so durations across them are unreliable",
+            st.backwards,
+            if st.backwards == 1 { " is" } else { "s are" },
+            by as f64 / 1e9
+        ));
+    }
     let mut status = ExitStatus::Clean;
     for p in &problems {
         eprintln!("migscope: {p}");
@@ -358,7 +368,7 @@ fn analyse_with<O: Observer>(
     if analyzer.stats().packets == 0 && !problems.is_empty() {
         status = ExitStatus::Unreadable;
     }
-    (status, problems.iter().map(|p| p.to_string()).collect())
+    (status, problems)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -400,6 +410,17 @@ fn report_cmd(
     }
     let stats = analyzer.stats();
     let model = analyzer.into_observer();
+    // Decoder diagnostics and missing bytes are problems, as in the summary.
+    let trouble = model.sessions.iter().any(|m| {
+        m.dirs
+            .iter()
+            .any(|d| d.errors + d.warnings > 0 || d.gap_bytes > 0)
+    });
+    let status = if trouble {
+        status.max(ExitStatus::Problems)
+    } else {
+        status
+    };
     let ctx = timeline::Context {
         source: &source,
         stats: &stats,

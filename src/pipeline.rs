@@ -167,6 +167,12 @@ pub struct CaptureStats {
     pub peak_out_of_order: usize,
     /// First malformed packet's frame and reason.
     pub first_malformed: Option<(u64, String)>,
+    /// Packets stamped earlier than a packet before them (a merged capture,
+    /// a clock step). The analysis takes them as arriving at the latest
+    /// time seen, so that no duration is negative.
+    pub backwards: u64,
+    /// The first of them: frame number and how far back it was stamped (ns).
+    pub first_backwards: Option<(u64, u64)>,
 }
 
 /// Per-direction state of a connection not recognised yet.
@@ -277,6 +283,19 @@ impl<O: Observer> Analyzer<O> {
     /// One captured packet.
     pub fn packet(&mut self, pkt: &Packet<'_>) {
         let st = &mut self.inner.stats;
+        let clamped;
+        let pkt = if st.first_ts.is_some() && pkt.ts_ns < st.last_ts {
+            st.backwards += 1;
+            st.first_backwards
+                .get_or_insert((pkt.number, st.last_ts - pkt.ts_ns));
+            clamped = Packet {
+                ts_ns: st.last_ts,
+                ..*pkt
+            };
+            &clamped
+        } else {
+            pkt
+        };
         st.packets += 1;
         st.bytes += u64::from(pkt.orig_len);
         if st.first_ts.is_none() {

@@ -236,6 +236,13 @@ impl<W: Write> Summary<W> {
                     if r.overflows > 0 {
                         tcp.push(format!("{} out-of-order buffer overflows", r.overflows));
                     }
+                    if r.out_of_window > 0 {
+                        tcp.push(format!(
+                            "{} segment{} outside any window ignored",
+                            r.out_of_window,
+                            if r.out_of_window == 1 { "" } else { "s" }
+                        ));
+                    }
                 }
                 if x.out_of_order > 0 {
                     tcp.push(format!("{} out-of-order", x.out_of_order));
