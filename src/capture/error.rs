@@ -91,6 +91,9 @@ pub enum CaptureError {
         have: usize,
         need: usize,
     },
+    /// The input ended inside a packet while the file kept growing.
+    #[error("{name} is still being written (it grew while migscope read it); the {packets} complete packets before its end were read; read it again once the capture has stopped, or capture live with -i")]
+    StillBeingWritten { name: String, packets: u64 },
     /// The file's structure is broken at `offset`.
     #[error("{name} is corrupt at byte {offset}: {what}; {}", corrupt_outcome(*.fatal))]
     Corrupt {

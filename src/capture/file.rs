@@ -251,6 +251,9 @@ pub struct FileSource {
     interfaces: Vec<Interface>,
     number: u64,
     last_ts: u64,
+    /// The file's path, when it is a file: to tell a capture still being
+    /// written (it grew while read) from one cut short.
+    path: Option<(std::path::PathBuf, u64)>,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -280,14 +283,17 @@ impl FileSource {
                 message: e.to_string(),
             },
         };
-        if fs::metadata(path).map_err(open_err)?.is_dir() {
+        let meta = fs::metadata(path).map_err(open_err)?;
+        if meta.is_dir() {
             return Err(CaptureError::Open {
                 path: path.into(),
                 message: "it is a directory; give a capture file".into(),
             });
         }
         let file = File::open(path).map_err(open_err)?;
-        FileSource::from_reader(Box::new(file), path.display().to_string())
+        let mut src = FileSource::from_reader(Box::new(file), path.display().to_string())?;
+        src.path = Some((path.into(), meta.len()));
+        Ok(src)
     }
 
     /// Reads a capture from any byte source; `name` is used in messages.
@@ -356,6 +362,7 @@ impl FileSource {
             interfaces: Vec::new(),
             number: 0,
             last_ts: 0,
+            path: None,
         };
         src.read_file_header()?;
         Ok(src)
@@ -509,8 +516,18 @@ impl FileSource {
     /// The input ended while `need` bytes of the next record were wanted.
     fn ended(&self, need: usize) -> Result<Step, CaptureError> {
         let have = self.end - self.start;
+        let read = self.base + self.end as u64;
+        // Longer now than what was read, or than when it was opened.
+        let grew = |(p, at_open): &(std::path::PathBuf, u64)| {
+            fs::metadata(p).is_ok_and(|m| m.len() > read || m.len() > *at_open)
+        };
         if have == 0 {
             Ok(Step::End)
+        } else if !self.gzip && self.path.as_ref().is_some_and(grew) {
+            Err(CaptureError::StillBeingWritten {
+                name: self.name.clone(),
+                packets: self.number,
+            })
         } else {
             Err(CaptureError::Truncated {
                 name: self.name.clone(),
@@ -1649,6 +1666,31 @@ mod tests {
         assert_eq!(s.next_packet().unwrap().unwrap().data, B);
         pipe.close();
         assert!(s.next_packet().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_file_that_grows_while_read_is_still_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("growing.pcap");
+        let whole = pcap(false, false, 1, 0, &[(1, 0, A, 12), (2, 0, A, 12)]);
+        // The second record is half written when migscope opens the file...
+        fs::write(&p, &whole[..whole.len() - 20]).unwrap();
+        let mut s = FileSource::open(&p).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        // ...and a few more bytes of it arrive, not all.
+        let mut f = fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut f, &whole[whole.len() - 20..whole.len() - 10]).unwrap();
+        let e = s.next_packet().unwrap_err();
+        assert!(
+            matches!(e, CaptureError::StillBeingWritten { packets: 1, .. }),
+            "{e}"
+        );
+        assert!(e.ends_reading());
+        // A file that stopped growing is cut short, as before.
+        let mut s = FileSource::open(&p).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        let e = s.next_packet().unwrap_err();
+        assert!(matches!(e, CaptureError::Truncated { .. }), "{e}");
     }
 
     #[test]
