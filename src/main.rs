@@ -334,15 +334,7 @@ fn analyse_with<O: Observer>(
     let problems = pipeline::feed(src, analyzer, &stop);
     analyzer.finish();
     let mut problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-    let st = analyzer.stats();
-    if let Some((frame, by)) = st.first_backwards {
-        problems.push(format!(
-            "{} packet{} stamped earlier than the packet before (first: frame {frame}, {:.6} s earlier), as in a merged capture or after a clock step; they are taken as arriving at the latest time seen, so durations across them are unreliable",
-            st.backwards,
-            if st.backwards == 1 { " is" } else { "s are" },
-            by as f64 / 1e9
-        ));
-    }
+    problems.extend(analyzer.stats().clock_problem());
     let mut status = ExitStatus::Clean;
     for p in &problems {
         eprintln!("migscope: {p}");
@@ -508,8 +500,9 @@ fn summary_cmd(input: &InputArgs) -> ExitCode {
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => {
-            eprintln!("migscope: writing the report failed: {e}");
-            status = status.max(ExitStatus::Problems);
+            eprintln!("migscope: writing the report failed: {}", describe(&e));
+            // As for every other output that cannot be written: 2.
+            status = status.max(ExitStatus::Unreadable);
         }
         Ok(()) => {}
     }
@@ -615,7 +608,7 @@ fn write_failed(e: io::Error) -> ExitCode {
     if e.kind() == io::ErrorKind::BrokenPipe {
         return ExitCode::SUCCESS;
     }
-    eprintln!("migscope: writing the output failed: {e}");
+    eprintln!("migscope: writing the output failed: {}", describe(&e));
     ExitCode::from(2)
 }
 
@@ -664,7 +657,24 @@ fn export_cmd(
     let sessions = analyzer.sessions().len();
     let mut export = analyzer.into_observer();
     if let Err(e) = export.flush() {
-        return write_failed(e);
+        if e.kind() == io::ErrorKind::BrokenPipe || output.as_os_str() == "-" {
+            return write_failed(e);
+        }
+        // A stream cut short looks like a stream that ended: do not leave it
+        // (only regular files are removed, never a device like /dev/full).
+        let removed = std::fs::metadata(output).is_ok_and(|m| m.is_file())
+            && std::fs::remove_file(output).is_ok();
+        eprintln!(
+            "migscope: writing {} failed: {}; {}",
+            output.display(),
+            describe(&e),
+            if removed {
+                "the incomplete file was removed"
+            } else {
+                "what it holds is incomplete"
+            }
+        );
+        return ExitCode::from(2);
     }
     let Some(found) = &export.found else {
         eprintln!(
@@ -709,6 +719,10 @@ fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file; check the path".into(),
         io::ErrorKind::PermissionDenied => "permission denied; check the file's permissions".into(),
+        // ENOSPC (io::ErrorKind::StorageFull is newer than our MSRV).
+        _ if e.raw_os_error() == Some(28) => {
+            "no space left on the device; free some space or write elsewhere".into()
+        }
         _ => e.to_string(),
     }
 }

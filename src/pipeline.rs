@@ -175,6 +175,19 @@ pub struct CaptureStats {
     pub first_backwards: Option<(u64, u64)>,
 }
 
+impl CaptureStats {
+    /// The sentence saying that time went backwards, if it did.
+    pub fn clock_problem(&self) -> Option<String> {
+        let (frame, by) = self.first_backwards?;
+        Some(format!(
+            "{} packet{} stamped earlier than the packet before (first: frame {frame}, {:.6} s earlier), as in a merged capture or after a clock step; they are taken as arriving at the latest time seen, so durations across them are unreliable",
+            self.backwards,
+            if self.backwards == 1 { " is" } else { "s are" },
+            by as f64 / 1e9
+        ))
+    }
+}
+
 /// Per-direction state of a connection not recognised yet.
 #[derive(Default)]
 struct Probe {

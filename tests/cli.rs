@@ -146,3 +146,67 @@ fn synth_then_records_round_trip() {
         .success()
         .stdout(predicate::str::contains("CHECKPOINT_END"));
 }
+
+/// A full disk (Linux's /dev/full fails every write with ENOSPC) ends every
+/// command with one sentence and exit status 2.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_disk_is_one_sentence_and_exit_2() {
+    let full = std::path::Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("no /dev/full here: skipped");
+        return;
+    }
+    let demo = "captures/colo-demo.pcap";
+    let runs: [&[&str]; 5] = [
+        &["report", demo],
+        &["report", demo, "--format", "json"],
+        &["records", demo],
+        &["-r", demo],
+        &[
+            "export",
+            demo,
+            "--session",
+            "0",
+            "--dir",
+            "forward",
+            "-o",
+            "-",
+        ],
+    ];
+    for args in runs {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_migscope"))
+            .args(args)
+            .stdout(std::fs::File::create(full).unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("no space left on the device"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // Writing to the device itself: said, and the device is left alone.
+    let out = migscope()
+        .args([
+            "export",
+            demo,
+            "--session",
+            "0",
+            "--dir",
+            "forward",
+            "-o",
+            "/dev/full",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("writing /dev/full failed: no space left"),
+        "{err}"
+    );
+    assert!(full.exists());
+}

@@ -152,6 +152,9 @@ fn replay_reader(mut src: Source, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBo
     }
     if let Ok(mut g) = shared.lock() {
         g.analyzer.finish();
+        if let Some(p) = g.analyzer.stats().clock_problem() {
+            g.progress.problems.push(p);
+        }
         g.progress.done = true;
     }
 }
@@ -179,6 +182,9 @@ fn live_reader(mut src: Source, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBool
             Ok(Next::Idle) => {}
             Ok(Next::End) => {
                 g.analyzer.finish();
+                if let Some(p) = g.analyzer.stats().clock_problem() {
+                    g.progress.problems.push(p);
+                }
                 g.progress.done = true;
                 break;
             }
@@ -187,6 +193,9 @@ fn live_reader(mut src: Source, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBool
                 g.progress.problems.push(e.to_string());
                 if fatal {
                     g.analyzer.finish();
+                    if let Some(p) = g.analyzer.stats().clock_problem() {
+                        g.progress.problems.push(p);
+                    }
                     g.progress.done = true;
                     break;
                 }
@@ -270,6 +279,9 @@ pub fn spawn_reader(
             }
             if ended {
                 g.analyzer.finish();
+                if let Some(p) = g.analyzer.stats().clock_problem() {
+                    g.progress.problems.push(p);
+                }
                 g.progress.done = true;
                 break;
             }
@@ -374,11 +386,22 @@ fn export(shared: &Shared, app: &App) -> String {
     let mut written = Vec::new();
     for (fmt, ext) in [(Format::Json, "json"), (Format::Csv, "csv")] {
         let path = format!("{stem}.{ext}");
-        let r = File::create(&path)
-            .and_then(|f| timeline::write(model, &ctx, fmt, &mut BufWriter::new(f)).map(|_| ()));
+        let r = File::create(&path).and_then(|f| {
+            let mut w = BufWriter::new(f);
+            timeline::write(model, &ctx, fmt, &mut w)?;
+            // The last bytes are written here: a full disk must be seen.
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()
+        });
         match r {
             Ok(()) => written.push(path),
-            Err(e) => return format!("export failed writing {path}: {e}"),
+            Err(e) => {
+                // Nothing half-written is left behind.
+                let _ = std::fs::remove_file(&path);
+                for p in &written {
+                    let _ = std::fs::remove_file(p);
+                }
+                return format!("export failed writing {path} ({e}); nothing was kept");
+            }
         }
     }
     let dir = std::env::current_dir().map_or(String::new(), |d| d.display().to_string());
