@@ -156,3 +156,120 @@ fn a_colo_session_replayed_on_loopback_is_captured_and_reassembled_exactly() {
         sent.manifest.checkpoints.len()
     );
 }
+
+/// Runs `migscope -i IFACE -w FILE` (the summary, not the TUI: its standard
+/// output is a pipe) in the background.
+fn migscope_live(iface: &str, filter: Option<&str>, save: &std::path::Path) -> std::process::Child {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_migscope"));
+    c.args(["-i", iface, "-w"]).arg(save);
+    if let Some(f) = filter {
+        c.args(["-f", f]);
+    }
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run migscope")
+}
+
+/// Every packet of a saved file, read back with migscope's own reader; the
+/// file must be a whole, valid capture.
+fn packets_in(path: &std::path::Path) -> u64 {
+    let mut src = capture::FileSource::open(path).expect("a valid -w file");
+    let mut n = 0;
+    loop {
+        match src.next_packet() {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => return n,
+            Err(e) => panic!("the -w file is damaged: {e}"),
+        }
+    }
+}
+
+fn can_capture() -> bool {
+    match capture::live::open("lo", Some("tcp port 9"), None) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
+/// SIGINT and SIGTERM in the middle of a live capture: the summary is
+/// printed, the exit status is 0 (nothing went wrong) and the -w file is a
+/// valid capture holding every packet counted.
+#[test]
+fn sigint_and_sigterm_stop_a_live_capture_and_keep_the_w_file_valid() {
+    if !can_capture() {
+        return;
+    }
+    for sig in ["INT", "TERM"] {
+        let port = 19000 + (std::process::id() % 500) as u16 + if sig == "INT" { 0 } else { 500 };
+        let dir = tempfile::tempdir().unwrap();
+        let saved = dir.path().join("live.pcap");
+        let child = migscope_live("lo", Some(&format!("tcp port {port}")), &saved);
+        thread::sleep(Duration::from_millis(700));
+        // Some traffic: connection attempts to a closed port (SYN, RST).
+        for _ in 0..5 {
+            let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        }
+        thread::sleep(Duration::from_millis(300));
+        let killed = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "SIG{sig}: {stderr}");
+        assert!(stdout.contains("Capture: 10 packets"), "SIG{sig}: {stdout}");
+        assert_eq!(packets_in(&saved), 10, "SIG{sig}");
+    }
+}
+
+/// The interface goes away while migscope captures on it: one sentence,
+/// exit status 1 (2 if not a packet came), the packets before analysed and
+/// the -w file valid. Needs
+/// the right to create a veth pair; skipped otherwise.
+#[test]
+fn an_interface_that_disappears_ends_the_capture_cleanly() {
+    if !can_capture() {
+        return;
+    }
+    let name = format!("msv{}", std::process::id() % 10000);
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ip(&[
+        "link",
+        "add",
+        &name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{name}p"),
+    ]) {
+        eprintln!("skipped: cannot create a veth pair here");
+        return;
+    }
+    ip(&["link", "set", &name, "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("gone.pcap");
+    let child = migscope_live(&name, None, &saved);
+    thread::sleep(Duration::from_millis(1000));
+    assert!(ip(&["link", "del", &name]), "delete {name}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("capturing on {name} stopped:")),
+        "{stderr}"
+    );
+    // 1: problems, with what was captured analysed; 2 when nothing was.
+    let want = if packets_in(&saved) > 0 { 1 } else { 2 };
+    assert_eq!(out.status.code(), Some(want), "{stderr}");
+}

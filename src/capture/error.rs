@@ -131,6 +131,9 @@ pub enum CaptureError {
     /// Another libpcap error on the interface.
     #[error("capturing on {iface} failed: {message}")]
     Live { iface: String, message: String },
+    /// Capture stopped in the middle (the interface went away or down).
+    #[error("capturing on {iface} stopped: {message}; the packets captured until then were analysed (and kept in the -w file, if one was given)")]
+    LiveEnded { iface: String, message: String },
     /// The `-w` file cannot be created or written.
     #[error("cannot write the capture to {} ({message}); check that its directory exists and is writable", .path.display())]
     Write { path: PathBuf, message: String },

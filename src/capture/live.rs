@@ -232,7 +232,7 @@ mod imp {
                     self.ended = true;
                     // Keep what was written; the capture error matters more.
                     let _ = flush(&mut self.save, &mut self.unflushed);
-                    Err(CaptureError::Live {
+                    Err(CaptureError::LiveEnded {
                         iface: self.iface.clone(),
                         message: pcap_message(e),
                     })
