@@ -108,6 +108,8 @@ pub struct DirectionStats {
     pub packets: u64,
     /// TCP payload bytes on the wire, retransmissions included.
     pub wire_bytes: u64,
+    /// Segments captured twice (identical and back to back), ignored.
+    pub duplicates: u64,
     #[serde(flatten)]
     pub reassembly: tcp::Counters,
 }
@@ -831,6 +833,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
         let stats = |side: Side| DirectionStats {
             packets: c.half(side).packets(),
             wire_bytes: c.half(side).wire_bytes(),
+            duplicates: c.half(side).duplicates(),
             reassembly: c.half(side).counters().clone(),
         };
         let ts = c.last_ts;

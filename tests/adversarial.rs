@@ -505,6 +505,7 @@ const CASES: &[(&str, Case)] = &[
     ("bogus_pcapng_block_lengths", bogus_pcapng),
     ("a_million_tiny_packets", million_tiny_packets),
     ("truncated_file", truncated_file),
+    ("every_packet_captured_twice", captured_twice),
 ];
 
 /// The reference: a COLO session written by hand, no damage. Every
@@ -1116,4 +1117,60 @@ fn truncated_file(file: &Path) -> Row {
     assert_eq!(cps[8]["events"]["svm_ready"], Value::Null);
     assert_eq!(cps.len(), 9);
     row("truncated_file", file, &run, 32 * MIB)
+}
+
+/// Every packet twice, back to back (`-i any` over a bridge): the same
+/// checkpoints, and no retransmission, duplicate ACK or gap is made up.
+fn captured_twice(file: &Path) -> Row {
+    let mut raw = Vec::new();
+    let written = {
+        let mut p = Pcap::new(&mut raw);
+        let mut flow = Flow::new(40011, 8002);
+        let w = colo_session(&mut p, &mut flow, 700.0, 10, intact);
+        flow.close(&mut p, 702.0);
+        p.finish();
+        w
+    };
+    let mut p = pcap_file(file);
+    let records = pcap_records(&raw);
+    for (us, frame, _) in &records {
+        p.packet(*us as f64 / 1e6, frame);
+        p.packet(*us as f64 / 1e6, frame);
+    }
+    p.finish();
+    let run = report(file, &[]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let j = run.json();
+    let s = &j["sessions"][0];
+    for d in ["forward", "back"] {
+        let tcp = &s[d]["tcp"];
+        assert_eq!(tcp["retransmissions"], 0, "{d}: {tcp}");
+        assert_eq!(tcp["dup_acks"], 0, "{d}: {tcp}");
+        assert!(tcp["duplicates"].as_u64().unwrap() > 0, "{d}: {tcp}");
+        assert_eq!(s[d]["gaps"], 0);
+    }
+    let total: u64 = ["forward", "back"]
+        .iter()
+        .map(|d| s[*d]["tcp"]["duplicates"].as_u64().unwrap())
+        .sum();
+    // Copies of segments with data, SYN or FIN are told apart; pure ACKs
+    // are not judged (a burst of identical duplicate ACKs is normal TCP).
+    let judged = records
+        .iter()
+        .filter(|(_, frame, _)| {
+            let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+            match p.transport {
+                Some(etherparse::TransportSlice::Tcp(t)) => {
+                    !t.payload().is_empty() || t.syn() || t.fin()
+                }
+                _ => false,
+            }
+        })
+        .count();
+    assert_eq!(total as usize, judged, "every copy is a duplicate");
+    let cps = s["checkpoints"].as_array().unwrap();
+    for (k, w) in written.iter().enumerate() {
+        assert_checkpoint_exact(&cps[k], w, 700.0, &format!("checkpoint {k}"));
+    }
+    row("every_packet_captured_twice", file, &run, 32 * MIB)
 }

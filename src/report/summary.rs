@@ -236,6 +236,13 @@ impl<W: Write> Summary<W> {
                     if r.overflows > 0 {
                         tcp.push(format!("{} out-of-order buffer overflows", r.overflows));
                     }
+                    if ts.duplicates > 0 {
+                        tcp.push(format!(
+                            "{} packet{} captured twice (ignored)",
+                            ts.duplicates,
+                            if ts.duplicates == 1 { "" } else { "s" }
+                        ));
+                    }
                     if r.out_of_window > 0 {
                         tcp.push(format!(
                             "{} segment{} outside any window ignored",

@@ -278,6 +278,8 @@ fn dir_json(src: String, dst: String, x: &crate::model::DirTally) -> Value {
             "retransmissions": x.retransmissions,
             "retransmitted_bytes": tcp.map(|t| t.reassembly.retransmitted_bytes),
             "differing_bytes": tcp.map(|t| t.reassembly.differing_bytes),
+            "duplicates": tcp.map(|t| t.duplicates),
+            "out_of_window": tcp.map(|t| t.reassembly.out_of_window),
             "out_of_order": x.out_of_order,
             "dup_acks": x.dup_acks,
             "zero_windows": x.zero_windows,

@@ -205,6 +205,53 @@ pub struct Half {
     fin: bool,
     rst: bool,
     counters: Counters,
+    /// The last segment of this side and its time, while the other side has
+    /// sent nothing since.
+    last_sig: Option<(Signature, u64)>,
+    /// Segments captured twice: identical to the one before, back to back.
+    duplicates: u64,
+}
+
+/// A segment carrying data (or SYN, FIN) identical to the one before within
+/// this time, with nothing from the other side in between, is the same packet
+/// captured twice (`-i any` over a bridge and its ports, a doubled mirror),
+/// not a retransmission: Linux never retransmits that fast (its minimum RTO
+/// is 200 ms; a fast retransmit follows duplicate ACKs). Pure ACKs are not
+/// judged: duplicate ACKs come in bursts of identical packets at a sender.
+const DUPLICATE_NS: u64 = 50_000;
+
+/// What must be equal for two segments to be one packet captured twice:
+/// seq, ack, length, flags, window, and payload samples (its first, middle
+/// and last 8 bytes: a retransmission with other bytes is not a duplicate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Signature {
+    seq: u32,
+    ack: u32,
+    len: u64,
+    flags: u8,
+    window: u16,
+    samples: [u64; 3],
+}
+
+impl Signature {
+    fn of(seg: &TcpSegment<'_>) -> Self {
+        let p = seg.payload;
+        let at = |i: usize| {
+            let mut b = [0u8; 8];
+            let src = p.get(i..).unwrap_or(&[]);
+            let n = src.len().min(8);
+            b[..n].copy_from_slice(&src[..n]);
+            u64::from_le_bytes(b)
+        };
+        Signature {
+            seq: seg.seq,
+            ack: seg.ack,
+            len: p.len() as u64 + u64::from(seg.missing),
+            flags: seg.flags.0,
+            window: seg.window,
+            samples: [at(0), at(p.len() / 2), at(p.len().saturating_sub(8))],
+        }
+    }
 }
 
 impl Half {
@@ -227,6 +274,8 @@ impl Half {
             fin: false,
             rst: false,
             counters: Counters::default(),
+            last_sig: None,
+            duplicates: 0,
         }
     }
 
@@ -238,6 +287,11 @@ impl Half {
         self.packets
     }
     /// TCP payload bytes carried by this side's packets, retransmissions included.
+    /// Segments captured twice (see [`DUPLICATE_NS`]), ignored.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
     pub fn wire_bytes(&self) -> u64 {
         self.wire_bytes
     }
@@ -464,6 +518,19 @@ impl Tracker {
         let id = conn.id;
         let (me, other) = split(&mut conn.halves, side);
         me.packets += 1;
+        other.last_sig = None;
+        if !seg.payload.is_empty() || seg.missing > 0 || flags.syn() || flags.fin() {
+            let sig = Signature::of(seg);
+            if let Some((last, at)) = me.last_sig {
+                if last == sig && ts_ns.saturating_sub(at) <= DUPLICATE_NS {
+                    me.duplicates += 1;
+                    return;
+                }
+            }
+            me.last_sig = Some((sig, ts_ns));
+        } else {
+            me.last_sig = None;
+        }
         me.wire_bytes += seg.payload.len() as u64;
         let mut out = Out {
             conn: id,
@@ -714,6 +781,40 @@ mod tests {
         fn closed(&mut self, _c: &Connection) {
             self.closed += 1;
         }
+    }
+
+    #[test]
+    fn a_packet_captured_twice_is_not_a_retransmission() {
+        /// The client side's duplicates and retransmissions, at close.
+        #[derive(Default)]
+        struct Closed(Option<(u64, u64, u64)>);
+        impl Sink for Closed {
+            fn data(&mut self, _: ConnId, _: Side, _: u64, _: u64, _: &[u8], _: bool) {}
+            fn gap(&mut self, _: ConnId, _: Side, _: u64, _: u64, _: u64, _: GapCause) {}
+            fn closed(&mut self, c: &Connection) {
+                let h = c.half(Side::Client);
+                let r = h.counters();
+                self.0 = Some((h.duplicates(), r.retransmitted_segments, r.differing_bytes));
+            }
+        }
+        let mut t = Tracker::new(Limits::default());
+        let mut sink = Closed::default();
+        t.segment(0, 1, &syn(4000), &mut sink);
+        let data = |payload: &'static [u8]| TcpSegment {
+            seq: 2,
+            flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
+            payload,
+            ..syn(4000)
+        };
+        let us = 1_000;
+        t.segment(10 * us, 2, &data(b"abcdefgh"), &mut sink);
+        t.segment(10 * us + 5, 3, &data(b"abcdefgh"), &mut sink); // the same packet again
+                                                                  // Other bytes at once: a retransmission, not a copy.
+        t.segment(10 * us + 10, 4, &data(b"abcdXfgh"), &mut sink);
+        // The same bytes 200 ms later: a retransmission.
+        t.segment(200_000 * us, 5, &data(b"abcdefgh"), &mut sink);
+        t.finish(&mut sink);
+        assert_eq!(sink.0, Some((1, 2, 1)));
     }
 
     fn syn(port: u16) -> TcpSegment<'static> {

@@ -405,7 +405,8 @@ impl Reassembler {
             return self.segment(ts_ns, self.next_seq, p, m, fin, limits, budget, out);
         }
         let mut off = off as u64;
-        if off > self.next + MAX_AHEAD || self.fin.is_some_and(|f| off > f) {
+        let after_fin = total > 0 && self.fin.is_some_and(|f| off >= f);
+        if off > self.next + MAX_AHEAD || after_fin {
             // Beyond any window, or after the FIN: no receiver takes it.
             self.counters.out_of_window += 1;
             return;
