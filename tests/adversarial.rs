@@ -388,6 +388,8 @@ struct Written {
     checkpoint_end: f64,
     svm_ready: f64,
     svm_resumed: f64,
+    /// Pfn entries of its PAGE_DATA.
+    pages: usize,
 }
 
 /// Writes a COLO session with `n` checkpoints (0..n) on `flow`, starting at
@@ -425,6 +427,7 @@ fn colo_session<W: Write>(
             (0..(4 + k as u64 % 5)).map(|i| i * 7 + k as u64).collect()
         };
         t += 0.003;
+        w.pages = pfns.len();
         let mut memory = page_data(&pfns, k as u8);
         memory.extend(cpu_state());
         memory_hook(k, p, flow, t, memory);
@@ -476,6 +479,7 @@ fn assert_checkpoint_exact(c: &Value, w: &Written, origin: f64, what: &str) {
     near("svm_ready", Some(w.svm_ready));
     near("svm_resumed", Some(w.svm_resumed));
     assert_eq!(c["complete"], Value::Bool(true), "{what}: complete");
+    assert_eq!(c["pages"], w.pages, "{what}: pages");
 }
 
 fn report(file: &Path, extra: &[&str]) -> Run {
@@ -712,6 +716,11 @@ fn corrupted_handmade_colo(file: &Path) -> Row {
         "PAGE_DATA body is 16424 bytes but its 4 pfn entries (0 with data) need 40",
     ] {
         assert_has(&d, said, "the diagnostics");
+    }
+    // A PAGE_DATA whose count lies, a length over the limit, pfn types that
+    // contradict the length: those checkpoints cannot be trusted.
+    for k in [4, 10, 25] {
+        assert_eq!(cps[k]["complete"], false, "checkpoint {k}: {}", cps[k]);
     }
     let fwd = &s["forward"];
     // One segment lost by the capture, one cut by the snap length; the stray

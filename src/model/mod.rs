@@ -684,6 +684,14 @@ impl Observer for Model {
                     }
                 }
                 Event::Diagnostic(diag) if diag.severity != Severity::Note => {
+                    if diag.severity == Severity::Error && m.checkpointed {
+                        // A record of this checkpoint is malformed (a count
+                        // that lies, a length over the limit): what it says
+                        // cannot be trusted, so the checkpoint is partial.
+                        if let Some(c) = m.checkpoints.last_mut() {
+                            c.damaged = true;
+                        }
+                    }
                     let x = &mut m.dirs[dir_index(d)];
                     match diag.severity {
                         Severity::Error => x.errors += 1,
