@@ -394,14 +394,32 @@ struct Written {
 
 /// Writes a COLO session with `n` checkpoints (0..n) on `flow`, starting at
 /// `t0`, each record in packets of its own stamped with its event time.
-/// `corrupt(k, bytes)` may damage the forward bytes of checkpoint k's
-/// memory phase before they are sent (returning them changed).
+/// `memory_hook(k, pcap, flow, t, bytes)` sends the forward bytes of
+/// checkpoint k's memory phase (and may damage them; [`intact`] sends them).
 fn colo_session<W: Write>(
     p: &mut Pcap<W>,
     flow: &mut Flow,
     t0: f64,
     n: usize,
+    memory_hook: impl FnMut(usize, &mut Pcap<W>, &mut Flow, f64, Vec<u8>),
+) -> Vec<Written> {
+    colo_session_with(p, flow, t0, n, memory_hook, intact_back)
+}
+
+/// Sends a back-channel record as written.
+fn intact_back<W: Write>(_: usize, p: &mut Pcap<W>, f: &mut Flow, t: f64, bytes: Vec<u8>) {
+    f.send(p, 1, t, &bytes);
+}
+
+/// As [`colo_session`], with `back_hook(k, ...)` sending every back-channel
+/// record of checkpoint k (the bytes start with the record's type).
+fn colo_session_with<W: Write>(
+    p: &mut Pcap<W>,
+    flow: &mut Flow,
+    t0: f64,
+    n: usize,
     mut memory_hook: impl FnMut(usize, &mut Pcap<W>, &mut Flow, f64, Vec<u8>),
+    mut back_hook: impl FnMut(usize, &mut Pcap<W>, &mut Flow, f64, Vec<u8>),
 ) -> Vec<Written> {
     let mut out = Vec::new();
     let mut t = t0;
@@ -415,10 +433,10 @@ fn colo_session<W: Write>(
             flow.send(p, 0, t, &checkpoint_state(0));
             w.new = Some(t);
             t += 0.004;
-            flow.send(p, 1, t, &checkpoint_state(1));
+            back_hook(k, p, flow, t, checkpoint_state(1));
             w.svm_suspended = Some(t);
             t += 0.002;
-            flow.send(p, 1, t, &dirty_pfn_list(&[3, 9, 17]));
+            back_hook(k, p, flow, t, dirty_pfn_list(&[3, 9, 17]));
             w.dirty_pfn_list = Some(t);
         }
         let pfns: Vec<u64> = if k == 0 {
@@ -440,10 +458,10 @@ fn colo_session<W: Write>(
         flow.send(p, 0, t, &rec(CHECKPOINT_END, &[]));
         w.checkpoint_end = t;
         t += 0.010;
-        flow.send(p, 1, t, &checkpoint_state(2));
+        back_hook(k, p, flow, t, checkpoint_state(2));
         w.svm_ready = t;
         t += 0.002;
-        flow.send(p, 1, t, &checkpoint_state(3));
+        back_hook(k, p, flow, t, checkpoint_state(3));
         w.svm_resumed = t;
         out.push(w);
     }
@@ -510,6 +528,7 @@ const CASES: &[(&str, Case)] = &[
     ("a_million_tiny_packets", million_tiny_packets),
     ("truncated_file", truncated_file),
     ("every_packet_captured_twice", captured_twice),
+    ("corrupted_back_channel", corrupted_back_channel),
 ];
 
 /// The reference: a COLO session written by hand, no damage. Every
@@ -1182,4 +1201,83 @@ fn captured_twice(file: &Path) -> Row {
         assert_checkpoint_exact(&cps[k], w, 700.0, &format!("checkpoint {k}"));
     }
     row("every_packet_captured_twice", file, &run, 32 * MIB)
+}
+
+/// The back channel damaged: an unknown CHECKPOINT_STATE control id in
+/// checkpoint 3, a dirty pfn list whose length is blown up (framing lost) in
+/// checkpoint 6, an SVM_READY the capture lost (the primary's ACK covers it)
+/// in checkpoint 9, and an SVM_RESUMED split over two segments, the first
+/// retransmitted with other bytes, in checkpoint 12. Every other checkpoint
+/// is exact; a damaged one is exact or partial, never wrong.
+fn corrupted_back_channel(file: &Path) -> Row {
+    let mut p = pcap_file(file);
+    let mut flow = Flow::new(40012, 8002);
+    let mut seen = [0usize; 16];
+    let back = |k: usize, p: &mut Pcap<_>, f: &mut Flow, t: f64, mut bytes: Vec<u8>| {
+        let kind = bytes[0] as usize;
+        let control = if kind == 5 { bytes[8] } else { 0xf };
+        seen[k % 16] += 1;
+        match (k, control) {
+            (3, 1) => bytes[8] = 9, // SVM_SUSPENDED -> control id 9
+            (6, 0xf) => bytes[4..8].copy_from_slice(&0x00ff_fff8u32.to_le_bytes()),
+            (9, 2) => {
+                // Lost by the capture; the next packet from the primary ACKs it.
+                f.next[1] = f.next[1].wrapping_add(bytes.len() as u32);
+                let ack = f.frame_at(0, f.next[0], &[], "A");
+                p.packet(t + 0.0001, &ack);
+                return;
+            }
+            (12, 3) => {
+                let other: Vec<u8> = bytes[..8].iter().map(|b| b ^ 0xff).collect();
+                f.send(p, 1, t, &bytes[..8]);
+                let fr = f.frame_at(1, f.next[1].wrapping_sub(8), &other, "PA");
+                p.packet(t, &fr);
+                f.send(p, 1, t, &bytes[8..]);
+                return;
+            }
+            _ => {}
+        }
+        f.send(p, 1, t, &bytes);
+    };
+    let written = colo_session_with(&mut p, &mut flow, 800.0, 16, intact, back);
+    flow.close(&mut p, 803.0);
+    p.finish();
+    let run = report(file, &[]);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    let j = run.json();
+    let s = &j["sessions"][0];
+    let cps = s["checkpoints"].as_array().unwrap();
+    let damaged = [3, 6, 9, 12];
+    for (k, w) in written.iter().enumerate() {
+        let what = format!("checkpoint {k}");
+        let c = cps.iter().find(|c| c["index"] == k);
+        match c {
+            Some(c) if !damaged.contains(&k) || c["complete"] == true => {
+                assert_checkpoint_exact(c, w, 800.0, &what)
+            }
+            Some(c) => {
+                // Partial: the events it has are the ones written.
+                for (key, want) in [
+                    ("new", w.new),
+                    ("libxc_checkpoint", Some(w.libxc_checkpoint)),
+                    ("checkpoint_end", Some(w.checkpoint_end)),
+                ] {
+                    let got = c["events"][key].as_f64();
+                    if let (Some(g), Some(x)) = (got, want) {
+                        assert!((g - (x - 800.0)).abs() < 2e-6, "{what}: {key} {g}");
+                    }
+                }
+            }
+            None => panic!("{what} is missing"),
+        }
+    }
+    assert_eq!(
+        cps[9]["events"]["svm_ready"],
+        Value::Null,
+        "lost, not invented"
+    );
+    assert_eq!(cps[9]["complete"], false);
+    assert_eq!(s["back"]["gaps"], 1, "{}", s["back"]);
+    assert_eq!(s["back"]["tcp"]["differing_bytes"], 8, "{}", s["back"]);
+    row("corrupted_back_channel", file, &run, 32 * MIB)
 }

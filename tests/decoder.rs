@@ -598,6 +598,48 @@ fn gap_over_a_record_boundary_resyncs() {
     );
 }
 
+/// A dirty pfn list whose length was blown up (16 MiB) would swallow every
+/// back-channel record after it; its pfns stop ascending where the next
+/// record starts, so the decoder says so and finds that record again.
+#[test]
+fn a_dirty_list_with_a_wrong_length_does_not_swallow_the_back_channel() {
+    let mut s = Vec::new();
+    for k in 0..6u64 {
+        let mut list = dirty_list(&[k, k + 1, 50 + k]);
+        if k == 2 {
+            list[4..8].copy_from_slice(&0x00ff_fff8u32.to_le_bytes());
+        }
+        s.extend(checkpoint_state(1));
+        s.extend(list);
+        s.extend(checkpoint_state(2));
+        s.extend(checkpoint_state(3));
+    }
+    // In segments of one record each, as the secondary sends them.
+    let mut d = Decoder::back_channel();
+    let mut ev = Vec::new();
+    let mut at = 0;
+    while at < s.len() {
+        let len = 8 + u32::from_le_bytes(s[at + 4..at + 8].try_into().unwrap()) as usize;
+        let len = len.div_ceil(8) * 8;
+        let end = if len > 1 << 20 { at + 8 + 24 } else { at + len };
+        d.push(&s[at..end], &mut ev);
+        at = end;
+    }
+    d.finish(&mut ev);
+    let states = ev
+        .iter()
+        .filter_map(Event::as_item)
+        .filter(|i| i.kind.name() == "CHECKPOINT_STATE")
+        .count();
+    // None is lost: the hunt starts at the segment holding the descent,
+    // which is where SVM_READY starts.
+    assert_eq!(states, 6 * 3, "{ev:#?}");
+    let said = ev
+        .iter()
+        .any(|e| matches!(e, Event::Diagnostic(d) if d.message.contains("stop ascending")));
+    assert!(said);
+}
+
 /// Found by the adversarial captures (a million one-byte segments): a pfn
 /// entry arriving in three pieces or more was lost.
 #[test]

@@ -1187,7 +1187,19 @@ impl Decoder {
             let chunk = &data[..n];
             match b.mode {
                 Mode::Skip => {}
-                Mode::Pfns => b.pfns.feed(chunk, b.body_length),
+                Mode::Pfns => {
+                    b.pfns.feed(chunk, b.body_length);
+                    if !b.pfns.page_data && b.pfns.summary.descents > 0 {
+                        // A dirty pfn list is ascending: a descent means its
+                        // length was wrong and it swallowed the records after
+                        // it. Hunt from the start of this chunk.
+                        let (offset, len, at) = (b.offset, b.body_length, b.consumed);
+                        self.diag(out, Severity::Error, offset, DiagKind::MalformedBody, format!(
+                            "CHECKPOINT_DIRTY_PFN_LIST claims {len} bytes but its pfns stop ascending after {at} of them: the length is wrong or the stream is out of sync; looking for the next record"));
+                        self.start_hunt();
+                        return;
+                    }
+                }
                 Mode::Buffer => {
                     if b.consumed == 0 && n as u64 == body_left {
                         // Whole body in this slice: decode without copying.
