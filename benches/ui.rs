@@ -29,6 +29,7 @@ fn synthetic() -> Model {
         secondary: ep(2000),
         recognised_by: "libxc",
         mid_stream: false,
+        syn_seen: true,
         first_ts: 0,
         first_frame: 0,
         back_channel: None,

@@ -51,6 +51,7 @@ fn long_session(checkpoints: u64) -> Model {
         secondary: ep(2),
         recognised_by: "libxl",
         mid_stream: false,
+        syn_seen: true,
         first_ts: 1_000_000_000,
         first_frame: 1,
         back_channel: None,

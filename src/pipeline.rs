@@ -34,7 +34,7 @@
 //! connection is being recognised are capped per direction
 //! ([`Config::hunt_budget`]) and in total ([`PREFIX_TOTAL`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
@@ -50,6 +50,13 @@ pub type SessionId = u32;
 
 /// Bytes of all recognition prefixes together.
 pub const PREFIX_TOTAL: usize = 64 << 20;
+
+/// Part of a recognised prefix: stream offset, bytes, and the gap after them.
+type Piece<'a> = (u64, &'a [u8], Option<(u64, GapCause)>);
+
+/// Capture gaps remembered inside one direction's prefix while it is being
+/// recognised; after more, the rest of the prefix is given up.
+const MAX_PREFIX_GAPS: usize = 64;
 
 /// TCP events kept per connection while it is being recognised.
 const PENDING_EVENTS: usize = 256;
@@ -97,6 +104,10 @@ pub struct Session {
     pub recognised_by: &'static str,
     /// The capture does not show the start of the forward stream.
     pub mid_stream: bool,
+    /// The capture shows the connection's SYN, so stream offsets count from
+    /// the true start even when bytes after it were lost: checkpoint
+    /// numbers can start at 0 (without it they are relative, from 1).
+    pub syn_seen: bool,
     pub first_ts: u64,
     pub first_frame: u64,
     pub back_channel: Option<BackChannelConn>,
@@ -197,6 +208,10 @@ struct Probe {
     start_known: Option<bool>,
     prefix: Vec<u8>,
     prefix_from: u64,
+    /// Capture gaps inside the prefix: (prefix length when it came, length,
+    /// cause). The bytes after a gap are kept too, so that the gap is told
+    /// as the gap it was once the connection is recognised.
+    prefix_gaps: Vec<(usize, u64, GapCause)>,
     /// Bytes after the prefix that were not kept.
     dropped: u64,
     hunter: Option<Decoder>,
@@ -249,6 +264,45 @@ struct Inner<O> {
     stats: CaptureStats,
     unsupported: HashMap<u32, u64>,
     events: Vec<Event>,
+    /// When each recent push to a decoder ended, per connection side.
+    stamps: HashMap<(ConnId, Side), Stamps>,
+}
+
+/// The capture times of a decoder's recent pushes, by the decoder offset
+/// they ended at. A record confirmed only later (a re-synchronisation
+/// trusts a plausible record once an anchor follows it) is stamped with the
+/// time of the push that completed it, not of the one that confirmed it
+/// (PROTOCOL.md section 6: an event's time is its last byte's packet).
+#[derive(Debug, Default)]
+struct Stamps {
+    /// (decoder offset at the end of a push, capture time), oldest first.
+    ring: VecDeque<(u64, u64)>,
+}
+
+impl Stamps {
+    /// Pushes remembered: a hunt confirms records within a few kilobytes,
+    /// a handful of segments.
+    const CAP: usize = 256;
+
+    fn record(&mut self, end: u64, ts: u64) {
+        if self.ring.back().is_some_and(|&(e, _)| e == end) {
+            return;
+        }
+        if self.ring.len() == Self::CAP {
+            self.ring.pop_front();
+        }
+        self.ring.push_back((end, ts));
+    }
+
+    /// The time of the push that delivered offset `end - 1`, if remembered.
+    fn at(&self, end: u64) -> Option<u64> {
+        let i = self.ring.partition_point(|&(e, _)| e < end);
+        if i == 0 && self.ring.front().is_some_and(|&(e, _)| e >= end) {
+            // Older than the ring for all we know, unless it is the first push.
+            return (self.ring.len() < Self::CAP).then(|| self.ring[0].1);
+        }
+        self.ring.get(i).map(|&(_, t)| t)
+    }
 }
 
 impl<O: Observer> Analyzer<O> {
@@ -265,6 +319,7 @@ impl<O: Observer> Analyzer<O> {
                 stats: CaptureStats::default(),
                 unsupported: HashMap::new(),
                 events: Vec::new(),
+                stamps: HashMap::new(),
             },
         }
     }
@@ -365,7 +420,7 @@ impl<O: Observer> Inner<O> {
         primary: Endpoint,
         secondary: Endpoint,
         recognised_by: &'static str,
-        mid_stream: bool,
+        (mid_stream, syn_seen): (bool, bool),
         first: (u64, u64),
     ) -> SessionId {
         let id = self.sessions.len() as SessionId;
@@ -376,6 +431,7 @@ impl<O: Observer> Inner<O> {
             secondary,
             recognised_by,
             mid_stream,
+            syn_seen,
             first_ts: first.0,
             first_frame: first.1,
             back_channel: None,
@@ -406,7 +462,14 @@ impl<O: Observer> Inner<O> {
         };
         let fwd_probe = &probes[forward as usize];
         let mid = fwd_probe.start_known.map_or(!syn_seen, |known| !known);
-        let session = self.new_session(conn, primary, secondary, by, mid, (first_ts, first_frame));
+        let session = self.new_session(
+            conn,
+            primary,
+            secondary,
+            by,
+            (mid, syn_seen),
+            (first_ts, first_frame),
+        );
         let mut decoders: [Option<Decoder>; 2] = [None, None];
         for (i, probe) in probes.into_iter().enumerate() {
             let side = if i == 0 { Side::Client } else { Side::Server };
@@ -419,9 +482,23 @@ impl<O: Observer> Inner<O> {
             if probe.start_known.is_none() {
                 continue; // nothing seen yet: the decoder starts with the first byte
             }
-            if !probe.prefix.is_empty() {
-                self.observer
-                    .bytes(session, dir, probe.prefix_from, &probe.prefix);
+            // The prefix in pieces between the gaps it had.
+            let mut pieces: Vec<Piece<'_>> = Vec::new();
+            let (mut at, mut from) = (probe.prefix_from, 0usize);
+            for &(upto, len, cause) in &probe.prefix_gaps {
+                pieces.push((at, &probe.prefix[from..upto], Some((len, cause))));
+                at += (upto - from) as u64 + len;
+                from = upto;
+            }
+            pieces.push((at, &probe.prefix[from..], None));
+            for &(at, bytes, gap) in &pieces {
+                if !bytes.is_empty() {
+                    self.observer.bytes(session, dir, at, bytes);
+                }
+                if let Some((len, cause)) = gap {
+                    let gap_at = at + bytes.len() as u64;
+                    self.observer.gap(session, dir, ts, gap_at, len, cause);
+                }
             }
             let mut events = Vec::new();
             let dec = match probe.hunter {
@@ -435,7 +512,12 @@ impl<O: Observer> Inner<O> {
                     } else {
                         Decoder::mid_stream(dir, probe.prefix_from)
                     };
-                    d.push(&probe.prefix, &mut events);
+                    for &(_, bytes, gap) in &pieces {
+                        d.push(bytes, &mut events);
+                        if let Some((len, _)) = gap {
+                            d.gap(len, &mut events);
+                        }
+                    }
                     if probe.dropped > 0 {
                         d.gap(probe.dropped, &mut events);
                     }
@@ -443,7 +525,8 @@ impl<O: Observer> Inner<O> {
                 }
             };
             if probe.dropped > 0 {
-                let at = probe.prefix_from + probe.prefix.len() as u64;
+                let gaps: u64 = probe.prefix_gaps.iter().map(|g| g.1).sum();
+                let at = probe.prefix_from + probe.prefix.len() as u64 + gaps;
                 self.observer
                     .gap(session, dir, ts, at, probe.dropped, GapCause::Overflow);
             }
@@ -512,7 +595,7 @@ impl<O: Observer> Inner<O> {
                     to,
                     from,
                     "back channel",
-                    false,
+                    (false, true),
                     (first_ts, first_frame),
                 );
                 self.sessions[id as usize].back_channel = Some(bc);
@@ -639,6 +722,34 @@ impl<O: Observer> Inner<O> {
         }
     }
 
+    /// As [`Self::emit_decoded`], each record stamped with the time of the
+    /// push that completed it (see [`Stamps`]), in runs of equal times.
+    fn emit_stamped(&mut self, session: SessionId, dir: Direction, ts: u64, key: (ConnId, Side)) {
+        let Some(stamps) = self.stamps.get(&key) else {
+            return self.emit_decoded(session, dir, ts);
+        };
+        let stamp = |e: &Event| match e {
+            Event::Item(i) => stamps.at(i.offset + i.wire_len).map_or(ts, |t| t.min(ts)),
+            _ => ts,
+        };
+        if self.events.iter().all(|e| stamp(e) == ts) {
+            return self.emit_decoded(session, dir, ts);
+        }
+        let events = std::mem::take(&mut self.events);
+        let mut from = 0;
+        while from < events.len() {
+            let t = stamp(&events[from]);
+            let mut to = from + 1;
+            while to < events.len() && stamp(&events[to]) == t {
+                to += 1;
+            }
+            self.observer.decoded(session, dir, t, &events[from..to]);
+            from = to;
+        }
+        self.events = events;
+        self.events.clear();
+    }
+
     fn emit_decoded(&mut self, session: SessionId, dir: Direction, ts: u64) {
         if !self.events.is_empty() {
             let events = std::mem::take(&mut self.events);
@@ -736,8 +847,11 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                     }
                 });
                 dec.push(bytes, &mut self.events);
+                let end = dec.offset();
+                let stamps = self.stamps.entry((conn, side)).or_default();
+                stamps.record(end, ts);
                 self.observer.bytes(session, dir, offset, bytes);
-                self.emit_decoded(session, dir, ts);
+                self.emit_stamped(session, dir, ts, (conn, side));
             }
             Some(ConnState::BackChannel {
                 session,
@@ -749,9 +863,11 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                 }
                 let session = *session;
                 decoder.push(bytes, &mut self.events);
+                let end = decoder.offset();
+                self.stamps.entry((conn, side)).or_default().record(end, ts);
                 self.observer
                     .bytes(session, Direction::Reverse, offset, bytes);
-                self.emit_decoded(session, Direction::Reverse, ts);
+                self.emit_stamped(session, Direction::Reverse, ts, (conn, side));
             }
             None => {}
         }
@@ -765,18 +881,23 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                     // The start was lost: hunt from the first byte after the gap.
                     p.start_known = Some(false);
                     p.prefix_from = offset + len;
-                } else if p.hunter.is_some() {
-                    let h = p.hunter.as_mut().expect("checked");
-                    h.gap(len, &mut p.hunter_events);
-                    p.dropped += len;
                 } else {
-                    // A gap within the first bytes of a known start: hunt after it.
-                    p.dropped += len;
-                    p.start_known = Some(false);
-                    let mut h = Decoder::mid_stream(Direction::Forward, p.prefix_from);
-                    h.push(&p.prefix, &mut p.hunter_events);
+                    if p.hunter.is_none() {
+                        // A gap within the first bytes of a known start: the
+                        // opening cannot be classified; hunt after it.
+                        p.start_known = Some(false);
+                        let mut h = Decoder::mid_stream(Direction::Forward, p.prefix_from);
+                        h.push(&p.prefix, &mut p.hunter_events);
+                        p.hunter = Some(h);
+                    }
+                    let h = p.hunter.as_mut().expect("just ensured");
                     h.gap(len, &mut p.hunter_events);
-                    p.hunter = Some(h);
+                    if p.dropped == 0 && p.prefix_gaps.len() < MAX_PREFIX_GAPS {
+                        // Kept in place: the bytes after it are kept too.
+                        p.prefix_gaps.push((p.prefix.len(), len, cause));
+                    } else {
+                        p.dropped += len;
+                    }
                 }
             }
             Some(ConnState::Migration {
@@ -830,6 +951,8 @@ impl<O: Observer> tcp::Sink for Inner<O> {
     }
 
     fn closed(&mut self, c: &Connection) {
+        self.stamps.remove(&(c.id, Side::Client));
+        self.stamps.remove(&(c.id, Side::Server));
         let stats = |side: Side| DirectionStats {
             packets: c.half(side).packets(),
             wire_bytes: c.half(side).wire_bytes(),

@@ -1011,6 +1011,23 @@ impl Decoder {
         let Some(rtype) = RecordType::of(layer, h.rtype) else {
             return;
         };
+        if let Some(want) = impossible_length(rtype, h.body_length) {
+            // Its length is fixed by the format: the header is damaged, and
+            // trusting its length would swallow the records after it.
+            self.diag(out, Severity::Error, offset, DiagKind::MalformedBody, format!(
+                "{} {} claims a {}-byte body but {want}: the header is corrupt or the stream is out of sync; looking for the next record",
+                rtype.layer(), rtype.name(), h.body_length));
+            self.start_hunt();
+            return;
+        }
+        if let Some(why) = self.impossible_type(rtype, h.rtype) {
+            // Trusting this header's length would swallow what follows.
+            self.diag(out, Severity::Error, offset, DiagKind::MalformedBody, format!(
+                "{} record type {:#010x} ({} bytes): {why}; the header is corrupt or the stream is out of sync; looking for the next record",
+                rtype.layer(), h.rtype, h.body_length));
+            self.start_hunt();
+            return;
+        }
         self.check_allowed(rtype, offset, &h, out);
         if !rtype.is_known() {
             let optional = h.rtype & OPTIONAL_BIT != 0;
@@ -1078,6 +1095,35 @@ impl Decoder {
 
     /// Flags records the section-5 state machine does not allow here, and
     /// infers STATIC_DATA_END for version 2 streams.
+    /// Why a record of this type cannot be in this stream at all: a type
+    /// number no Xen could write (far beyond the defined ones), or a PV
+    /// record in an HVM stream and the reverse.
+    fn impossible_type(&self, rtype: RecordType, raw: u32) -> Option<&'static str> {
+        use LibxcType as C;
+        if !rtype.is_known() && raw & !OPTIONAL_BIT > 0xffff {
+            return Some("not a type number any Xen writes");
+        }
+        let RecordType::Libxc(t) = rtype else {
+            return None;
+        };
+        let pv_only = matches!(
+            t,
+            C::X86PvInfo
+                | C::X86PvP2mFrames
+                | C::X86PvVcpuBasic
+                | C::X86PvVcpuExtended
+                | C::X86PvVcpuXsave
+                | C::X86PvVcpuMsrs
+                | C::SharedInfo
+        );
+        let hvm_only = matches!(t, C::HvmContext | C::HvmParams);
+        match self.pv {
+            Some(false) if pv_only => Some("a PV record in an HVM stream"),
+            Some(true) if hvm_only => Some("an HVM record in a PV stream"),
+            _ => None,
+        }
+    }
+
     fn check_allowed(
         &mut self,
         rtype: RecordType,
@@ -1188,7 +1234,24 @@ impl Decoder {
             match b.mode {
                 Mode::Skip => {}
                 Mode::Pfns => {
+                    let had_count = b.pfns.entries_end.is_some();
                     b.pfns.feed(chunk, b.body_length);
+                    if b.pfns.page_data && !had_count && b.pfns.entries_end.is_some() {
+                        // The count is known: the body holds its entries and
+                        // at most one page per entry, or the length is wrong
+                        // (trusting it would swallow the records after it).
+                        let count = u64::from(le_u32(&b.pfns.head, 0));
+                        let max = 8 + count * (8 + u64::from(self.page_size));
+                        let len = u64::from(b.body_length);
+                        if b.pfns.bad_count || len > max {
+                            let offset = b.offset;
+                            self.diag(out, Severity::Error, offset, DiagKind::MalformedBody, format!(
+                                "PAGE_DATA claims a {len}-byte body but its count of {count} pfn entries allows {} to {max}: the header is corrupt or the stream is out of sync; looking for the next record",
+                                8 + 8 * count));
+                            self.start_hunt();
+                            return;
+                        }
+                    }
                     if !b.pfns.page_data && b.pfns.summary.descents > 0 {
                         // A dirty pfn list is ascending: a descent means its
                         // length was wrong and it swallowed the records after
@@ -1993,6 +2056,45 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
             _ => Evidence::No,
         },
     }
+}
+
+/// What a record of a type whose body length the format fixes must have,
+/// when `len` is not that: such a header is corrupt.
+fn impossible_length(rtype: RecordType, len: u32) -> Option<&'static str> {
+    use LibxcType as C;
+    use LibxlType as L;
+    let ok = match rtype {
+        RecordType::Libxl(t) => match t {
+            L::End | L::LibxcContext | L::CheckpointEnd => len == 0,
+            L::CheckpointState => len == 4 || len == 8,
+            _ => true,
+        },
+        RecordType::Libxc(t) => match t {
+            C::End | C::Checkpoint | C::StaticDataEnd | C::Verify => len == 0,
+            C::X86TscInfo => len == 24,
+            C::X86PvInfo => len == 8,
+            C::X86CpuidPolicy => len % 24 == 0,
+            C::X86MsrPolicy => len % 16 == 0,
+            C::HvmParams => len >= 8 && (len - 8) % 16 == 0,
+            C::PageData => len >= 8,
+            C::CheckpointDirtyPfnList => len % 8 == 0,
+            _ => true,
+        },
+    };
+    if ok {
+        return None;
+    }
+    Some(match rtype {
+        RecordType::Libxl(L::CheckpointState) => "that record has 4 (or 8)",
+        RecordType::Libxc(C::X86TscInfo) => "that record has 24",
+        RecordType::Libxc(C::X86PvInfo) => "that record has 8",
+        RecordType::Libxc(C::X86CpuidPolicy) => "that record holds 24-byte entries",
+        RecordType::Libxc(C::X86MsrPolicy) => "that record holds 16-byte entries",
+        RecordType::Libxc(C::HvmParams) => "that record holds 8 bytes and 16-byte entries",
+        RecordType::Libxc(C::PageData) => "that record has at least its 8-byte header",
+        RecordType::Libxc(C::CheckpointDirtyPfnList) => "that record holds 8-byte pfns",
+        _ => "that record is empty",
+    })
 }
 
 /// Type-level length sanity, checked before waiting for a body: a candidate

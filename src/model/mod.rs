@@ -182,6 +182,9 @@ pub struct SessionModel {
     pub ended: bool,
     colo: bool,
     checkpointed: bool,
+    /// A record was lost or malformed before the stream showed it was
+    /// checkpointed: checkpoint 0 (the initial migration) is partial.
+    early_damage: bool,
     ended_plain: bool,
     /// Stream offset just after the latest CHECKPOINT_END (bytes accounting).
     last_end_offset: Option<u64>,
@@ -267,6 +270,7 @@ impl SessionModel {
             ended: false,
             colo: false,
             checkpointed: false,
+            early_damage: false,
             ended_plain: false,
             last_end_offset: None,
             last_pfn: None,
@@ -321,21 +325,21 @@ impl SessionModel {
     /// one when there is none (capture started inside the session).
     fn current(&mut self) -> &mut Checkpoint {
         if self.checkpoints.is_empty() {
-            let index = u64::from(self.info.mid_stream);
+            let index = u64::from(self.info.mid_stream && !self.info.syn_seen);
             let mut c = Checkpoint::new(index);
-            c.damaged = self.info.mid_stream;
+            c.damaged = self.info.mid_stream || self.early_damage;
             self.checkpoints.push(c);
         }
         self.checkpoints.last_mut().expect("just ensured")
     }
 
     fn open_checkpoint(&mut self, damaged: bool) -> &mut Checkpoint {
-        let index = self
-            .checkpoints
-            .last()
-            .map_or(u64::from(self.info.mid_stream), |c| c.index + 1);
+        let index = self.checkpoints.last().map_or(
+            u64::from(self.info.mid_stream && !self.info.syn_seen),
+            |c| c.index + 1,
+        );
         let mut c = Checkpoint::new(index);
-        c.damaged = damaged;
+        c.damaged = damaged || (self.checkpoints.is_empty() && self.early_damage);
         self.checkpoints.push(c);
         self.checkpoints.last_mut().expect("just pushed")
     }
@@ -349,8 +353,11 @@ impl SessionModel {
             Some(c) => {
                 c.event(e).is_some()
                     || (colo && c.index == 0 && matches!(e, CheckpointEvent::SvmSuspended | CheckpointEvent::DirtyPfnList))
-                    // a later event of the same checkpoint already seen
-                    || c.events[e.index() + 1..].iter().any(|x| x.is_some()) && e != CheckpointEvent::New
+                    // a later event of the same checkpoint seen, and earlier
+                    // in time (an event can be processed late: a record
+                    // confirmed by a re-synchronisation, a back channel
+                    // ahead of the forward stream)
+                    || c.events[e.index() + 1..].iter().any(|x| x.is_some_and(|t| t < ts)) && e != CheckpointEvent::New
             }
         };
         let c = if needs_new {
@@ -676,20 +683,24 @@ impl Observer for Model {
                             .push(records::entry(item, d, ts, ckpt), &item.info);
                     }
                 }
-                Event::Resync { .. } if m.checkpointed => {
+                Event::Resync { .. } => {
                     // Skipped bytes may have held records of the latest
                     // checkpoint (a gap inside page bytes loses none).
-                    if let Some(c) = m.checkpoints.last_mut() {
-                        c.damaged = true;
+                    match m.checkpoints.last_mut() {
+                        Some(c) if m.checkpointed => c.damaged = true,
+                        Some(_) => {}
+                        None => m.early_damage = true,
                     }
                 }
                 Event::Diagnostic(diag) if diag.severity != Severity::Note => {
-                    if diag.severity == Severity::Error && m.checkpointed {
+                    if diag.severity == Severity::Error {
                         // A record of this checkpoint is malformed (a count
                         // that lies, a length over the limit): what it says
                         // cannot be trusted, so the checkpoint is partial.
-                        if let Some(c) = m.checkpoints.last_mut() {
-                            c.damaged = true;
+                        match m.checkpoints.last_mut() {
+                            Some(c) if m.checkpointed => c.damaged = true,
+                            Some(_) => {}
+                            None => m.early_damage = true,
                         }
                     }
                     let x = &mut m.dirs[dir_index(d)];
