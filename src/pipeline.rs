@@ -951,8 +951,6 @@ impl<O: Observer> tcp::Sink for Inner<O> {
     }
 
     fn closed(&mut self, c: &Connection) {
-        self.stamps.remove(&(c.id, Side::Client));
-        self.stamps.remove(&(c.id, Side::Server));
         let stats = |side: Side| DirectionStats {
             packets: c.half(side).packets(),
             wire_bytes: c.half(side).wire_bytes(),
@@ -971,7 +969,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                     let dir = dir_of(forward, side);
                     if let Some(mut d) = dec {
                         d.finish(&mut self.events);
-                        self.emit_decoded(session, dir, ts);
+                        self.emit_stamped(session, dir, ts, (c.id, side));
                     }
                     self.observer.ended(session, dir, &stats(side));
                 }
@@ -982,7 +980,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                 mut decoder,
             }) => {
                 decoder.finish(&mut self.events);
-                self.emit_decoded(session, Direction::Reverse, ts);
+                self.emit_stamped(session, Direction::Reverse, ts, (c.id, data));
                 self.observer
                     .ended(session, Direction::Reverse, &stats(data));
             }
@@ -992,6 +990,8 @@ impl<O: Observer> tcp::Sink for Inner<O> {
             }
             None => {}
         }
+        self.stamps.remove(&(c.id, Side::Client));
+        self.stamps.remove(&(c.id, Side::Server));
     }
 }
 

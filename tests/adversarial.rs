@@ -772,7 +772,7 @@ fn record_lengths(file: &Path) -> Row {
     let mut after = checkpoint_state(0);
     after.extend(rec(0x08, &[0; 24]));
     f.send(&mut p, 0, 1.4, &after);
-    let mut cut = header(9, 100 << 20); // HVM_CONTEXT
+    let mut cut = header(0x0b, 100 << 20); // TOOLSTACK, opaque
     cut.extend_from_slice(&[7; 1024]);
     f.send(&mut p, 0, 1.5, &cut);
     f.close(&mut p, 1.6);

@@ -1622,6 +1622,10 @@ impl Decoder {
     fn scan(&mut self, out: &mut Vec<Event>) {
         let mut p = 0usize;
         let full = self.hunt.len() >= HUNT_WINDOW || self.final_scan;
+        // The first candidate that needs more bytes to judge; past it only a
+        // CHECKPOINT_STATE record (16 bytes that check themselves) is taken,
+        // so that a sparse back channel does not wait for a full window.
+        let mut pending: Option<usize> = None;
         while p + 8 <= self.hunt.len() || (full && p < self.hunt.len()) {
             let at = self.hunt_start + p as u64;
             if let Some(a) = self.align {
@@ -1630,9 +1634,16 @@ impl Decoder {
                     continue;
                 }
             }
+            if pending.is_some() && !is_state_record(&self.hunt[p..]) {
+                p += 1;
+                continue;
+            }
             let verdict = evaluate(&self.hunt[p..], self.dir, self.back_channel);
             match verdict {
-                Verdict::NeedMore if !full => break,
+                Verdict::NeedMore if !full => {
+                    pending.get_or_insert(p);
+                    p += 1;
+                }
                 Verdict::Accept(anchor, next) if self.last_anchor != Some(at) => {
                     self.last_anchor = Some(at);
                     let skipped = self.hunt_skipped + p as u64;
@@ -1657,8 +1668,8 @@ impl Decoder {
                 _ => p += 1,
             }
         }
-        // Nothing before p can start a record.
-        let drop = p.min(self.hunt.len());
+        // Nothing before p (or the pending candidate) can start a record.
+        let drop = pending.unwrap_or(p).min(self.hunt.len());
         self.hunt.drain(..drop);
         self.hunt_start += drop as u64;
         self.hunt_skipped += drop as u64;
@@ -1692,6 +1703,16 @@ fn hex8(b: &[u8]) -> String {
 
 fn is_text(b: u8) -> bool {
     b.is_ascii_graphic() || matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// The 16 bytes of a CHECKPOINT_STATE record (PROTOCOL.md section 3):
+/// type 5, body length 4 (or 8), a control id 0-3, zero padding.
+fn is_state_record(b: &[u8]) -> bool {
+    b.len() >= 16
+        && b[..4] == [5, 0, 0, 0]
+        && matches!(b[4..8], [4, 0, 0, 0] | [8, 0, 0, 0])
+        && b[8] <= 3
+        && b[9..16].iter().all(|&x| x == 0)
 }
 
 fn is_checkpoint_state(h: &RecordHeader) -> bool {
@@ -2058,24 +2079,34 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
     }
 }
 
-/// What a record of a type whose body length the format fixes must have,
-/// when `len` is not that: such a header is corrupt.
+/// What a record of a type whose body length the format fixes (or bounds
+/// far below the 128 MiB limit) must have, when `len` is not that: such a
+/// header is corrupt. The bounds are generous: HVM parameters number under
+/// a hundred (4096 allowed), a CPU policy has hundreds of entries (1 MiB),
+/// an HVM context is a few KiB per vCPU (16 MiB), a PV vCPU record one
+/// context (1 MiB), xenstore data a few keys (1 MiB).
 fn impossible_length(rtype: RecordType, len: u32) -> Option<&'static str> {
     use LibxcType as C;
     use LibxlType as L;
+    const MIB: u32 = 1 << 20;
     let ok = match rtype {
         RecordType::Libxl(t) => match t {
             L::End | L::LibxcContext | L::CheckpointEnd => len == 0,
             L::CheckpointState => len == 4 || len == 8,
+            L::EmulatorXenstoreData => len <= MIB,
             _ => true,
         },
         RecordType::Libxc(t) => match t {
             C::End | C::Checkpoint | C::StaticDataEnd | C::Verify => len == 0,
             C::X86TscInfo => len == 24,
             C::X86PvInfo => len == 8,
-            C::X86CpuidPolicy => len % 24 == 0,
-            C::X86MsrPolicy => len % 16 == 0,
-            C::HvmParams => len >= 8 && (len - 8) % 16 == 0,
+            C::X86CpuidPolicy => len % 24 == 0 && len <= MIB,
+            C::X86MsrPolicy => len % 16 == 0 && len <= MIB,
+            C::HvmParams => len >= 8 && (len - 8) % 16 == 0 && len <= 8 + 16 * 4096,
+            C::HvmContext => len <= 16 * MIB,
+            C::X86PvVcpuBasic | C::X86PvVcpuExtended | C::X86PvVcpuXsave | C::X86PvVcpuMsrs => {
+                len <= MIB
+            }
             C::PageData => len >= 8,
             C::CheckpointDirtyPfnList => len % 8 == 0,
             _ => true,
@@ -2088,11 +2119,18 @@ fn impossible_length(rtype: RecordType, len: u32) -> Option<&'static str> {
         RecordType::Libxl(L::CheckpointState) => "that record has 4 (or 8)",
         RecordType::Libxc(C::X86TscInfo) => "that record has 24",
         RecordType::Libxc(C::X86PvInfo) => "that record has 8",
-        RecordType::Libxc(C::X86CpuidPolicy) => "that record holds 24-byte entries",
-        RecordType::Libxc(C::X86MsrPolicy) => "that record holds 16-byte entries",
-        RecordType::Libxc(C::HvmParams) => "that record holds 8 bytes and 16-byte entries",
+        RecordType::Libxc(C::X86CpuidPolicy) => "that record holds 24-byte entries, under 1 MiB",
+        RecordType::Libxc(C::X86MsrPolicy) => "that record holds 16-byte entries, under 1 MiB",
+        RecordType::Libxc(C::HvmParams) => {
+            "that record holds 8 bytes and at most 4096 16-byte entries"
+        }
+        RecordType::Libxc(C::HvmContext) => "an HVM context is far below 16 MiB",
+        RecordType::Libxl(L::EmulatorXenstoreData) => "xenstore data is far below 1 MiB",
         RecordType::Libxc(C::PageData) => "that record has at least its 8-byte header",
         RecordType::Libxc(C::CheckpointDirtyPfnList) => "that record holds 8-byte pfns",
+        RecordType::Libxc(
+            C::X86PvVcpuBasic | C::X86PvVcpuExtended | C::X86PvVcpuXsave | C::X86PvVcpuMsrs,
+        ) => "a vCPU context is far below 1 MiB",
         _ => "that record is empty",
     })
 }
