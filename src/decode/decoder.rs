@@ -1264,15 +1264,50 @@ impl Decoder {
                     }
                 }
                 Mode::Buffer => {
-                    if b.consumed == 0 && n as u64 == body_left {
+                    let whole = b.consumed == 0 && n as u64 == body_left;
+                    let from = if whole {
+                        0
+                    } else {
+                        let from = self.buf.len().saturating_sub(COLO_BOUNDARY.len() - 1);
+                        self.buf.extend_from_slice(chunk);
+                        from
+                    };
+                    let body: &[u8] = if whole { chunk } else { &self.buf };
+                    if self.dir == Direction::Forward && !self.back_channel {
+                        if let Some(q) = find_colo_boundary(body, from) {
+                            // CHECKPOINT_END and NEW inside a body: its length
+                            // is corrupt. Go on from that CHECKPOINT_END.
+                            let rest = body[q..].to_vec();
+                            let (offset, layer, rtype, len) =
+                                (b.offset, b.layer, b.rtype, b.body_length);
+                            self.diag(out, Severity::Error, offset, DiagKind::MalformedBody, format!(
+                                "{} claims a {len}-byte body but CHECKPOINT_END and CHECKPOINT_STATE NEW follow its first {q} bytes: the length is corrupt; decoding goes on from there",
+                                rtype.name()));
+                            let at = offset + RECORD_HEADER_LEN as u64 + q as u64;
+                            out.push(Event::Resync {
+                                offset: at,
+                                skipped: 0,
+                                anchor: Anchor::Record(Layer::Libxl),
+                            });
+                            if layer == Layer::Libxc {
+                                self.switch_at(out, at, Layer::Libxc, Layer::Libxl);
+                            }
+                            self.body = None;
+                            self.buf.clear();
+                            self.offset = at;
+                            self.replay = rest;
+                            self.libxl_phase = LibxlPhase::AfterCheckpoint;
+                            self.state = State::Records(Layer::Libxl);
+                            *data = &data[n..];
+                            return;
+                        }
+                    }
+                    if whole {
                         // Whole body in this slice: decode without copying.
                         b.info = Some(Info::from_body(b.rtype, chunk, self.page_size));
-                    } else {
-                        self.buf.extend_from_slice(chunk);
-                        if self.buf.len() as u64 == u64::from(b.body_length) {
-                            b.info = Some(Info::from_body(b.rtype, &self.buf, self.page_size));
-                            self.buf.clear();
-                        }
+                    } else if self.buf.len() as u64 == u64::from(b.body_length) {
+                        b.info = Some(Info::from_body(b.rtype, &self.buf, self.page_size));
+                        self.buf.clear();
                     }
                 }
             }
@@ -1703,6 +1738,26 @@ fn hex8(b: &[u8]) -> String {
 
 fn is_text(b: u8) -> bool {
     b.is_ascii_graphic() || matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// CHECKPOINT_END then CHECKPOINT_STATE NEW, as every COLO checkpoint after
+/// the first is entered (PROTOCOL.md sections 3 and 6): 24 bytes no device
+/// state or CPU context holds at a record boundary in practice.
+const COLO_BOUNDARY: [u8; 24] = [
+    4, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Where, at an 8-byte boundary of `body` at or after `from`, CHECKPOINT_END
+/// and NEW begin.
+fn find_colo_boundary(body: &[u8], from: usize) -> Option<usize> {
+    let mut q = from.div_ceil(8) * 8;
+    while q + COLO_BOUNDARY.len() <= body.len() {
+        if body[q..q + COLO_BOUNDARY.len()] == COLO_BOUNDARY {
+            return Some(q);
+        }
+        q += 8;
+    }
+    None
 }
 
 /// The 16 bytes of a CHECKPOINT_STATE record (PROTOCOL.md section 3):
