@@ -185,6 +185,9 @@ pub struct SessionModel {
     /// A record was lost or malformed before the stream showed it was
     /// checkpointed: checkpoint 0 (the initial migration) is partial.
     early_damage: bool,
+    /// Forward bytes were lost (a gap, a re-synchronisation) since the last
+    /// NEW: a checkpoint may then begin without its NEW being seen.
+    forward_lost: bool,
     ended_plain: bool,
     /// Stream offset just after the latest CHECKPOINT_END (bytes accounting).
     last_end_offset: Option<u64>,
@@ -271,6 +274,7 @@ impl SessionModel {
             colo: false,
             checkpointed: false,
             early_damage: false,
+            forward_lost: false,
             ended_plain: false,
             last_end_offset: None,
             last_pfn: None,
@@ -407,13 +411,54 @@ impl SessionModel {
                 self.checkpointed = true;
                 if *control_id == ControlId::New {
                     self.initial_done = true;
-                    if let Some(prev) = self.checkpoints.last_mut() {
-                        prev.next_new = Some(ts);
-                        self.stats.run_closed(prev);
+                    // A partial checkpoint opened by the secondary's records
+                    // before this NEW was processed (it was held behind a
+                    // hole), all of them later than it: this NEW is its own.
+                    let late = self.checkpoints.last().is_some_and(|c| {
+                        c.index > 0
+                            && c.event(CheckpointEvent::New).is_none()
+                            && c.first_record.is_none()
+                            && c.last_event().is_some()
+                            && c.events.iter().flatten().all(|&t| t >= ts)
+                    });
+                    // A partial checkpoint opened by the secondary's records
+                    // alone, all before this NEW, while the forward stream
+                    // lost nothing since the previous NEW: no checkpoint
+                    // began there (a damaged back-channel record); it is
+                    // dropped and the checkpoint before it made partial, so
+                    // that numbering does not shift.
+                    let spurious = !late
+                        && !self.forward_lost
+                        && self.checkpoints.len() >= 2
+                        && self.checkpoints.last().is_some_and(|c| {
+                            c.damaged
+                                && c.event(CheckpointEvent::New).is_none()
+                                && c.first_record.is_none()
+                                && c.event(CheckpointEvent::LibxcCheckpoint).is_none()
+                                && c.event(CheckpointEvent::CheckpointEnd).is_none()
+                                && c.events.iter().flatten().all(|&t| t < ts)
+                        });
+                    if spurious {
+                        self.checkpoints.pop();
+                        if let Some(c) = self.checkpoints.last_mut() {
+                            c.damaged = true;
+                        }
                     }
-                    let c = self.open_checkpoint(false);
-                    c.events[CheckpointEvent::New.index()] = Some(ts);
-                    c.first_record = Some(ts);
+                    self.forward_lost = false;
+                    if late {
+                        if let Some(c) = self.checkpoints.last_mut() {
+                            c.events[CheckpointEvent::New.index()] = Some(ts);
+                            c.first_record = Some(ts);
+                        }
+                    } else {
+                        if let Some(prev) = self.checkpoints.last_mut() {
+                            prev.next_new = Some(ts);
+                            self.stats.run_closed(prev);
+                        }
+                        let c = self.open_checkpoint(false);
+                        c.events[CheckpointEvent::New.index()] = Some(ts);
+                        c.first_record = Some(ts);
+                    }
                 }
             }
             (Record(Libxc(LibxcType::PageData)), Info::PageData(p)) => {
@@ -632,6 +677,9 @@ impl Observer for Model {
     ) {
         self.now = self.now.max(ts);
         if let Some(m) = self.session(s) {
+            if d == Direction::Forward {
+                m.forward_lost = true;
+            }
             let x = &mut m.dirs[dir_index(d)];
             x.gaps += 1;
             x.gap_bytes += len;
@@ -684,6 +732,9 @@ impl Observer for Model {
                     }
                 }
                 Event::Resync { .. } => {
+                    if d == Direction::Forward {
+                        m.forward_lost = true;
+                    }
                     // Skipped bytes may have held records of the latest
                     // checkpoint (a gap inside page bytes loses none).
                     match m.checkpoints.last_mut() {
