@@ -54,6 +54,12 @@ pub const PREFIX_TOTAL: usize = 64 << 20;
 /// Part of a recognised prefix: stream offset, bytes, and the gap after them.
 type Piece<'a> = (u64, &'a [u8], Option<(u64, GapCause)>);
 
+/// How far a connection whose start was captured but opens with unknown
+/// bytes is hunted for records: a damaged header is followed within a few
+/// KiB by records that re-synchronise (libxc headers, static records,
+/// PAGE_DATA); other protocols are let go soon.
+const DAMAGED_START_HUNT: usize = 64 << 10;
+
 /// Capture gaps remembered inside one direction's prefix while it is being
 /// recognised; after more, the rest of the prefix is given up.
 const MAX_PREFIX_GAPS: usize = 64;
@@ -217,6 +223,9 @@ struct Probe {
     hunter: Option<Decoder>,
     hunter_events: Vec<Event>,
     hunted: usize,
+    /// A smaller hunt budget: the connection's start was seen but its first
+    /// bytes open no migration (a damaged header, or another protocol).
+    hunt_limit: Option<usize>,
     /// The hunter has found a record boundary.
     resynced: bool,
 }
@@ -679,6 +688,21 @@ impl<O: Observer> Inner<O> {
         probe.prefix.extend_from_slice(&bytes[..keep]);
         probe.dropped += (bytes.len() - keep) as u64;
         let added = keep;
+        if probe.start_known == Some(true)
+            && detect::classify(&probe.prefix) == Some(Opening::Other)
+            && probe.dropped == 0
+        {
+            // The first bytes are no opening a migration starts with: a
+            // damaged header, or not a migration. Hunt for a record boundary
+            // as for a capture started mid-stream (within the hunt budget).
+            probe.start_known = Some(false);
+            probe.hunt_limit = Some(DAMAGED_START_HUNT);
+            let mut h = Decoder::mid_stream(Direction::Forward, probe.prefix_from);
+            let before = probe.prefix.len() - keep;
+            h.push(&probe.prefix[..before], &mut probe.hunter_events);
+            probe.hunted += before;
+            probe.hunter = Some(h);
+        }
         let verdict = if probe.start_known == Some(true) {
             detect::classify(&probe.prefix).map(Verdict::Opening)
         } else {
@@ -696,7 +720,9 @@ impl<O: Observer> Inner<O> {
             }
             match v {
                 Some(v) => Some(v),
-                None if probe.hunted > hunt_budget => Some(Verdict::Opening(Opening::Other)),
+                None if probe.hunted > probe.hunt_limit.unwrap_or(hunt_budget).min(hunt_budget) => {
+                    Some(Verdict::Opening(Opening::Other))
+                }
                 None => None,
             }
         };

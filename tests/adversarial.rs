@@ -1335,17 +1335,25 @@ fn random_damage(file: &Path) -> Row {
         .unwrap_or(4usize);
     for seed in 0..seeds {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut pk: Vec<(u64, Vec<u8>, u32)> = records.clone();
+        // Each packet with its original number: a packet is damaged once at
+        // most (dropping the original of a copy would move the truth).
+        let mut pk: Vec<(u64, Vec<u8>, u32, usize)> = records
+            .iter()
+            .enumerate()
+            .map(|(n, (t, f, l))| (*t, f.clone(), *l, n))
+            .collect();
+        let mut used = std::collections::HashSet::new();
         let mut touched = Vec::new();
         for _ in 0..rng.gen_range(1..=damages) {
             // A data packet (TCP payload beyond 54 bytes of headers) after
             // the handshake.
             let i = loop {
                 let i = rng.gen_range(3..pk.len() - 3);
-                if pk[i].1.len() > 54 {
+                if pk[i].1.len() > 54 && !used.contains(&pk[i].3) {
                     break i;
                 }
             };
+            used.insert(pk[i].3);
             touched.push(ckpt_of(pk[i].0));
             match rng.gen_range(0..4) {
                 0 => {
@@ -1365,14 +1373,15 @@ fn random_damage(file: &Path) -> Row {
                 _ => {
                     // Reordered: two packets of the same instant swapped
                     // (moving a packet in time would change the truth).
-                    if pk[i].0 == pk[i + 1].0 {
+                    if pk[i].0 == pk[i + 1].0 && !used.contains(&pk[i + 1].3) {
+                        used.insert(pk[i + 1].3);
                         pk.swap(i, i + 1);
                     }
                 }
             }
         }
         let mut p = pcap_file(file);
-        for (us, frame, len) in &pk {
+        for (us, frame, len, _) in &pk {
             p.record(*us as f64 / 1e6, frame, frame.len() as u32, *len);
         }
         p.finish();

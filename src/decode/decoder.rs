@@ -1465,6 +1465,13 @@ impl Decoder {
                 self.switch(out, Layer::Libxl, Layer::Libxc);
                 self.state = State::ImageHeader;
             }
+            RecordType::Libxl(L::End) if self.checkpointed => {
+                // Remus and COLO streams never end with END (PROTOCOL.md
+                // section 5): this is a damaged record, not the end.
+                let at = self.offset.saturating_sub(RECORD_HEADER_LEN as u64);
+                self.diag(out, Severity::Error, at, DiagKind::UnexpectedRecord,
+                    "libxl END in a checkpointed stream, which never sends one: a damaged record; decoding goes on".into());
+            }
             RecordType::Libxl(L::End) => {
                 self.state = if self.xl {
                     State::Trailer
