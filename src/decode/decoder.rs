@@ -123,6 +123,9 @@ struct Body {
     lost: u64,
     info: Option<Info>,
     pfns: PfnParser,
+    /// The last bytes of a skipped body (fewer than [`COLO_BOUNDARY`]), to
+    /// find that boundary across pushes without keeping the body.
+    carry: Vec<u8>,
 }
 
 /// Streams PAGE_DATA / dirty-list bodies: header (PAGE_DATA only), pfn
@@ -1082,6 +1085,7 @@ impl Decoder {
                 rtype == RecordType::Libxc(LibxcType::PageData),
                 h.body_length,
             ),
+            carry: Vec::new(),
         });
         self.state = State::Body;
         if h.body_length == 0 {
@@ -1232,7 +1236,32 @@ impl Decoder {
             let n = body_left.min(data.len() as u64) as usize;
             let chunk = &data[..n];
             match b.mode {
-                Mode::Skip => {}
+                Mode::Skip => {
+                    if self.dir == Direction::Forward && !self.back_channel {
+                        // Body position of chunk[0] and of carry[0].
+                        let pos = b.consumed as usize;
+                        let carry_pos = pos - b.carry.len();
+                        let mut joined = b.carry.clone();
+                        joined
+                            .extend_from_slice(&chunk[..chunk.len().min(COLO_BOUNDARY.len() - 1)]);
+                        let found = find_colo_boundary_at(&joined, carry_pos, 0)
+                            .filter(|&q| q < b.carry.len())
+                            .map(|q| (carry_pos + q, [&b.carry[q..], chunk].concat()))
+                            .or_else(|| {
+                                find_colo_boundary_at(chunk, pos, 0)
+                                    .map(|q| (pos + q, chunk[q..].to_vec()))
+                            });
+                        if let Some((q, rest)) = found {
+                            self.resume_at_colo_boundary(q, rest, out);
+                            *data = &data[n..];
+                            return;
+                        }
+                        let mut tail = b.carry.clone();
+                        tail.extend_from_slice(chunk);
+                        let keep = tail.len().min(COLO_BOUNDARY.len() - 1);
+                        b.carry = tail[tail.len() - keep..].to_vec();
+                    }
+                }
                 Mode::Pfns => {
                     let had_count = b.pfns.entries_end.is_some();
                     b.pfns.feed(chunk, b.body_length);
@@ -1275,29 +1304,8 @@ impl Decoder {
                     let body: &[u8] = if whole { chunk } else { &self.buf };
                     if self.dir == Direction::Forward && !self.back_channel {
                         if let Some(q) = find_colo_boundary(body, from) {
-                            // CHECKPOINT_END and NEW inside a body: its length
-                            // is corrupt. Go on from that CHECKPOINT_END.
                             let rest = body[q..].to_vec();
-                            let (offset, layer, rtype, len) =
-                                (b.offset, b.layer, b.rtype, b.body_length);
-                            self.diag(out, Severity::Error, offset, DiagKind::MalformedBody, format!(
-                                "{} claims a {len}-byte body but CHECKPOINT_END and CHECKPOINT_STATE NEW follow its first {q} bytes: the length is corrupt; decoding goes on from there",
-                                rtype.name()));
-                            let at = offset + RECORD_HEADER_LEN as u64 + q as u64;
-                            out.push(Event::Resync {
-                                offset: at,
-                                skipped: 0,
-                                anchor: Anchor::Record(Layer::Libxl),
-                            });
-                            if layer == Layer::Libxc {
-                                self.switch_at(out, at, Layer::Libxc, Layer::Libxl);
-                            }
-                            self.body = None;
-                            self.buf.clear();
-                            self.offset = at;
-                            self.replay = rest;
-                            self.libxl_phase = LibxlPhase::AfterCheckpoint;
-                            self.state = State::Records(Layer::Libxl);
+                            self.resume_at_colo_boundary(q, rest, out);
                             *data = &data[n..];
                             return;
                         }
@@ -1328,6 +1336,30 @@ impl Decoder {
         if b.consumed == u64::from(b.body_length) && b.pad_consumed == pad {
             self.complete_record(out);
         }
+    }
+
+    /// CHECKPOINT_END and NEW were found at body position `q` of the record
+    /// being read: its length is corrupt. Decoding goes on from that
+    /// CHECKPOINT_END with `rest` (the bytes from it that were pushed).
+    fn resume_at_colo_boundary(&mut self, q: usize, rest: Vec<u8>, out: &mut Vec<Event>) {
+        let Some(b) = self.body.take() else { return };
+        self.diag(out, Severity::Error, b.offset, DiagKind::MalformedBody, format!(
+            "{} claims a {}-byte body but CHECKPOINT_END and CHECKPOINT_STATE NEW follow its first {q} bytes: the length is corrupt; decoding goes on from there",
+            b.rtype.name(), b.body_length));
+        let at = b.offset + RECORD_HEADER_LEN as u64 + q as u64;
+        out.push(Event::Resync {
+            offset: at,
+            skipped: 0,
+            anchor: Anchor::Record(Layer::Libxl),
+        });
+        if b.layer == Layer::Libxc {
+            self.switch_at(out, at, Layer::Libxc, Layer::Libxl);
+        }
+        self.buf.clear();
+        self.offset = at;
+        self.replay = rest;
+        self.libxl_phase = LibxlPhase::AfterCheckpoint;
+        self.state = State::Records(Layer::Libxl);
     }
 
     fn complete_record(&mut self, out: &mut Vec<Event>) {
@@ -1757,9 +1789,16 @@ const COLO_BOUNDARY: [u8; 24] = [
 /// Where, at an 8-byte boundary of `body` at or after `from`, CHECKPOINT_END
 /// and NEW begin.
 fn find_colo_boundary(body: &[u8], from: usize) -> Option<usize> {
-    let mut q = from.div_ceil(8) * 8;
-    while q + COLO_BOUNDARY.len() <= body.len() {
-        if body[q..q + COLO_BOUNDARY.len()] == COLO_BOUNDARY {
+    find_colo_boundary_at(body, 0, from)
+}
+
+/// As [`find_colo_boundary`] for `bytes` that sit at body position `pos`:
+/// the index in `bytes`, at or after `from`, of a boundary at a body
+/// position that is a multiple of 8.
+fn find_colo_boundary_at(bytes: &[u8], pos: usize, from: usize) -> Option<usize> {
+    let mut q = from + (8 - (pos + from) % 8) % 8;
+    while q + COLO_BOUNDARY.len() <= bytes.len() {
+        if bytes[q..q + COLO_BOUNDARY.len()] == COLO_BOUNDARY {
             return Some(q);
         }
         q += 8;
