@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::decode::info::Info;
 use crate::decode::libxl::ControlId;
 use crate::decode::{
-    Direction, Event, Item, ItemKind, Layer, LibxcType, LibxlType, RecordType, Severity,
+    DiagKind, Direction, Event, Item, ItemKind, Layer, LibxcType, LibxlType, RecordType, Severity,
 };
 use crate::pipeline::{DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
@@ -744,7 +744,11 @@ impl Observer for Model {
                     }
                 }
                 Event::Diagnostic(diag) if diag.severity != Severity::Note => {
-                    if diag.severity == Severity::Error {
+                    // An unknown mandatory record (a restorer would stop
+                    // there; its content is lost to us) counts as an error.
+                    let lost =
+                        diag.kind == DiagKind::UnknownRecord && diag.severity == Severity::Warning;
+                    if diag.severity == Severity::Error || lost {
                         // A record of this checkpoint is malformed (a count
                         // that lies, a length over the limit): what it says
                         // cannot be trusted, so the checkpoint is partial.
