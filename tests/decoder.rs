@@ -640,6 +640,55 @@ fn a_dirty_list_with_a_wrong_length_does_not_swallow_the_back_channel() {
     assert!(said);
 }
 
+/// An EMULATOR_CONTEXT whose length was blown up (to 5 MiB, so its body is
+/// skipped, not buffered) would swallow the checkpoints after it; the
+/// CHECKPOINT_END + NEW inside it show where it really ended, across pushes
+/// of a few bytes.
+#[test]
+fn a_blown_emulator_context_does_not_swallow_the_next_checkpoints() {
+    let s = colo_forward(4);
+    let whole = decode_all(Direction::Forward, &s);
+    let count = |ev: &[Event], name: &str| names(ev).iter().filter(|x| *x == name).count();
+    // The EMULATOR_CONTEXT of checkpoint 1: the second one after the first NEW.
+    let new = checkpoint_state(0);
+    let first_new = s.windows(16).position(|w| w == new.as_slice()).unwrap();
+    let emu = first_new
+        + s[first_new..]
+            .windows(4)
+            .position(|w| w == [3, 0, 0, 0])
+            .unwrap();
+    assert!(
+        whole
+            .iter()
+            .filter_map(Event::as_item)
+            .any(|i| i.offset == emu as u64 && i.kind.name() == "EMULATOR_CONTEXT"),
+        "an EMULATOR_CONTEXT at {emu}"
+    );
+    for blown in [5u32 << 20, 1 << 20] {
+        let mut bad = s.clone();
+        bad[emu + 4..emu + 8].copy_from_slice(&blown.to_le_bytes());
+        let mut d = Decoder::new(Direction::Forward);
+        let mut ev = Vec::new();
+        for c in bad.chunks(5) {
+            d.push(c, &mut ev);
+        }
+        d.finish(&mut ev);
+        assert_eq!(
+            count(&ev, "libxl:CHECKPOINT_STATE"),
+            4,
+            "{blown}: {:?}",
+            names(&ev)
+        );
+        assert_eq!(
+            count(&ev, "libxl:CHECKPOINT_END"),
+            count(&whole, "libxl:CHECKPOINT_END"),
+            "{blown}"
+        );
+        assert!(ev.iter().any(|e| matches!(e, Event::Diagnostic(d)
+            if d.message.contains("CHECKPOINT_END and CHECKPOINT_STATE NEW follow"))));
+    }
+}
+
 /// Found by the adversarial captures (a million one-byte segments): a pfn
 /// entry arriving in three pieces or more was lost.
 #[test]

@@ -1256,10 +1256,16 @@ impl Decoder {
                             *data = &data[n..];
                             return;
                         }
-                        let mut tail = b.carry.clone();
-                        tail.extend_from_slice(chunk);
-                        let keep = tail.len().min(COLO_BOUNDARY.len() - 1);
-                        b.carry = tail[tail.len() - keep..].to_vec();
+                        // Keep the last 23 bytes of carry + chunk.
+                        let want = COLO_BOUNDARY.len() - 1;
+                        if chunk.len() >= want {
+                            b.carry.clear();
+                            b.carry.extend_from_slice(&chunk[chunk.len() - want..]);
+                        } else {
+                            b.carry.extend_from_slice(chunk);
+                            let excess = b.carry.len().saturating_sub(want);
+                            b.carry.drain(..excess);
+                        }
                     }
                 }
                 Mode::Pfns => {
