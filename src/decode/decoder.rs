@@ -418,6 +418,8 @@ impl Decoder {
                 b.consumed += in_body;
                 b.pad_consumed += (lost - in_body) as u32;
                 b.lost += lost;
+                // Bytes across a gap are not contiguous: no boundary spans it.
+                b.carry.clear();
                 if b.mode == Mode::Pfns {
                     b.pfns.skip(in_body);
                 }
