@@ -469,3 +469,39 @@ fn records_details_nodes_expand_and_collapse() {
     );
     assert!(n < before);
 }
+
+/// A capture where every packet appears twice (`-i any` over a bridge): the
+/// TCP view says so, and calls none of them a retransmission.
+#[test]
+fn tcp_view_counts_packets_captured_twice() {
+    let raw = std::fs::read("captures/colo-demo.pcap").unwrap();
+    let mut doubled = raw[..24].to_vec();
+    let mut at = 24;
+    while at + 16 <= raw.len() {
+        let caplen = u32::from_le_bytes(raw[at + 8..at + 12].try_into().unwrap()) as usize;
+        let rec = &raw[at..at + 16 + caplen];
+        doubled.extend_from_slice(rec);
+        doubled.extend_from_slice(rec);
+        at += 16 + caplen;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twice.pcap");
+    std::fs::write(&path, doubled).unwrap();
+    let path = path.to_str().unwrap();
+    let m = model(path);
+    let p = progress(path);
+    let mut app = App::new(Thresholds::default());
+    keys(&mut app, &m, &[Key::Char('3')]);
+    let text = screen(&mut app, &m, &p, 160, 40);
+    let forward = text
+        .lines()
+        .position(|l| l.contains("forward  retx 13"))
+        .expect(&text);
+    assert!(
+        text.lines()
+            .nth(forward + 1)
+            .unwrap()
+            .contains("captured twice"),
+        "{text}"
+    );
+}

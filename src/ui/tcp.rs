@@ -146,6 +146,17 @@ fn summary(m: &Model, s: &SessionModel, d: Direction) -> (String, String) {
         (true, false) => "FIN  ",
         _ => "",
     };
+    // Counted only when there were some: packets captured twice, and
+    // segments outside any window (ignored).
+    let mut extra = String::new();
+    if let Some(t) = &x.tcp {
+        if t.duplicates > 0 {
+            extra.push_str(&format!("captured twice {}  ", t.duplicates));
+        }
+        if t.reassembly.out_of_window > 0 {
+            extra.push_str(&format!("out of window {}  ", t.reassembly.out_of_window));
+        }
+    }
     let (n, lo, sum, hi) = x.rtt;
     let rtt = match sum.checked_div(n) {
         Some(avg) => format!(
@@ -169,7 +180,7 @@ fn summary(m: &Model, s: &SessionModel, d: Direction) -> (String, String) {
             x.gaps,
             human_bytes(x.gap_bytes),
         ),
-        format!("{close}{rtt}"),
+        format!("{close}{extra}{rtt}"),
     )
 }
 
