@@ -230,6 +230,19 @@ struct Probe {
     resynced: bool,
 }
 
+impl Probe {
+    /// The opening cannot be classified: from now on a mid-stream decoder
+    /// hunts for a record boundary, starting with the first `upto` bytes of
+    /// the prefix (the caller pushes the rest).
+    fn start_hunting(&mut self, upto: usize) {
+        self.start_known = Some(false);
+        let mut h = Decoder::mid_stream(Direction::Forward, self.prefix_from);
+        h.push(&self.prefix[..upto], &mut self.hunter_events);
+        self.hunted += upto;
+        self.hunter = Some(h);
+    }
+}
+
 // Decoders are large, but only connections being recognised or decoded are in
 // the table (ignored ones leave it), so boxing would only add an indirection.
 #[allow(clippy::large_enum_variant)]
@@ -695,13 +708,9 @@ impl<O: Observer> Inner<O> {
             // The first bytes are no opening a migration starts with: a
             // damaged header, or not a migration. Hunt for a record boundary
             // as for a capture started mid-stream (within the hunt budget).
-            probe.start_known = Some(false);
             probe.hunt_limit = Some(DAMAGED_START_HUNT);
-            let mut h = Decoder::mid_stream(Direction::Forward, probe.prefix_from);
             let before = probe.prefix.len() - keep;
-            h.push(&probe.prefix[..before], &mut probe.hunter_events);
-            probe.hunted += before;
-            probe.hunter = Some(h);
+            probe.start_hunting(before);
         }
         let verdict = if probe.start_known == Some(true) {
             detect::classify(&probe.prefix).map(Verdict::Opening)
@@ -911,10 +920,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                     if p.hunter.is_none() {
                         // A gap within the first bytes of a known start: the
                         // opening cannot be classified; hunt after it.
-                        p.start_known = Some(false);
-                        let mut h = Decoder::mid_stream(Direction::Forward, p.prefix_from);
-                        h.push(&p.prefix, &mut p.hunter_events);
-                        p.hunter = Some(h);
+                        p.start_hunting(p.prefix.len());
                     }
                     let h = p.hunter.as_mut().expect("just ensured");
                     h.gap(len, &mut p.hunter_events);

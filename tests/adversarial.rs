@@ -965,24 +965,19 @@ fn time_backwards(file: &Path) -> Row {
         flow.close(&mut p, 500_005.0);
         p.finish();
     }
-    // Rewrite the timestamps in place: walk the records.
-    let mut at = 24;
-    let mut n = 0;
-    while at + 16 <= raw.len() {
-        let sec = u32::from_le_bytes(raw[at..at + 4].try_into().unwrap());
-        let caplen = u32::from_le_bytes(raw[at + 8..at + 12].try_into().unwrap()) as usize;
-        let new = if n % 97 == 50 {
-            sec - 86_400
+    // The same packets again with their timestamps moved back.
+    let mut p = pcap_file(file);
+    for (n, (us, frame, len)) in pcap_records(&raw).into_iter().enumerate() {
+        let back = if n % 97 == 50 {
+            86_400.0
         } else if n > 300 {
-            sec - 3600
+            3600.0
         } else {
-            sec
+            0.0
         };
-        raw[at..at + 4].copy_from_slice(&new.to_le_bytes());
-        at += 16 + caplen;
-        n += 1;
+        p.record(us as f64 / 1e6 - back, &frame, frame.len() as u32, len);
     }
-    std::fs::write(file, &raw).unwrap();
+    p.finish();
     let run = report(file, &[]);
     let j = run.json();
     assert_has(&run.stderr, "earlier than the packet before", "stderr");
@@ -1134,14 +1129,12 @@ fn truncated_file(file: &Path) -> Row {
     // Cut 30 bytes into the record of the first packet after checkpoint 8's
     // CHECKPOINT_END.
     let cut_us = (written[8].checkpoint_end * 1e6) as u64 + 1;
-    let mut at = 24;
-    while at + 16 <= raw.len() {
-        let w = |i: usize| u32::from_le_bytes(raw[at + i..at + i + 4].try_into().unwrap());
-        if u64::from(w(0)) * 1_000_000 + u64::from(w(4)) >= cut_us {
-            break;
-        }
-        at += 16 + w(8) as usize;
-    }
+    let at = 24
+        + pcap_records(&raw)
+            .iter()
+            .take_while(|(us, _, _)| *us < cut_us)
+            .map(|(_, frame, _)| 16 + frame.len())
+            .sum::<usize>();
     raw.truncate(at + 30);
     std::fs::write(file, &raw).unwrap();
     let run = report(file, &[]);

@@ -320,6 +320,16 @@ impl SessionModel {
         }
     }
 
+    /// The latest checkpoint lost or cannot trust a record: partial. Before
+    /// any exists (the initial migration's first records), checkpoint 0
+    /// will be partial.
+    fn damage_latest(&mut self) {
+        match self.checkpoints.last_mut() {
+            Some(c) => c.damaged = true,
+            None => self.early_damage = true,
+        }
+    }
+
     fn touch(&mut self, ts: u64) {
         self.first_activity.get_or_insert(ts);
         self.last_activity = self.last_activity.max(ts);
@@ -737,11 +747,7 @@ impl Observer for Model {
                     }
                     // Skipped bytes may have held records of the latest
                     // checkpoint (a gap inside page bytes loses none).
-                    match m.checkpoints.last_mut() {
-                        Some(c) if m.checkpointed => c.damaged = true,
-                        Some(_) => {}
-                        None => m.early_damage = true,
-                    }
+                    m.damage_latest();
                 }
                 Event::Diagnostic(diag) if diag.severity != Severity::Note => {
                     // An unknown mandatory record (a restorer would stop
@@ -752,11 +758,7 @@ impl Observer for Model {
                         // A record of this checkpoint is malformed (a count
                         // that lies, a length over the limit): what it says
                         // cannot be trusted, so the checkpoint is partial.
-                        match m.checkpoints.last_mut() {
-                            Some(c) if m.checkpointed => c.damaged = true,
-                            Some(_) => {}
-                            None => m.early_damage = true,
-                        }
+                        m.damage_latest();
                     }
                     let x = &mut m.dirs[dir_index(d)];
                     match diag.severity {
