@@ -530,13 +530,22 @@ fn is_capture(first: &[u8]) -> bool {
     first.starts_with(&[0x1f, 0x8b]) || MAGICS.iter().any(|m| first.starts_with(m))
 }
 
-/// Opens a file or standard input and reads its first bytes without losing them.
+/// Opens a file or standard input and reads its first bytes without losing
+/// them; gzip-compressed input is decompressed (a capture or a raw stream).
 fn open_peek(file: &Path) -> io::Result<(Box<dyn Read + Send>, Vec<u8>)> {
-    let mut input: Box<dyn Read + Send> = if file.as_os_str() == "-" {
+    let input: Box<dyn Read + Send> = if file.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
         Box::new(File::open(file)?)
     };
+    let (input, head) = peek(input)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return peek(Box::new(flate2::read::MultiGzDecoder::new(input)));
+    }
+    Ok((input, head))
+}
+
+fn peek(mut input: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Vec<u8>)> {
     let mut head = Vec::with_capacity(4);
     (&mut input).take(4).read_to_end(&mut head)?;
     let rest = io::Cursor::new(head.clone()).chain(input);

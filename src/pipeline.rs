@@ -156,6 +156,21 @@ pub trait Observer {
     }
     /// Decoder events of a session direction, completed at capture time `ts`.
     fn decoded(&mut self, _s: SessionId, _dir: Direction, _ts: u64, _events: &[Event]) {}
+    /// As [`Observer::decoded`], with `first`: the capture time of the packet
+    /// that carried the first byte of each item in `events` (`first == ts`
+    /// for items that began in the packet that completed them). A transfer
+    /// spans `first..ts`. The default forwards to `decoded`.
+    fn decoded_span(
+        &mut self,
+        s: SessionId,
+        dir: Direction,
+        first: u64,
+        ts: u64,
+        events: &[Event],
+    ) {
+        let _ = first;
+        self.decoded(s, dir, ts, events);
+    }
     /// TCP health of a session direction (`dir` is the direction of the
     /// packet that showed it).
     fn tcp(&mut self, _s: SessionId, _dir: Direction, _ev: &TcpEvent) {}
@@ -295,10 +310,18 @@ struct Inner<O> {
 /// trusts a plausible record once an anchor follows it) is stamped with the
 /// time of the push that completed it, not of the one that confirmed it
 /// (PROTOCOL.md section 6: an event's time is its last byte's packet).
+///
+/// It also gives each record the time of the push that carried its first
+/// byte: a record longer than the ring remembers (a 4 MiB PAGE_DATA in
+/// 1448-byte segments) begins where the previous item ended, which `open`
+/// keeps whatever the number of pushes since.
 #[derive(Debug, Default)]
 struct Stamps {
     /// (decoder offset at the end of a push, capture time), oldest first.
     ring: VecDeque<(u64, u64)>,
+    /// The first byte that no emitted item covers yet, and the time of the
+    /// push that delivered it.
+    open: Option<(u64, u64)>,
 }
 
 impl Stamps {
@@ -306,7 +329,11 @@ impl Stamps {
     /// a handful of segments.
     const CAP: usize = 256;
 
-    fn record(&mut self, end: u64, ts: u64) {
+    /// A push delivered decoder offsets `start..end` at `ts`.
+    fn record(&mut self, start: u64, end: u64, ts: u64) {
+        if self.open.is_none() && end > start {
+            self.open = Some((start, ts));
+        }
         if self.ring.back().is_some_and(|&(e, _)| e == end) {
             return;
         }
@@ -324,6 +351,27 @@ impl Stamps {
             return (self.ring.len() < Self::CAP).then(|| self.ring[0].1);
         }
         self.ring.get(i).map(|&(_, t)| t)
+    }
+
+    /// The time of the push that delivered byte `offset` (an item's first).
+    fn first(&self, offset: u64) -> Option<u64> {
+        match self.open {
+            Some((o, t)) if o == offset => Some(t),
+            _ => self.at(offset + 1),
+        }
+    }
+
+    /// Items were emitted through offset `covered`; the decoder has been
+    /// pushed up to `pushed`.
+    fn covered(&mut self, covered: u64, pushed: u64) {
+        if self.open.is_some_and(|(o, _)| o >= covered) {
+            return;
+        }
+        self.open = if covered >= pushed {
+            None
+        } else {
+            self.at(covered + 1).map(|t| (covered, t))
+        };
     }
 }
 
@@ -758,28 +806,38 @@ impl<O: Observer> Inner<O> {
     }
 
     /// As [`Self::emit_decoded`], each record stamped with the time of the
-    /// push that completed it (see [`Stamps`]), in runs of equal times.
+    /// push that completed it and of the push that carried its first byte
+    /// (see [`Stamps`]), in runs of equal times.
     fn emit_stamped(&mut self, session: SessionId, dir: Direction, ts: u64, key: (ConnId, Side)) {
-        let Some(stamps) = self.stamps.get(&key) else {
+        let Some(stamps) = self.stamps.get_mut(&key) else {
             return self.emit_decoded(session, dir, ts);
         };
         let stamp = |e: &Event| match e {
-            Event::Item(i) => stamps.at(i.offset + i.wire_len).map_or(ts, |t| t.min(ts)),
-            _ => ts,
+            Event::Item(i) => {
+                let done = stamps.at(i.offset + i.wire_len).map_or(ts, |t| t.min(ts));
+                let first = stamps.first(i.offset).map_or(done, |t| t.min(done));
+                (first, done)
+            }
+            _ => (ts, ts),
         };
-        if self.events.iter().all(|e| stamp(e) == ts) {
-            return self.emit_decoded(session, dir, ts);
-        }
         let events = std::mem::take(&mut self.events);
         let mut from = 0;
         while from < events.len() {
-            let t = stamp(&events[from]);
+            let (first, done) = stamp(&events[from]);
             let mut to = from + 1;
-            while to < events.len() && stamp(&events[to]) == t {
+            while to < events.len() && stamp(&events[to]) == (first, done) {
                 to += 1;
             }
-            self.observer.decoded(session, dir, t, &events[from..to]);
+            self.observer
+                .decoded_span(session, dir, first, done, &events[from..to]);
             from = to;
+        }
+        let covered = events.iter().rev().find_map(|e| match e {
+            Event::Item(i) => Some(i.offset + i.wire_len),
+            _ => None,
+        });
+        if let (Some(covered), Some(pushed)) = (covered, stamps.ring.back().map(|&(e, _)| e)) {
+            stamps.covered(covered, pushed);
         }
         self.events = events;
         self.events.clear();
@@ -881,10 +939,11 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                         Decoder::mid_stream(dir, offset)
                     }
                 });
+                let start = dec.offset();
                 dec.push(bytes, &mut self.events);
                 let end = dec.offset();
                 let stamps = self.stamps.entry((conn, side)).or_default();
-                stamps.record(end, ts);
+                stamps.record(start, end, ts);
                 self.observer.bytes(session, dir, offset, bytes);
                 self.emit_stamped(session, dir, ts, (conn, side));
             }
@@ -897,9 +956,13 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                     return;
                 }
                 let session = *session;
+                let start = decoder.offset();
                 decoder.push(bytes, &mut self.events);
                 let end = decoder.offset();
-                self.stamps.entry((conn, side)).or_default().record(end, ts);
+                self.stamps
+                    .entry((conn, side))
+                    .or_default()
+                    .record(start, end, ts);
                 self.observer
                     .bytes(session, Direction::Reverse, offset, bytes);
                 self.emit_stamped(session, Direction::Reverse, ts, (conn, side));
@@ -1087,6 +1150,10 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     fn decoded(&mut self, s: SessionId, d: Direction, ts: u64, events: &[Event]) {
         self.0.decoded(s, d, ts, events);
         self.1.decoded(s, d, ts, events);
+    }
+    fn decoded_span(&mut self, s: SessionId, d: Direction, first: u64, ts: u64, events: &[Event]) {
+        self.0.decoded_span(s, d, first, ts, events);
+        self.1.decoded_span(s, d, first, ts, events);
     }
     fn tcp(&mut self, s: SessionId, d: Direction, ev: &TcpEvent) {
         self.0.tcp(s, d, ev);

@@ -151,7 +151,7 @@ fn record_lines(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
         .filter(|v| v["event"] == "record")
         .map(|mut v| {
             let o = v.as_object_mut().unwrap();
-            for k in ["session", "dir", "time", "no"] {
+            for k in ["session", "dir", "time", "first", "no"] {
                 o.remove(k);
             }
             v

@@ -172,11 +172,19 @@ pub struct Checkpoint {
     pub index: u64,
     /// Capture times (ns since the epoch) of the seven events, when seen.
     pub events: [Option<u64>; 7],
-    /// Completion time of the first forward record of the checkpoint (Remus:
-    /// the start of its memory phase).
+    /// Capture time of the first byte of the checkpoint's first forward
+    /// record (Remus: the start of its memory phase).
     pub first_record: Option<u64>,
-    /// pfn entries of its PAGE_DATA records.
+    /// Remus checkpoint 0 (the initial migration): the first byte of its
+    /// final round, the first sent with the guest suspended; its memory
+    /// phase starts there (the live rounds before it are the session's
+    /// rounds, not downtime).
+    pub final_round: Option<u64>,
+    /// Pages with data in its PAGE_DATA records (entries whose type carries
+    /// a page; XTAB, XALLOC and BROKEN entries carry none).
     pub pages: u64,
+    /// pfn entries of its PAGE_DATA records, with or without data.
+    pub pfns: u64,
     /// Forward bytes after the previous CHECKPOINT_END, through this one's.
     pub bytes: u64,
     /// Entries of the secondary's dirty pfn list.
@@ -199,7 +207,9 @@ impl Checkpoint {
             index,
             events: [None; 7],
             first_record: None,
+            final_round: None,
             pages: 0,
+            pfns: 0,
             bytes: 0,
             dirty_pfns: 0,
             damaged: false,
@@ -238,10 +248,12 @@ impl Checkpoint {
     }
 
     /// Duration of a phase, when both of its events were seen. Remus has
-    /// only memory (first record to CHECKPOINT) and device.
+    /// only memory (the first byte of the checkpoint's first record, or of
+    /// checkpoint 0's final round, to the libxc CHECKPOINT) and device
+    /// (CHECKPOINT to CHECKPOINT_END).
     pub fn phase(&self, p: Phase, colo: bool) -> Option<u64> {
         let start = match (p, colo) {
-            (Phase::Memory, false) => self.first_record?,
+            (Phase::Memory, false) => self.final_round.or(self.first_record)?,
             _ => self.event(p.start())?,
         };
         let end = match p {
@@ -251,10 +263,18 @@ impl Checkpoint {
         end.checked_sub(start)
     }
 
-    /// NEW to SVM_RESUMED (COLO).
-    pub fn downtime(&self) -> Option<u64> {
-        self.event(CheckpointEvent::SvmResumed)?
-            .checked_sub(self.event(CheckpointEvent::New)?)
+    /// How long the guest was paused for this checkpoint. COLO: NEW to
+    /// SVM_RESUMED. Remus: the memory phase; libxc's save loop resumes the
+    /// primary (libxl's postcopy callback) right after it writes
+    /// CHECKPOINT, and libxl sends the device state and CHECKPOINT_END
+    /// while the guest runs again.
+    pub fn downtime(&self, colo: bool) -> Option<u64> {
+        if colo {
+            self.event(CheckpointEvent::SvmResumed)?
+                .checked_sub(self.event(CheckpointEvent::New)?)
+        } else {
+            self.phase(Phase::Memory, false)
+        }
     }
 
     /// The events this checkpoint should have: COLO checkpoint 0 has no
@@ -301,7 +321,7 @@ mod tests {
         c.next_new = Some(300);
         let d: Vec<_> = Phase::ALL.iter().map(|&p| c.phase(p, true)).collect();
         assert_eq!(d, [10, 2, 38, 10, 20, 3, 117].map(Some));
-        assert_eq!(c.downtime(), Some(83));
+        assert_eq!(c.downtime(true), Some(83));
         assert!(c.complete(true));
         assert_eq!(c.awaiting(true), None);
         c.events[5] = None;
@@ -320,7 +340,23 @@ mod tests {
         c.events[4] = Some(70);
         assert_eq!(c.phase(Phase::Memory, false), Some(40));
         assert_eq!(c.phase(Phase::Device, false), Some(20));
+        assert_eq!(
+            c.downtime(false),
+            Some(40),
+            "the guest runs again after CHECKPOINT"
+        );
         assert!(c.complete(false));
         assert!(!c.complete(true));
+    }
+
+    #[test]
+    fn remus_checkpoint_0_memory_is_its_final_round() {
+        let mut c = Checkpoint::new(0);
+        c.first_record = Some(10);
+        c.final_round = Some(900);
+        c.events[3] = Some(1000);
+        c.events[4] = Some(1010);
+        assert_eq!(c.phase(Phase::Memory, false), Some(100));
+        assert_eq!(c.downtime(false), Some(100));
     }
 }

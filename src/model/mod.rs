@@ -77,14 +77,20 @@ pub struct Domain {
     pub vcpus: Option<u64>,
 }
 
-/// A live round of the initial migration.
+/// A round of the initial migration (the last one is sent with the guest
+/// suspended).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Round {
     /// From 1.
     pub index: u32,
+    /// Pages with data: pfn entries whose type carries a page (not XTAB,
+    /// XALLOC or BROKEN). libxc walks the whole p2m of a PVH or HVM guest
+    /// in round 1, so `pfns` can be 30 times `pages` there.
     pub pages: u64,
+    /// pfn entries of its PAGE_DATA records.
+    pub pfns: u64,
     pub bytes: u64,
-    /// Completion times of its first and last PAGE_DATA.
+    /// First byte of its first PAGE_DATA, completion of its last.
     pub start: u64,
     pub end: u64,
 }
@@ -195,10 +201,10 @@ pub struct SessionModel {
     last_pfn: Option<u64>,
     /// The latest PAGE_DATA was a partial batch: its round is over.
     round_flushed: bool,
-    /// Completion time of the previous forward item (a round starts there).
-    prev_forward: Option<u64>,
     /// The initial migration is over (first CHECKPOINT or END seen).
     initial_done: bool,
+    /// Completion of the stream's END (libxl's, or libxc's without libxl).
+    pub stream_end: Option<u64>,
     pub stats: stats::SessionStats,
     /// Forward bytes per second since the first activity.
     pub throughput: Vec<u64>,
@@ -278,9 +284,9 @@ impl SessionModel {
             ended_plain: false,
             last_end_offset: None,
             last_pfn: None,
-            prev_forward: None,
             round_flushed: false,
             initial_done: false,
+            stream_end: None,
             stats: stats::SessionStats::default(),
             throughput: Vec::new(),
             throughput_back: Vec::new(),
@@ -304,6 +310,42 @@ impl SessionModel {
 
     pub fn is_colo(&self) -> bool {
         self.colo
+    }
+
+    /// The last round of the initial migration, once that is over: libxc
+    /// suspends the guest after its live rounds and sends what is still
+    /// dirty as this round. (A guest that dirtied nothing since the last
+    /// live round gets no final PAGE_DATA; the last live round is then
+    /// taken, and the downtime reads long by that round.)
+    pub fn final_round(&self) -> Option<&Round> {
+        self.rounds.last().filter(|_| self.initial_done)
+    }
+
+    /// A migration that is not checkpointed and whose stream stopped before
+    /// its END: cut short (the receiver went away, the sender died) or,
+    /// while a capture still runs, in progress.
+    pub fn stream_unfinished(&self) -> bool {
+        !self.checkpointed && self.stream_end.is_none() && self.dirs[0].bytes > 0
+    }
+
+    /// How long the guest of a plain migration was paused: from the first
+    /// byte of the final round to the receiver's report that it unpaused
+    /// the domain (xl's handover), or, when the capture holds no handover
+    /// (a bare libxl or libxc stream), to the completion of END. None when
+    /// the rounds were not all seen (the capture began mid-stream), the
+    /// stream did not end, or the receiver reported a failure.
+    pub fn migration_downtime(&self) -> Option<u64> {
+        if self.kind() != Kind::Plain || self.info.mid_stream {
+            return None;
+        }
+        let start = self.final_round()?.start;
+        let h = &self.handover;
+        let end = if h.ready_to_unpause.is_some() || h.cleared_to_unpause.is_some() {
+            h.unpause_result.filter(|_| h.result == Some(0))?
+        } else {
+            self.stream_end?
+        };
+        end.checked_sub(start)
     }
 
     /// The checkpoints a timeline lists: none for plain or unknown sessions,
@@ -386,8 +428,8 @@ impl SessionModel {
     }
 
     /// Remus: the first forward record after a CHECKPOINT_END opens the
-    /// next checkpoint.
-    fn remus_next(&mut self, item: &Item, ts: u64) {
+    /// next checkpoint, from the first byte of that record (`first`).
+    fn remus_next(&mut self, item: &Item, first: u64) {
         let opens = matches!(item.kind, ItemKind::Record(t) if t != RecordType::Libxl(LibxlType::CheckpointState));
         if opens
             && self.checkpointed
@@ -397,15 +439,19 @@ impl SessionModel {
                 .last()
                 .is_some_and(|c| c.event(CheckpointEvent::CheckpointEnd).is_some())
         {
+            if let Some(c0) = self.checkpoints.last().filter(|c| c.index == 0) {
+                self.stats.remus_initial(c0);
+            }
             let c = self.open_checkpoint(false);
-            c.first_record = Some(ts);
+            c.first_record = Some(first);
         }
     }
 
-    fn forward_item(&mut self, item: &Item, ts: u64) {
+    /// A forward item whose first byte came at `first` and last at `ts`.
+    fn forward_item(&mut self, item: &Item, first: u64, ts: u64) {
         use ItemKind::Record;
         use RecordType::{Libxc, Libxl};
-        self.remus_next(item, ts);
+        self.remus_next(item, first);
         match (&item.kind, &item.info) {
             (ItemKind::SaveHeader, Info::SaveHeader { config, .. }) => {
                 self.domain = Domain {
@@ -458,7 +504,7 @@ impl SessionModel {
                     if late {
                         if let Some(c) = self.checkpoints.last_mut() {
                             c.events[CheckpointEvent::New.index()] = Some(ts);
-                            c.first_record = Some(ts);
+                            c.first_record = Some(first);
                         }
                     } else {
                         if let Some(prev) = self.checkpoints.last_mut() {
@@ -467,23 +513,33 @@ impl SessionModel {
                         }
                         let c = self.open_checkpoint(false);
                         c.events[CheckpointEvent::New.index()] = Some(ts);
-                        c.first_record = Some(ts);
+                        c.first_record = Some(first);
                     }
                 }
             }
             (Record(Libxc(LibxcType::PageData)), Info::PageData(p)) => {
-                let pages = p.count;
-                let (first, last) = (p.first, p.last);
                 if !self.initial_done && !self.info.mid_stream {
-                    self.round(first, last, pages, item.wire_len, ts);
+                    self.round(p, item.wire_len, first, ts);
                 }
                 let c = self.current();
-                c.first_record.get_or_insert(ts);
-                c.pages += pages;
+                c.first_record.get_or_insert(first);
+                c.pages += p.data_pages;
+                c.pfns += p.count;
             }
             (Record(Libxc(LibxcType::Checkpoint)), _) => {
                 self.checkpointed = true;
+                let initial = !self.initial_done;
                 self.initial_done = true;
+                // Remus checkpoint 0: its memory phase is the final round
+                // (set before the event closes the phase).
+                let final_round = self.final_round().map(|r| r.start);
+                if initial && !self.colo {
+                    if let Some(c) = self.checkpoints.last_mut().filter(|c| {
+                        c.index == 0 && c.event(CheckpointEvent::LibxcCheckpoint).is_none()
+                    }) {
+                        c.final_round = final_round;
+                    }
+                }
                 self.mark(CheckpointEvent::LibxcCheckpoint, ts);
             }
             (Record(Libxl(LibxlType::CheckpointEnd)), _) => {
@@ -507,6 +563,9 @@ impl SessionModel {
             (Record(Libxc(LibxcType::End)), _) | (Record(Libxl(LibxlType::End)), _) => {
                 self.initial_done = true;
                 if !self.checkpointed {
+                    self.stream_end = Some(ts);
+                }
+                if !self.checkpointed {
                     self.ended_plain = true;
                 }
             }
@@ -518,31 +577,33 @@ impl SessionModel {
     /// ascending order, in batches of at most 1024 that are flushed when full
     /// and at the end of the round: a round begins when the pfns go down, or
     /// after a batch that was not full.
-    fn round(&mut self, first: Option<u64>, last: Option<u64>, pages: u64, bytes: u64, ts: u64) {
-        let new_round = match (self.last_pfn, first) {
+    fn round(&mut self, p: &crate::decode::libxc::PfnSummary, bytes: u64, first: u64, ts: u64) {
+        let new_round = match (self.last_pfn, p.first) {
             (None, _) => true,
             _ if self.round_flushed => true,
             (Some(prev), Some(f)) => f <= prev,
             _ => false,
         };
-        self.round_flushed = pages < MAX_BATCH;
+        self.round_flushed = p.count < MAX_BATCH;
         if new_round {
             let index = self.rounds.len() as u32 + 1;
             self.rounds.push(Round {
                 index,
                 pages: 0,
+                pfns: 0,
                 bytes: 0,
-                start: self.prev_forward.unwrap_or(ts),
+                start: first,
                 end: ts,
             });
         }
         if let Some(r) = self.rounds.last_mut() {
-            r.pages += pages;
+            r.pages += p.data_pages;
+            r.pfns += p.count;
             r.bytes += bytes;
             r.end = ts;
         }
-        if last.is_some() {
-            self.last_pfn = last;
+        if p.last.is_some() {
+            self.last_pfn = p.last;
         }
     }
 
@@ -702,6 +763,10 @@ impl Observer for Model {
     }
 
     fn decoded(&mut self, s: SessionId, d: Direction, ts: u64, events: &[Event]) {
+        self.decoded_span(s, d, ts, ts, events);
+    }
+
+    fn decoded_span(&mut self, s: SessionId, d: Direction, first: u64, ts: u64, events: &[Event]) {
         self.now = self.now.max(ts);
         let Some(m) = self.sessions.get_mut(s as usize) else {
             return;
@@ -724,10 +789,7 @@ impl Observer for Model {
                     r.0 += 1;
                     r.1 += item.wire_len;
                     match d {
-                        Direction::Forward => {
-                            m.forward_item(item, ts);
-                            m.prev_forward = Some(ts);
-                        }
+                        Direction::Forward => m.forward_item(item, first, ts),
                         Direction::Reverse => m.back_item(item, ts),
                     }
                     if m.checkpointed {

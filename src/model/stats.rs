@@ -100,18 +100,41 @@ impl Default for SessionStats {
 
 impl SessionStats {
     /// Event `e` of `c` was just seen: record the phases it closes.
+    ///
+    /// Checkpoint 0's memory phase and downtime depend on the kind: a COLO
+    /// checkpoint 0 has neither, a Remus one has its final round. When its
+    /// CHECKPOINT arrives the stream has not shown which it is (COLO's first
+    /// back-channel record follows CHECKPOINT_END), so they wait for
+    /// [`SessionStats::remus_initial`].
     pub fn event(&mut self, c: &Checkpoint, e: CheckpointEvent, colo: bool) {
+        let undecided = !colo && c.index == 0;
         for p in Phase::ALL {
-            if p != Phase::Run && p.end() == e {
+            if p != Phase::Run && p.end() == e && !(undecided && p == Phase::Memory) {
                 if let Some(d) = c.phase(p, colo) {
                     self.phases[p.index()].add(d);
                 }
             }
         }
-        if e == CheckpointEvent::SvmResumed {
-            if let Some(d) = c.downtime() {
+        let closes_downtime = if colo {
+            CheckpointEvent::SvmResumed
+        } else {
+            CheckpointEvent::LibxcCheckpoint
+        };
+        if e == closes_downtime && !undecided {
+            if let Some(d) = c.downtime(colo) {
                 self.downtime.add(d);
             }
+        }
+    }
+
+    /// Remus checkpoint 1 began: checkpoint 0 (`c`) was Remus's, and its
+    /// memory phase and downtime count now.
+    pub fn remus_initial(&mut self, c: &Checkpoint) {
+        if let Some(d) = c.phase(Phase::Memory, false) {
+            self.phases[Phase::Memory.index()].add(d);
+        }
+        if let Some(d) = c.downtime(false) {
+            self.downtime.add(d);
         }
     }
 

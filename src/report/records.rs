@@ -95,8 +95,11 @@ struct Printer<'a> {
 struct Ctx {
     session: u32,
     dir: Direction,
-    /// Seconds since the first packet.
+    /// Seconds since the first packet: completion of the events' records.
     time: f64,
+    /// Seconds since the first packet: the packet that carried their first
+    /// byte.
+    first: f64,
 }
 
 impl Printer<'_> {
@@ -114,6 +117,7 @@ impl Printer<'_> {
             v["session"] = json!(c.session);
             v["dir"] = json!(c.dir.name());
             v["time"] = json!(c.time);
+            v["first"] = json!(c.first);
         }
         v
     }
@@ -213,6 +217,10 @@ impl Printer<'_> {
                 "lost": item.lost, "summary": summary});
             if let ItemKind::Record(t) = item.kind {
                 v["type_number"] = json!(t.to_u32());
+            }
+            if let crate::decode::Info::PageData(p) = &item.info {
+                v["pages"] = json!(p.data_pages);
+                v["pfns"] = json!(p.count);
             }
             if self.opts.verbose {
                 v["details"] = serde_json::to_value(item.info.details()).unwrap_or_default();
@@ -361,6 +369,10 @@ impl crate::pipeline::Observer for CaptureRecords<'_> {
     }
 
     fn decoded(&mut self, s: u32, dir: Direction, ts: u64, events: &[Event]) {
+        self.decoded_span(s, dir, ts, ts, events);
+    }
+
+    fn decoded_span(&mut self, s: u32, dir: Direction, first: u64, ts: u64, events: &[Event]) {
         if self.error.is_some() {
             return;
         }
@@ -368,6 +380,7 @@ impl crate::pipeline::Observer for CaptureRecords<'_> {
             session: s,
             dir,
             time: self.time(ts),
+            first: self.time(first),
         });
         if let Err(e) = self.printer.print(events) {
             self.error = Some(e);

@@ -128,8 +128,9 @@ fn checkpoint_json(
         "complete": c.complete(colo),
         "events": events,
         "phases": phases,
-        "downtime": opt(c.downtime().map(secs)),
+        "downtime": opt(c.downtime(colo).map(secs)),
         "pages": c.pages,
+        "pfns": c.pfns,
         "bytes": c.bytes,
         "dirty_pfns": if colo && c.index > 0 { json!(c.dirty_pfns) } else { Value::Null },
         "interval": opt(interval(c, next)),
@@ -242,10 +243,12 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
         "back": if back_seen { dir_json(bsrc.to_string(), bdst.to_string(), back) } else { Value::Null },
         "domain": s.domain,
         "records": records,
-        "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "bytes": r.bytes,
+        "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "pfns": r.pfns, "bytes": r.bytes,
             "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end - r.start),
             "throughput": if r.end > r.start { json!(r.bytes as f64 / secs(r.end - r.start)) } else { Value::Null },
-            "final": r.index as usize == s.rounds.len() && s.kind() == crate::model::Kind::Plain})).collect::<Vec<_>>(),
+            "final": s.final_round().is_some_and(|f| f.index == r.index)})).collect::<Vec<_>>(),
+        "downtime": opt(s.migration_downtime().map(secs)),
+        "stream_end": opt(s.stream_end.map(|t| rel(m, t))),
         "handover": {
             "ready_to_unpause": opt(s.handover.ready_to_unpause.map(|t| rel(m, t))),
             "cleared_to_unpause": opt(s.handover.cleared_to_unpause.map(|t| rel(m, t))),
@@ -306,7 +309,17 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
     ];
     head.extend(CheckpointEvent::ALL.iter().map(|e| e.name().to_string()));
     head.extend(Phase::ALL.iter().map(|p| p.name().to_string()));
-    head.extend(["downtime", "pages", "bytes", "dirty_pfns", "interval"].map(String::from));
+    head.extend(
+        [
+            "downtime",
+            "pages",
+            "pfns",
+            "bytes",
+            "dirty_pfns",
+            "interval",
+        ]
+        .map(String::from),
+    );
     writeln!(out, "{}", head.join(","))?;
     let f = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.9}"));
     for s in &m.sessions {
@@ -325,8 +338,9 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
                     .map(|&e| f(c.event(e).map(|t| rel(m, t)))),
             );
             row.extend(Phase::ALL.iter().map(|&p| f(c.phase(p, colo).map(secs))));
-            row.push(f(c.downtime().map(secs)));
+            row.push(f(c.downtime(colo).map(secs)));
             row.push(c.pages.to_string());
+            row.push(c.pfns.to_string());
             row.push(c.bytes.to_string());
             row.push(if colo && c.index > 0 {
                 c.dirty_pfns.to_string()
@@ -364,6 +378,48 @@ pub fn handover_text(m: &Model, h: &crate::model::Handover, decimals: usize) -> 
                 }
             ))
             .unwrap_or_default()
+    ))
+}
+
+/// The downtime of a plain migration and what bounds it, for people.
+pub fn migration_downtime_text(m: &Model, s: &SessionModel, decimals: usize) -> Option<String> {
+    let d = s.migration_downtime()?;
+    Some(format!(
+        "downtime {}: from the final round at {:.decimals$} s to {}",
+        human_ns(d),
+        rel(m, s.final_round()?.start),
+        if s.handover.unpause_result.is_some() {
+            "the receiver's unpause"
+        } else {
+            "the end of the stream"
+        }
+    ))
+}
+
+/// What a migration whose stream stopped before its END came to, for
+/// people: how far it got and who closed the connection.
+pub fn unfinished_text(m: &Model, s: &SessionModel) -> Option<String> {
+    if !s.stream_unfinished() {
+        return None;
+    }
+    let close = s.tcp.closes.first().map(|&(at, dir, reset)| {
+        let side = match dir {
+            Direction::Forward => "primary",
+            Direction::Reverse => "secondary",
+        };
+        format!(
+            "; the {side} {} the connection at {:.3} s",
+            if reset { "reset" } else { "closed" },
+            rel(m, at)
+        )
+    });
+    Some(format!(
+        "the stream stops before its END after {}{}",
+        human_bytes(s.dirs[0].bytes),
+        match close {
+            Some(c) => format!("{c}: the migration did not complete"),
+            None => ": the migration did not complete in this capture".into(),
+        }
     ))
 }
 
@@ -530,26 +586,14 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
                     human_bytes(b.max as u64)
                 )?;
             }
-            // The worst checkpoints: by downtime (COLO) or by device+memory (Remus).
+            // The worst checkpoints, by downtime.
             let mut worst: Vec<(&Checkpoint, u64)> = cps
                 .iter()
-                .filter_map(|c| {
-                    let d = if colo {
-                        c.downtime()?
-                    } else {
-                        c.phase(Phase::Memory, false).unwrap_or(0)
-                            + c.phase(Phase::Device, false)?
-                    };
-                    Some((c, d))
-                })
+                .filter_map(|c| Some((c, c.downtime(colo)?)))
                 .collect();
             worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.index.cmp(&b.0.index)));
             if !worst.is_empty() && ctx.worst > 0 {
-                writeln!(
-                    out,
-                    "  worst checkpoints ({}):",
-                    if colo { "downtime" } else { "memory + device" }
-                )?;
+                writeln!(out, "  worst checkpoints (downtime):")?;
                 for (c, d) in worst.iter().take(ctx.worst) {
                     let longest = Phase::ALL
                         .iter()
@@ -575,26 +619,39 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             }
         }
         if !s.rounds.is_empty() {
-            writeln!(out, "  live rounds:")?;
+            writeln!(out, "  rounds of the initial migration:")?;
+            let last = s.final_round().map(|r| r.index);
             for r in &s.rounds {
                 let d = r.end - r.start;
                 writeln!(
                     out,
-                    "    round {:<3} {:>8} pages {:>10} in {:>10}{}",
+                    "    round {:<3} {:>8} pages {:>8} pfns {:>10} in {:>10}{}{}",
                     r.index,
                     r.pages,
+                    r.pfns,
                     human_bytes(r.bytes),
                     human_ns(d),
                     if d > 0 {
                         format!(" ({}/s)", human_bytes((r.bytes as f64 / secs(d)) as u64))
                     } else {
                         String::new()
+                    },
+                    if last == Some(r.index) {
+                        "  final (guest suspended)"
+                    } else {
+                        ""
                     }
                 )?;
             }
             if let Some(h) = handover_text(m, &s.handover, 3) {
                 writeln!(out, "  {h}")?;
             }
+            if let Some(d) = migration_downtime_text(m, s, 3) {
+                writeln!(out, "  {d}")?;
+            }
+        }
+        if let Some(t) = unfinished_text(m, s) {
+            writeln!(out, "  {t}")?;
         }
         if stalls.is_empty() {
             writeln!(out, "  no stalls")?;

@@ -447,13 +447,13 @@ impl<'a> Engine<'a> {
     }
 
     /// The live rounds of the initial migration, from `t`. Returns the end of
-    /// the last page write and the pfn entries sent.
-    fn live(&mut self, t: u64) -> io::Result<(u64, u64)> {
+    /// the last page write and the pfn entries and pages with data sent.
+    fn live(&mut self, t: u64) -> io::Result<(u64, Sent)> {
         let counts = self.round_counts();
         let rounds = counts.len();
         let valid = self.valid_pages();
         let mut last_end = t;
-        let mut entries = 0;
+        let mut total = Sent::default();
         for (i, &count) in counts.iter().enumerate() {
             let mut not_before = last_end;
             if i > 0 {
@@ -484,15 +484,17 @@ impl<'a> Engine<'a> {
             let (start, end) = span.unwrap_or((not_before, not_before));
             self.m.rounds.push(RoundTruth {
                 index: i as u32 + 1,
-                pages: sent,
+                pages: sent.pages,
+                pfns: sent.pfns,
                 start_ns: start,
                 end_ns: end,
             });
-            entries += sent;
+            total.pfns += sent.pfns;
+            total.pages += sent.pages;
             last_end = end;
             self.epoch += 1;
         }
-        Ok((last_end, entries))
+        Ok((last_end, total))
     }
 
     /// Fills `self.batch` with the next pfns of `src`.
@@ -525,16 +527,16 @@ impl<'a> Engine<'a> {
     /// Sends the pfns of `src` as PAGE_DATA records from `t`. `extra_ns` of
     /// slowdown is spread over the records in proportion to their size
     /// (`total_bytes` of them). Returns the (first start, last end) of the
-    /// writes, if any, and the entries sent.
+    /// writes, if any, and what was sent.
     fn send_pages(
         &mut self,
         mut src: PfnSource,
         t: u64,
         extra_ns: u64,
         total_bytes: u64,
-    ) -> io::Result<(Option<(u64, u64)>, u64)> {
+    ) -> io::Result<(Option<(u64, u64)>, Sent)> {
         let mut span: Option<(u64, u64)> = None;
-        let mut entries = 0;
+        let mut sent = Sent::default();
         let mut sent_bytes = 0u64;
         let mut spent_extra = 0u64;
         loop {
@@ -542,7 +544,7 @@ impl<'a> Engine<'a> {
             if self.batch.is_empty() {
                 break;
             }
-            self.pages.page_data(&mut self.buf, &self.batch, self.epoch);
+            sent.pages += self.pages.page_data(&mut self.buf, &self.batch, self.epoch);
             sent_bytes += self.buf.len() as u64;
             let extra = if extra_ns > 0 && total_bytes > 0 {
                 let due = (u128::from(extra_ns) * u128::from(sent_bytes) / u128::from(total_bytes))
@@ -556,9 +558,9 @@ impl<'a> Engine<'a> {
             let (start, end) =
                 self.send_record(Direction::Forward, Layer::Libxc, At::After(t), extra)?;
             span = Some((span.map_or(start, |s| s.0), end));
-            entries += self.batch.len() as u64;
+            sent.pfns += self.batch.len() as u64;
         }
-        Ok((span, entries))
+        Ok((span, sent))
     }
 
     /// Builds CPU record `i` of the end of a checkpoint into the buffer
@@ -649,11 +651,11 @@ impl<'a> Engine<'a> {
             let d = self.durations(k);
             let mut ev = [None; 7];
             let mut dirty_pfns = 0;
-            let pages;
+            let sent;
             let libxc_end;
             if k == 0 {
-                let (pages_end, entries) = self.live(t)?;
-                pages = entries;
+                let (pages_end, live) = self.live(t)?;
+                sent = live;
                 libxc_end = self.close_libxc(pages_end + d.cpu, None, LibxcType::Checkpoint)?;
             } else {
                 let (anchor, run) = previous;
@@ -683,7 +685,7 @@ impl<'a> Engine<'a> {
                     (anchor + run + d.suspend, self.sample_hot(primary))
                 };
                 let (pages_sent, end) = self.checkpoint_memory(pfns, start, &d)?;
-                pages = pages_sent;
+                sent = pages_sent;
                 libxc_end = end;
             }
             ev[3] = Some(libxc_end);
@@ -708,7 +710,8 @@ impl<'a> Engine<'a> {
             self.m.checkpoints.push(CheckpointTruth {
                 index: k,
                 events: ev,
-                pages,
+                pages: sent.pages,
+                pfns: sent.pfns,
                 dirty_pfns,
                 forward_bytes: offset - last_offset,
             });
@@ -721,13 +724,13 @@ impl<'a> Engine<'a> {
     /// The memory phase of a checkpoint k >= 1: `pfns` as PAGE_DATA from
     /// `start`, the CPU records, libxc CHECKPOINT. A memory stall slows the
     /// page writes so that CHECKPOINT ends exactly `memory` after `start`.
-    /// Returns the entries sent and CHECKPOINT's end.
+    /// Returns what was sent and CHECKPOINT's end.
     fn checkpoint_memory(
         &mut self,
         pfns: Vec<u64>,
         start: u64,
         d: &Durations,
-    ) -> io::Result<(u64, u64)> {
+    ) -> io::Result<(Sent, u64)> {
         let mut natural = d.cpu + self.cpu_tail_ns;
         let mut total_bytes = 0;
         for chunk in pfns.chunks(MAX_BATCH) {
@@ -738,11 +741,18 @@ impl<'a> Engine<'a> {
         let target = d.memory.map(|m| start.saturating_add(m));
         let extra = target.map_or(0, |t| t.saturating_sub(start + natural));
         let source = PfnSource::List { pfns, at: 0 };
-        let (span, entries) = self.send_pages(source, start, extra, total_bytes)?;
+        let (span, sent) = self.send_pages(source, start, extra, total_bytes)?;
         let pages_end = span.map_or(start, |s| s.1);
         let end = self.close_libxc(pages_end + d.cpu, target, LibxcType::Checkpoint)?;
-        Ok((entries, end))
+        Ok((sent, end))
     }
+}
+
+/// PAGE_DATA content sent: pfn entries, and those with a page of data.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    pfns: u64,
+    pages: u64,
 }
 
 /// The sorted union of two ascending pfn lists.
@@ -1276,7 +1286,12 @@ mod tests {
         assert_eq!(c.fwd.len() as u64, expected_bytes);
         assert_eq!(m.reverse_bytes, 54 + 34 + 40);
         assert_eq!(m.rounds.len(), 1);
-        assert_eq!(m.rounds[0].pages, 4096);
+        assert_eq!(m.rounds[0].pfns, 4096);
+        assert_eq!(
+            m.rounds[0].pages,
+            4096 - 32,
+            "the XTAB hole carries no pages"
+        );
         assert!(m.checkpoints.is_empty());
     }
 
@@ -1331,8 +1346,10 @@ mod tests {
             .map(|r| r.body_length)
             .collect();
         assert_eq!(lists, [0, 0], "an empty dirty list is a bare header");
+        let pfns: Vec<u64> = m.checkpoints.iter().map(|c| c.pfns).collect();
+        assert_eq!(pfns, [4096, 1500, 1500]);
         let pages: Vec<u64> = m.checkpoints.iter().map(|c| c.pages).collect();
-        assert_eq!(pages, [4096, 1500, 1500]);
+        assert_eq!(pages, [4096 - 32, 1500, 1500]);
         assert!(m.checkpoints.iter().all(|c| c.dirty_pfns == 0));
         assert_eq!(
             m.checkpoints.iter().map(|c| c.forward_bytes).sum::<u64>(),
@@ -1401,8 +1418,9 @@ mod tests {
             .with_seed(3);
         let (c, m) = capture(&s);
         assert_eq!(m.rounds.len(), 5);
-        assert_eq!(m.rounds[0].pages, 16384);
-        assert!(m.rounds.windows(2).all(|w| w[1].pages <= w[0].pages));
+        assert_eq!(m.rounds[0].pfns, 16384);
+        assert!(m.rounds[0].pages < 16384);
+        assert!(m.rounds.windows(2).all(|w| w[1].pfns <= w[0].pfns));
         assert!(m.rounds[1].pages < 16384 / 5);
         assert!(m.rounds.windows(2).all(|w| w[1].start_ns > w[0].end_ns));
         let records = page_records(&c, &m);
@@ -1412,7 +1430,7 @@ mod tests {
                 .filter(|(end, _)| (round.start_ns..=round.end_ns).contains(end))
                 .flat_map(|(_, e)| e.iter().copied())
                 .collect();
-            assert_eq!(entries.len() as u64, round.pages);
+            assert_eq!(entries.len() as u64, round.pfns);
             let pfns: Vec<u64> = entries.iter().map(|e| e & page_type::PFN_MASK).collect();
             assert!(
                 pfns.windows(2).all(|w| w[0] < w[1]),

@@ -634,8 +634,10 @@ pub struct CheckpointTruth {
     /// only libxc_checkpoint and checkpoint_end; COLO checkpoint 0 has no new,
     /// svm_suspended or dirty_pfn_list.
     pub events: [Option<u64>; 7],
-    /// pfn entries sent in PAGE_DATA records (XTAB entries included).
+    /// Pages with data sent in PAGE_DATA records.
     pub pages: u64,
+    /// pfn entries sent in PAGE_DATA records (XTAB entries included).
+    pub pfns: u64,
     /// Entries of the secondary's CHECKPOINT_DIRTY_PFN_LIST (COLO).
     pub dirty_pfns: u64,
     /// Forward bytes after the previous checkpoint's CHECKPOINT_END up to and
@@ -648,8 +650,10 @@ pub struct CheckpointTruth {
 pub struct RoundTruth {
     /// 1 for the first round.
     pub index: u32,
-    /// pfn entries sent (XTAB entries included).
+    /// Pages with data sent.
     pub pages: u64,
+    /// pfn entries sent (XTAB entries included).
+    pub pfns: u64,
     /// Start of the round's first PAGE_DATA write.
     pub start_ns: u64,
     /// End of its last PAGE_DATA write.

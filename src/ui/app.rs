@@ -504,7 +504,7 @@ impl App {
             let val = |c: &Checkpoint| -> u64 {
                 match self.sort {
                     Sort::Index => 0,
-                    Sort::Downtime => c.downtime().unwrap_or(0),
+                    Sort::Downtime => c.downtime(colo).unwrap_or(0),
                     Sort::Phase(p) => c.phase(p, colo).unwrap_or(0),
                 }
             };

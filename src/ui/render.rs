@@ -271,13 +271,15 @@ fn sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
                 human_ns(dur),
                 human_bytes(s.dirs[0].bytes),
                 App::checkpoints(s).len().to_string(),
-                dt.map_or("-".into(), |d| {
-                    format!(
+                match (dt, s.migration_downtime()) {
+                    (Some(d), _) => format!(
                         "{}/{}",
                         human_ns((d.p50 * 1e9) as u64),
                         human_ns((d.p99 * 1e9) as u64)
-                    )
-                }),
+                    ),
+                    (None, Some(d)) => human_ns(d),
+                    (None, None) => "-".into(),
+                },
                 if stalls > 0 {
                     format!("{stalls} !")
                 } else {
@@ -470,11 +472,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
                 None if !c.complete(colo) => "part",
                 None => "",
             };
-            let down = if colo {
-                c.downtime()
-            } else {
-                c.phase(Phase::Device, false)
-            };
+            let down = c.downtime(colo);
             let row = Row::new(vec![
                 Line::raw(format!("#{}", c.index)),
                 Line::raw(time_of(app, m, c, prev)),
@@ -508,15 +506,8 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         human_ns(ns_per_cell),
         if app.follow { ", following" } else { "" }
     );
-    let header = Row::new([
-        "ckpt",
-        "time",
-        "phases",
-        if colo { "downtime" } else { "device" },
-        "pages",
-        "",
-    ])
-    .style(Style::default().add_modifier(Modifier::BOLD));
+    let header = Row::new(["ckpt", "time", "phases", "downtime", "pages", ""])
+        .style(Style::default().add_modifier(Modifier::BOLD));
     f.render_widget(
         Table::new(rows, widths)
             .header(header)
@@ -553,17 +544,18 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
 fn rounds(f: &mut Frame<'_>, area: Rect, m: &Model, s: &SessionModel) {
     let mut lines = vec![Line::styled(
         format!(
-            "{:>5} {:>10} {:>10} {:>12} {:>12} {:>12}",
-            "round", "pages", "bytes", "start", "duration", "throughput"
+            "{:>5} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12}",
+            "round", "pages", "pfns", "bytes", "start", "duration", "throughput"
         ),
         Style::default().add_modifier(Modifier::BOLD),
     )];
     for r in &s.rounds {
         let d = r.end.saturating_sub(r.start);
         lines.push(Line::raw(format!(
-            "{:>5} {:>10} {:>10} {:>12.6} {:>12} {:>12}",
+            "{:>5} {:>10} {:>10} {:>10} {:>12.6} {:>12} {:>12}",
             r.index,
             r.pages,
+            r.pfns,
             human_bytes(r.bytes),
             rel(m, r.start),
             human_ns(d),
@@ -580,6 +572,12 @@ fn rounds(f: &mut Frame<'_>, area: Rect, m: &Model, s: &SessionModel) {
     if let Some(h) = crate::report::timeline::handover_text(m, &s.handover, 6) {
         lines.push(Line::raw(""));
         lines.push(Line::raw(h));
+    }
+    if let Some(d) = crate::report::timeline::migration_downtime_text(m, s, 6) {
+        lines.push(Line::raw(d));
+    }
+    if let Some(t) = crate::report::timeline::unfinished_text(m, s) {
+        lines.push(Line::raw(t));
     }
     let title = format!(
         " Session {} [{}] live migration: {} rounds, the last one is the stop-and-copy ",
@@ -646,23 +644,11 @@ fn stats_strip(
         .rev()
         .take(n)
         .rev()
-        .map(|c| {
-            if colo {
-                c.downtime()
-            } else {
-                c.phase(Phase::Device, false)
-            }
-            .unwrap_or(0)
-                / 1000
-        })
+        .map(|c| c.downtime(colo).unwrap_or(0) / 1000)
         .collect();
     f.render_widget(
         Sparkline::default()
-            .block(Block::default().borders(Borders::LEFT).title(if colo {
-                "downtime"
-            } else {
-                "device"
-            }))
+            .block(Block::default().borders(Borders::LEFT).title("downtime"))
             .data(&data)
             .style(theme.dim()),
         mid,
