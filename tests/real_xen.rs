@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value;
 
-const DIR: &str = "captures/xen-4.17";
+/// The shipped captures; `MIGSCOPE_REAL_XEN=DIR` points the same tests at
+/// another run's (`tests/xen-nested/ship.sh OUTDIR PREFIX DIR`).
+fn dir() -> PathBuf {
+    std::env::var_os("MIGSCOPE_REAL_XEN")
+        .map_or_else(|| PathBuf::from("captures/xen-4.17"), PathBuf::from)
+}
 
 fn migscope() -> Command {
     Command::cargo_bin("migscope").unwrap()
@@ -21,7 +26,8 @@ fn migscope() -> Command {
 /// Each `*.expected.json` with the capture (or raw stream) it describes.
 fn cases() -> Vec<(PathBuf, Value)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(DIR).unwrap() {
+    let dir = dir();
+    for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
         let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -30,12 +36,16 @@ fn cases() -> Vec<(PathBuf, Value)> {
             continue;
         };
         let expected: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        let file = Path::new(DIR).join(format!("{stem}.gz"));
+        let file = dir.join(format!("{stem}.gz"));
         assert!(file.exists(), "{} has no {}", p.display(), file.display());
         out.push((file, expected));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 4, "the real captures are missing from {DIR}");
+    assert!(
+        out.len() >= 4,
+        "the real captures are missing from {}",
+        dir.display()
+    );
     out
 }
 

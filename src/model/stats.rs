@@ -44,7 +44,9 @@ impl Dist {
     }
 
     fn add(&mut self, v: u64) {
-        self.h.saturating_record(v.clamp(1, self.max));
+        // 0 is recorded as 0 (a PVH device phase: CHECKPOINT and
+        // CHECKPOINT_END in one segment), not as the lowest bucket's 1.
+        self.h.saturating_record(v.min(self.max));
     }
 
     pub fn count(&self) -> u64 {
@@ -197,5 +199,18 @@ mod tests {
         assert!((a.max - 0.100).abs() < 0.0002);
         assert!(s.phase(Phase::Memory).is_none());
         assert_eq!(s.median_ns(Phase::Apply).map(|m| m / 1_000_000), Some(50));
+    }
+
+    #[test]
+    fn zero_length_phase_reads_zero_not_1_ns() {
+        // Real PVH Remus: no device model, so CHECKPOINT and CHECKPOINT_END
+        // complete in the same segment; the report said "p50 1 ns".
+        let mut s = SessionStats::default();
+        let mut c = Checkpoint::new(1);
+        c.events[3] = Some(5_000);
+        c.events[4] = Some(5_000);
+        s.event(&c, CheckpointEvent::CheckpointEnd, false);
+        let d = s.phase(Phase::Device).unwrap();
+        assert_eq!((d.count, d.p50, d.max), (1, 0.0, 0.0));
     }
 }

@@ -1,18 +1,19 @@
 #!/bin/bash
 # Turns a run of run.sh into the shipped real captures and their expectations:
-#   tests/xen-nested/ship.sh OUTDIR [PREFIX]
+#   tests/xen-nested/ship.sh OUTDIR [PREFIX [DEST]]
 # For each of save (xl save file), migrate, abort and remus (captures) in OUTDIR:
 # captures/xen-4.17/PREFIX-NAME.{pcap,xlsave}.gz (gzip -9, which migscope reads as
 # it is), PREFIX-NAME.{pcap,xlsave}.expected.json from expect.py (cross-checked with Xen's own
 # verify-stream-v2 on complete streams), and PREFIX-NAME.xl.txt: what xl printed
-# (without its debug lines). PREFIX defaults to the guest's name.
+# (without its debug lines). PREFIX defaults to the guest's name, DEST to
+# captures/xen-4.17 (MIGSCOPE_REAL_XEN=DEST cargo test --test real_xen checks another).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: ship.sh OUTDIR [PREFIX]}
 WORK=${WORK:-/tmp/xen-nested}
 XENPY=$WORK/root/usr/lib/xen-4.17/lib/python
 prefix=${2:-$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$out/guest.cfg")}
-dest=$HERE/../../captures/xen-4.17
+dest=${3:-$HERE/../../captures/xen-4.17}
 mkdir -p "$dest"
 for name in save migrate abort remus; do
   case $name in
