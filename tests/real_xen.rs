@@ -117,6 +117,11 @@ fn records_equal_the_independent_parse() {
             assert_eq!(g["type"], w["type"], "{what}: type");
             assert_eq!(g["offset"], w["offset"], "{what}: offset");
             assert_eq!(g["wire_len"], w["wire_len"], "{what}: wire length");
+            if w["type"] == "SAVE_HEADER" {
+                let summary = g["summary"].as_str().unwrap();
+                let domain = want["domain"]["name"].as_str().unwrap();
+                assert!(summary.contains(domain), "{what}: {summary}");
+            }
             if w["type"] == "PAGE_DATA" {
                 assert_eq!(g["pages"], w["pages"], "{what}: pages with data");
                 assert_eq!(g["pfns"], w["pfns"], "{what}: pfn entries");
@@ -150,6 +155,14 @@ fn sessions_rounds_pages_and_downtime_equal_the_packets() {
             "{name}: domain"
         );
         assert_eq!(s["domain"]["type"], want["domain"]["type"], "{name}: type");
+        assert_eq!(
+            s["domain"]["memory_kib"], want["domain"]["memory_kib"],
+            "{name}: memory"
+        );
+        assert_eq!(
+            s["domain"]["vcpus"], want["domain"]["vcpus"],
+            "{name}: vcpus"
+        );
         assert_eq!(
             s["forward"]["bytes"], want["forward_bytes"],
             "{name}: bytes"

@@ -242,7 +242,9 @@ class Walker:
         try:
             c = json.loads(text)
             info = c.get("c_info", {})
-            self.domain = {"name": info.get("name"), "type": info.get("type")}
+            b = c.get("b_info", {})
+            self.domain = {"name": info.get("name"), "type": info.get("type"),
+                           "memory_kib": b.get("max_memkb"), "vcpus": b.get("max_vcpus")}
         except ValueError:
             self.domain = {"unparsed": True}
 
