@@ -263,6 +263,19 @@ impl Checkpoint {
         end.checked_sub(start)
     }
 
+    /// What opens and closes phase `p`, for people (the bounds
+    /// [`Checkpoint::phase`] measures).
+    pub fn phase_bounds(&self, p: Phase, colo: bool) -> (&'static str, &'static str) {
+        let end = p.end().name();
+        match (p, colo) {
+            (Phase::Memory, false) if self.final_round.is_some() => {
+                ("final round's first byte", end)
+            }
+            (Phase::Memory, false) => ("first record's first byte", end),
+            _ => (p.start().name(), end),
+        }
+    }
+
     /// How long the guest was paused for this checkpoint. COLO: NEW to
     /// SVM_RESUMED. Remus: the memory phase; libxc's save loop resumes the
     /// primary (libxl's postcopy callback) right after it writes

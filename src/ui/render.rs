@@ -770,14 +770,13 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
     for &p in phases {
         let (g, st) = theme.phase(p);
         let d = c.phase(p, colo);
+        let (from, to) = c.phase_bounds(p, colo);
         lines.push(Line::from(vec![
             Span::styled(g.to_string(), st),
             Span::raw(format!(
-                " {:<10} {:>10}   {} -> {}",
+                " {:<10} {:>10}   {from} -> {to}",
                 p.name(),
                 d.map_or("-".into(), human_ns),
-                p.start().name(),
-                p.end().name()
             )),
         ]));
     }
