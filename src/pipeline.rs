@@ -1164,3 +1164,33 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.1.ended(s, d, stats);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Stamps;
+
+    #[test]
+    fn a_record_longer_than_the_ring_keeps_its_first_byte_time() {
+        let mut s = Stamps::default();
+        // push 1 (t=10) carries a 16-byte record and the start of a big one
+        s.record(0, 100, 10);
+        s.covered(16, 100);
+        assert_eq!(s.first(0), Some(10));
+        assert_eq!(s.first(16), Some(10));
+        // thousands of 1448-byte pushes, more than the ring remembers
+        let mut end = 100;
+        for t in 11..3011 {
+            s.record(end, end + 1448, t);
+            end += 1448;
+        }
+        assert_eq!(s.first(16), Some(10), "the big record began in push 1");
+        assert_eq!(s.at(end), Some(3010), "and completes in the last push");
+        // it ends inside the last push: the next record begins there
+        s.covered(end - 100, end);
+        assert_eq!(s.first(end - 100), Some(3010));
+        // a record that ends exactly at a push's end: the next begins with the next push
+        s.covered(end, end);
+        s.record(end, end + 8, 4000);
+        assert_eq!(s.first(end), Some(4000));
+    }
+}

@@ -242,6 +242,9 @@ fn remus_checkpoints_have_the_phases_the_packets_show() {
             assert_eq!(g["index"], w["index"], "{what}: index");
             assert_eq!(g["pages"], w["pages"], "{what}: pages with data");
             assert_eq!(g["pfns"], w["pfns"], "{what}: pfn entries");
+            if let Some(b) = w.get("bytes") {
+                assert_eq!(&g["bytes"], b, "{what}: bytes");
+            }
             if w["memory"].is_null() {
                 // the capture ends inside its pages
                 assert_eq!(g["phases"]["memory"], Value::Null, "{what}: memory");

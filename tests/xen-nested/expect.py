@@ -348,6 +348,10 @@ def remus_checkpoints(records, rounds):
             cur["checkpoint"] = r["done"]
         if r["layer"] == "libxl" and r["type"] == "CHECKPOINT_END":
             cur["checkpoint_end"] = r["done"]
+            # forward bytes after the previous CHECKPOINT_END through this one
+            end = r["offset"] + r["wire_len"]
+            cur["bytes"] = end - (cps[-1]["end_offset"] if cps else 0)
+            cur["end_offset"] = end
             cps.append(cur)
             cur = None
     if cur is not None:
