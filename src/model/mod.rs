@@ -194,6 +194,9 @@ pub struct SessionModel {
     /// Forward bytes were lost (a gap, a re-synchronisation) since the last
     /// NEW: a checkpoint may then begin without its NEW being seen.
     forward_lost: bool,
+    /// Remus: bytes after the latest CHECKPOINT_END were lost or damaged;
+    /// the next checkpoint opens partial.
+    next_damaged: bool,
     ended_plain: bool,
     /// Stream offset just after the latest CHECKPOINT_END (bytes accounting).
     last_end_offset: Option<u64>,
@@ -281,6 +284,7 @@ impl SessionModel {
             checkpointed: false,
             early_damage: false,
             forward_lost: false,
+            next_damaged: false,
             ended_plain: false,
             last_end_offset: None,
             last_pfn: None,
@@ -372,6 +376,27 @@ impl SessionModel {
         }
     }
 
+    /// Damage from forward offset `offset` on. In a Remus stream, bytes
+    /// after the latest CHECKPOINT_END belong to the next checkpoint, which
+    /// no record has opened yet: it will be partial, not the one that
+    /// ended (a capture that stops inside the next checkpoint's first
+    /// PAGE_DATA made a complete checkpoint partial).
+    fn damage_at(&mut self, dir: Direction, offset: u64) {
+        let after_end = dir == Direction::Forward
+            && self.checkpointed
+            && !self.colo
+            && self.last_end_offset.is_some_and(|e| offset >= e)
+            && self
+                .checkpoints
+                .last()
+                .is_some_and(|c| c.event(CheckpointEvent::CheckpointEnd).is_some());
+        if after_end {
+            self.next_damaged = true;
+        } else {
+            self.damage_latest();
+        }
+    }
+
     fn touch(&mut self, ts: u64) {
         self.first_activity.get_or_insert(ts);
         self.last_activity = self.last_activity.max(ts);
@@ -442,7 +467,8 @@ impl SessionModel {
             if let Some(c0) = self.checkpoints.last().filter(|c| c.index == 0) {
                 self.stats.remus_initial(c0);
             }
-            let c = self.open_checkpoint(false);
+            let damaged = std::mem::take(&mut self.next_damaged);
+            let c = self.open_checkpoint(damaged);
             c.first_record = Some(first);
         }
     }
@@ -803,13 +829,15 @@ impl Observer for Model {
                             .push(records::entry(item, d, ts, ckpt), &item.info);
                     }
                 }
-                Event::Resync { .. } => {
+                Event::Resync {
+                    offset, skipped, ..
+                } => {
                     if d == Direction::Forward {
                         m.forward_lost = true;
                     }
                     // Skipped bytes may have held records of the latest
                     // checkpoint (a gap inside page bytes loses none).
-                    m.damage_latest();
+                    m.damage_at(d, offset.saturating_sub(*skipped));
                 }
                 Event::Diagnostic(diag) if diag.severity != Severity::Note => {
                     // An unknown mandatory record (a restorer would stop
@@ -820,7 +848,7 @@ impl Observer for Model {
                         // A record of this checkpoint is malformed (a count
                         // that lies, a length over the limit): what it says
                         // cannot be trusted, so the checkpoint is partial.
-                        m.damage_latest();
+                        m.damage_at(d, diag.offset);
                     }
                     let x = &mut m.dirs[dir_index(d)];
                     match diag.severity {
