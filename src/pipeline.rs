@@ -818,6 +818,8 @@ impl<O: Observer> Inner<O> {
                 let first = stamps.first(i.offset).map_or(done, |t| t.min(done));
                 (first, done)
             }
+            // where the problem begins (a record the stream ends inside)
+            Event::Diagnostic(d) => (stamps.first(d.offset).map_or(ts, |t| t.min(ts)), ts),
             _ => (ts, ts),
         };
         let events = std::mem::take(&mut self.events);

@@ -279,7 +279,8 @@ fn remus_checkpoints_have_the_phases_the_packets_show() {
 
 /// Regression: a real Linux HVM Remus capture whose tcpdump was killed
 /// mid-packet stops inside the first PAGE_DATA of the next checkpoint; that
-/// damage made the checkpoint before it, complete on the wire, partial.
+/// damage made the checkpoint before it, complete on the wire, partial, and
+/// the checkpoint it stopped in was not listed at all.
 /// Here the shipped Remus capture is cut the same way, right after the
 /// packet that carries checkpoint 11's first byte.
 #[test]
@@ -317,8 +318,21 @@ fn a_capture_cut_inside_the_next_checkpoint_leaves_the_one_before_complete() {
         "checkpoint 10 ended before the cut"
     );
     assert_eq!(cps[10]["pages"], want["checkpoints"][10]["pages"]);
-    assert!(
-        cps.iter().skip(11).all(|c| c["complete"] == false),
-        "what follows the cut is partial"
+    assert_eq!(
+        cps.len(),
+        12,
+        "the checkpoint the capture ends in is listed"
+    );
+    assert_eq!(cps[11]["complete"], false);
+    // and reported as stalled, waiting since its first byte
+    let stall = &v["sessions"][0]["stalls"][0];
+    assert_eq!(stall["kind"], "stalled");
+    assert_eq!(stall["checkpoint"], 11);
+    assert_eq!(stall["waiting_for"], "libxc_checkpoint");
+    assert_eq!(stall["owner"], "primary");
+    same_time(
+        &stall["start"],
+        &want["checkpoints"][11]["first"],
+        "stalled since",
     );
 }

@@ -194,9 +194,6 @@ pub struct SessionModel {
     /// Forward bytes were lost (a gap, a re-synchronisation) since the last
     /// NEW: a checkpoint may then begin without its NEW being seen.
     forward_lost: bool,
-    /// Remus: bytes after the latest CHECKPOINT_END were lost or damaged;
-    /// the next checkpoint opens partial.
-    next_damaged: bool,
     ended_plain: bool,
     /// Stream offset just after the latest CHECKPOINT_END (bytes accounting).
     last_end_offset: Option<u64>,
@@ -284,7 +281,6 @@ impl SessionModel {
             checkpointed: false,
             early_damage: false,
             forward_lost: false,
-            next_damaged: false,
             ended_plain: false,
             last_end_offset: None,
             last_pfn: None,
@@ -376,12 +372,13 @@ impl SessionModel {
         }
     }
 
-    /// Damage from forward offset `offset` on. In a Remus stream, bytes
-    /// after the latest CHECKPOINT_END belong to the next checkpoint, which
-    /// no record has opened yet: it will be partial, not the one that
-    /// ended (a capture that stops inside the next checkpoint's first
-    /// PAGE_DATA made a complete checkpoint partial).
-    fn damage_at(&mut self, dir: Direction, offset: u64) {
+    /// Damage from forward offset `offset` on; `first`: when the byte at
+    /// `offset` came, if known. In a Remus stream, bytes after the latest
+    /// CHECKPOINT_END belong to the next checkpoint, which no record has
+    /// opened yet: it opens now, partial, from that byte (a capture that
+    /// stops inside the next checkpoint's first PAGE_DATA made a complete
+    /// checkpoint partial and hid the one it stopped in).
+    fn damage_at(&mut self, dir: Direction, offset: u64, first: Option<u64>) {
         let after_end = dir == Direction::Forward
             && self.checkpointed
             && !self.colo
@@ -391,7 +388,7 @@ impl SessionModel {
                 .last()
                 .is_some_and(|c| c.event(CheckpointEvent::CheckpointEnd).is_some());
         if after_end {
-            self.next_damaged = true;
+            self.open_remus_checkpoint(true, first);
         } else {
             self.damage_latest();
         }
@@ -464,13 +461,18 @@ impl SessionModel {
                 .last()
                 .is_some_and(|c| c.event(CheckpointEvent::CheckpointEnd).is_some())
         {
-            if let Some(c0) = self.checkpoints.last().filter(|c| c.index == 0) {
-                self.stats.remus_initial(c0);
-            }
-            let damaged = std::mem::take(&mut self.next_damaged);
-            let c = self.open_checkpoint(damaged);
-            c.first_record = Some(first);
+            self.open_remus_checkpoint(false, Some(first));
         }
+    }
+
+    /// Opens the Remus checkpoint after a CHECKPOINT_END, from the first
+    /// byte of its first record (`first`, when known).
+    fn open_remus_checkpoint(&mut self, damaged: bool, first: Option<u64>) {
+        if let Some(c0) = self.checkpoints.last().filter(|c| c.index == 0) {
+            self.stats.remus_initial(c0);
+        }
+        let c = self.open_checkpoint(damaged);
+        c.first_record = first;
     }
 
     /// A forward item whose first byte came at `first` and last at `ts`.
@@ -837,7 +839,7 @@ impl Observer for Model {
                     }
                     // Skipped bytes may have held records of the latest
                     // checkpoint (a gap inside page bytes loses none).
-                    m.damage_at(d, offset.saturating_sub(*skipped));
+                    m.damage_at(d, offset.saturating_sub(*skipped), None);
                 }
                 Event::Diagnostic(diag) if diag.severity != Severity::Note => {
                     // An unknown mandatory record (a restorer would stop
@@ -848,7 +850,7 @@ impl Observer for Model {
                         // A record of this checkpoint is malformed (a count
                         // that lies, a length over the limit): what it says
                         // cannot be trusted, so the checkpoint is partial.
-                        m.damage_at(d, diag.offset);
+                        m.damage_at(d, diag.offset, Some(first));
                     }
                     let x = &mut m.dirs[dir_index(d)];
                     match diag.severity {

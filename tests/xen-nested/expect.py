@@ -332,7 +332,10 @@ def rounds_of(records):
     return rounds
 
 
-def remus_checkpoints(records, rounds):
+def remus_checkpoints(records, rounds, fwd=None, t0=0):
+    """Checkpoints of a Remus stream. A checkpoint begins with the first byte
+    after the previous CHECKPOINT_END: one the stream stops inside, before
+    any record of it is complete, is listed too (with no phases)."""
     cps = []
     cur = None
     for r in records:
@@ -356,6 +359,10 @@ def remus_checkpoints(records, rounds):
             cur = None
     if cur is not None:
         cps.append(cur)  # the capture ends inside it
+    elif cps and fwd is not None and len(fwd.data) > cps[-1]["end_offset"]:
+        o = cps[-1]["end_offset"]
+        cps.append({"index": len(cps), "first": fwd.time_of(o) - t0, "pages": 0, "pfns": 0,
+                    "checkpoint": None, "checkpoint_end": None})
     if cps and rounds:
         cps[0]["first"] = rounds[-1]["start"]  # checkpoint 0: its final round
     for c in cps:
@@ -455,7 +462,7 @@ def xl_cross_check(path, cps):
     """xl's progress lines against the pfn counts of checkpoints 1 and on."""
     import re
     said = [int(n) for n in re.findall(r"Checkpointed save: (\d+)/", open(path).read())]
-    found = [c["pfns"] for c in cps[1:]]
+    found = [c["pfns"] for c in cps[1:] if c["checkpoint"] is not None]
     n = min(len(said), len(found))
     if n == 0 or said[:n] != found[:n]:
         raise SystemExit(f"xl printed {said[:n]} pfns per checkpoint, the stream has {found[:n]}")
@@ -509,7 +516,7 @@ def main():
         rounds = rounds_of(w.records)
         out["rounds"] = rounds
         if checkpointed:
-            out["checkpoints"] = remus_checkpoints(w.records, rounds)
+            out["checkpoints"] = remus_checkpoints(w.records, rounds, fwd, t0)
             if xl_log:
                 out["xl_checkpointed_save"] = xl_cross_check(xl_log, out["checkpoints"])
         else:
