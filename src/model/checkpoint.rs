@@ -191,6 +191,8 @@ pub struct Checkpoint {
     pub dirty_pfns: u64,
     /// Part of it fell into a capture gap or before the capture started.
     pub damaged: bool,
+    /// Bytes of its span (either direction) that the capture lost.
+    pub lost: u64,
     /// Time of the next checkpoint's NEW (closes the run phase).
     pub next_new: Option<u64>,
     /// Its records other than PAGE_DATA, in order (the first [`MAX_LADDER`]).
@@ -213,6 +215,7 @@ impl Checkpoint {
             bytes: 0,
             dirty_pfns: 0,
             damaged: false,
+            lost: 0,
             next_new: None,
             steps: Vec::new(),
             page_records: 0,

@@ -191,6 +191,9 @@ pub struct SessionModel {
     /// A record was lost or malformed before the stream showed it was
     /// checkpointed: checkpoint 0 (the initial migration) is partial.
     early_damage: bool,
+    /// Bytes the capture lost that belong to a checkpoint not opened yet
+    /// (after the latest one ended; before the first).
+    pending_lost: u64,
     /// Forward bytes were lost (a gap, a re-synchronisation) since the last
     /// NEW: a checkpoint may then begin without its NEW being seen.
     forward_lost: bool,
@@ -280,6 +283,7 @@ impl SessionModel {
             colo: false,
             checkpointed: false,
             early_damage: false,
+            pending_lost: 0,
             forward_lost: false,
             ended_plain: false,
             last_end_offset: None,
@@ -406,6 +410,7 @@ impl SessionModel {
             let index = u64::from(self.info.mid_stream && !self.info.syn_seen);
             let mut c = Checkpoint::new(index);
             c.damaged = self.info.mid_stream || self.early_damage;
+            c.lost = std::mem::take(&mut self.pending_lost);
             self.checkpoints.push(c);
         }
         self.checkpoints.last_mut().expect("just ensured")
@@ -418,8 +423,36 @@ impl SessionModel {
         );
         let mut c = Checkpoint::new(index);
         c.damaged = damaged || (self.checkpoints.is_empty() && self.early_damage);
+        c.lost = std::mem::take(&mut self.pending_lost);
+        c.damaged |= c.lost > 0;
         self.checkpoints.push(c);
         self.checkpoints.last_mut().expect("just pushed")
+    }
+
+    /// `len` bytes of direction `dir` from `offset` on are missing from the
+    /// capture: the checkpoint whose span holds them is partial, whatever
+    /// they held (page bytes too: its pages and bytes were not measured).
+    /// Forward bytes after a CHECKPOINT_END, and back-channel bytes after
+    /// SVM_RESUMED, belong to the next checkpoint.
+    fn lose(&mut self, dir: Direction, offset: u64, len: u64) {
+        let Some(c) = self.checkpoints.last() else {
+            self.early_damage = true;
+            self.pending_lost += len;
+            return;
+        };
+        let ended = match dir {
+            Direction::Forward => {
+                c.event(CheckpointEvent::CheckpointEnd).is_some()
+                    && self.last_end_offset.is_some_and(|e| offset >= e)
+            }
+            Direction::Reverse => c.event(CheckpointEvent::SvmResumed).is_some(),
+        };
+        if ended {
+            self.pending_lost += len;
+        } else if let Some(c) = self.checkpoints.last_mut() {
+            c.damaged = true;
+            c.lost += len;
+        }
     }
 
     /// Records `e` at `ts` on the latest checkpoint if it lacks it, else on a
@@ -523,9 +556,10 @@ impl SessionModel {
                                 && c.events.iter().flatten().all(|&t| t < ts)
                         });
                     if spurious {
-                        self.checkpoints.pop();
+                        let lost = self.checkpoints.pop().map_or(0, |c| c.lost);
                         if let Some(c) = self.checkpoints.last_mut() {
                             c.damaged = true;
+                            c.lost += lost;
                         }
                     }
                     self.forward_lost = false;
@@ -783,9 +817,7 @@ impl Observer for Model {
             x.gaps += 1;
             x.gap_bytes += len;
             push_capped(&mut m.tcp.gaps, (ts, d, len));
-            // (a checkpoint becomes partial only when the decoder lost a
-            // record to the gap: see `decoded`)
-            let _ = offset;
+            m.lose(d, offset, len);
             m.touch(ts);
         }
     }

@@ -126,6 +126,7 @@ fn checkpoint_json(
     json!({
         "index": c.index,
         "complete": c.complete(colo),
+        "lost_bytes": c.lost,
         "events": events,
         "phases": phases,
         "downtime": opt(c.downtime(colo).map(secs)),
