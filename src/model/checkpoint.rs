@@ -201,6 +201,23 @@ pub struct Checkpoint {
     /// PAGE_DATA records, and completion times of the first and last.
     pub page_records: u32,
     pub page_span: Option<(u64, u64)>,
+    /// First byte of its first PAGE_DATA.
+    pub first_page: Option<u64>,
+    /// Wire bytes of its PAGE_DATA records.
+    pub page_bytes: u64,
+}
+
+/// The two parts of a COLO memory phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MemoryParts {
+    /// dirty_pfn_list to the first byte of the first PAGE_DATA (ns): the
+    /// primary merges both dirty bitmaps and maps the pages.
+    pub preparation: u64,
+    /// First page byte to libxc CHECKPOINT (ns): the pages and CPU state on
+    /// the wire.
+    pub transfer: u64,
+    /// PAGE_DATA bytes per second of the transfer (None when it took no time).
+    pub rate: Option<f64>,
 }
 
 impl Checkpoint {
@@ -220,6 +237,8 @@ impl Checkpoint {
             steps: Vec::new(),
             page_records: 0,
             page_span: None,
+            first_page: None,
+            page_bytes: 0,
         }
     }
 
@@ -264,6 +283,20 @@ impl Checkpoint {
             p => self.event(p.end())?,
         };
         end.checked_sub(start)
+    }
+
+    /// A COLO memory phase split at the first page byte (None without pages
+    /// or without both events).
+    pub fn memory_parts(&self) -> Option<MemoryParts> {
+        let list = self.event(CheckpointEvent::DirtyPfnList)?;
+        let done = self.event(CheckpointEvent::LibxcCheckpoint)?;
+        let page = self.first_page?.clamp(list, done);
+        let transfer = done - page;
+        Some(MemoryParts {
+            preparation: page - list,
+            transfer,
+            rate: (transfer > 0).then(|| self.page_bytes as f64 / (transfer as f64 / 1e9)),
+        })
     }
 
     /// What opens and closes phase `p`, for people (the bounds
@@ -363,6 +396,24 @@ mod tests {
         );
         assert!(c.complete(false));
         assert!(!c.complete(true));
+    }
+
+    #[test]
+    fn colo_memory_splits_at_the_first_page_byte() {
+        let mut c = Checkpoint::new(4);
+        c.events[2] = Some(1_000);
+        c.events[3] = Some(9_000);
+        assert_eq!(c.memory_parts(), None, "no pages, no split");
+        c.first_page = Some(3_000);
+        c.page_bytes = 12_000;
+        let m = c.memory_parts().unwrap();
+        assert_eq!((m.preparation, m.transfer), (2_000, 6_000));
+        assert_eq!(m.rate, Some(2e9), "12 kB in 6 us");
+        assert_eq!(
+            m.preparation + m.transfer,
+            c.phase(Phase::Memory, true).unwrap(),
+            "the parts add up to the phase"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::decode::{
 };
 use crate::pipeline::{DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
-pub use checkpoint::{Checkpoint, CheckpointEvent, Owner, Phase};
+pub use checkpoint::{Checkpoint, CheckpointEvent, MemoryParts, Owner, Phase};
 pub use stall::{Evidence, Stall, Thresholds};
 pub use stats::PhaseStats;
 
@@ -585,6 +585,8 @@ impl SessionModel {
                 }
                 let c = self.current();
                 c.first_record.get_or_insert(first);
+                c.first_page.get_or_insert(first);
+                c.page_bytes += item.wire_len;
                 c.pages += p.data_pages;
                 c.pfns += p.count;
             }

@@ -130,6 +130,8 @@ fn checkpoint_json(
         "events": events,
         "phases": phases,
         "downtime": opt(c.downtime(colo).map(secs)),
+        "memory_parts": if colo { c.memory_parts().map_or(Value::Null, |p| json!({
+            "preparation": secs(p.preparation), "transfer": secs(p.transfer), "transfer_rate": p.rate})) } else { Value::Null },
         "pages": c.pages,
         "pfns": c.pfns,
         "bytes": c.bytes,

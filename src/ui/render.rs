@@ -779,6 +779,16 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
                 d.map_or("-".into(), human_ns),
             )),
         ]));
+        if let (Phase::Memory, true, Some(m)) = (p, colo, c.memory_parts()) {
+            lines.push(Line::raw(format!(
+                "   preparation {}, transfer {}{}",
+                human_ns(m.preparation),
+                human_ns(m.transfer),
+                m.rate
+                    .map(|r| format!(" at {}/s", human_bytes(r as u64)))
+                    .unwrap_or_default()
+            )));
+        }
     }
     if let Some(awaited) = c.awaiting(colo) {
         lines.push(Line::styled(
