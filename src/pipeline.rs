@@ -735,7 +735,13 @@ impl<O: Observer> Inner<O> {
         };
         let probe = &mut probes[side as usize];
         if probe.start_known.is_none() {
-            probe.start_known = Some(!mid && offset == 0);
+            // Without the handshake, a direction whose first captured bytes
+            // open a stream starts there: only the SYN and SYN-ACK were lost.
+            let opens = matches!(
+                detect::classify(bytes),
+                Some(Opening::XlHeader | Opening::Libxl | Opening::Libxc | Opening::XlBanner)
+            );
+            probe.start_known = Some(offset == 0 && (!mid || opens));
             probe.prefix_from = offset;
         }
         let keep = if probe.dropped == 0 {

@@ -500,3 +500,34 @@ fn remus_and_plain_sessions() {
     assert!(sm.handover.ready_to_unpause.is_some() && sm.handover.cleared_to_unpause.is_some());
     assert!(stalls_of(&m, &stats).is_empty());
 }
+
+#[test]
+fn checkpoints_count_from_0_when_only_the_handshake_was_lost() {
+    // The capture starts with the segment holding forward byte 0: the SYN
+    // and SYN-ACK are missing, the stream is whole.
+    let s = colo();
+    let (file, truth) = capture(
+        &s,
+        &CaptureOptions {
+            start_at: Some(0),
+            ..CaptureOptions::default()
+        },
+    );
+    let (m, _) = model(&file, 0);
+    let sm = &m.sessions[0];
+    let st = &truth.sessions[0];
+    assert!(
+        !sm.info.mid_stream,
+        "the stream's first bytes were captured"
+    );
+    assert_eq!(sm.checkpoints.len(), st.stream.checkpoints.len());
+    for (c, t) in sm.checkpoints.iter().zip(&st.stream.checkpoints).skip(1) {
+        assert_eq!(c.index, u64::from(t.index));
+        let want: Vec<Option<u64>> = t
+            .events
+            .iter()
+            .map(|e| e.map(|x| x + st.time_offset_ns))
+            .collect();
+        assert_eq!(c.events.to_vec(), want, "checkpoint {}", c.index);
+    }
+}
