@@ -13,17 +13,16 @@
 //!
 //! Memory: one [`Checkpoint`] (about 170 bytes) per checkpoint, one
 //! [`Round`] per live round, histograms of fixed size, and TCP evidence lists
-//! capped at [`MAX_EVIDENCE`] entries per kind. Per-second series (bytes
-//! each way, data RTT each way) cover at most [`MAX_THROUGHPUT_SECONDS`]
-//! seconds from the session's first activity: 8 bytes per second and
-//! direction for bytes, 32 for RTT (at most about 7.2 MB per session);
-//! later seconds are not charted (the tallies still count them).
-//! capped at [`MAX_EVIDENCE`] entries per kind; one 48-byte
+//! capped at [`MAX_EVIDENCE`] entries per kind. Series over time (bytes
+//! each way, data RTT each way) in bins from 10 ms that widen as the
+//! session grows ([`series`]): at most [`series::MAX_BINS`] bins each, 8
+//! bytes a bin for bytes and 32 for RTT (1.3 MB per session). One 48-byte
 //! [`records::RecordEntry`] per record (48 MB per million records) and the
 //! decoded content of the latest [`records::RECENT_INFO`] records.
 
 pub mod checkpoint;
 pub mod records;
+pub mod series;
 pub mod stall;
 pub mod stats;
 
@@ -209,13 +208,14 @@ pub struct SessionModel {
     /// Completion of the stream's END (libxl's, or libxc's without libxl).
     pub stream_end: Option<u64>,
     pub stats: stats::SessionStats,
-    /// Forward bytes per second since the first activity.
-    pub throughput: Vec<u64>,
-    /// Back-channel bytes per second since the first activity (same cap).
-    pub throughput_back: Vec<u64>,
-    /// Data RTT samples per second since the first activity, by the
-    /// direction whose data was timed (forward, back); same cap.
-    pub rtt_series: [Vec<RttSecond>; 2],
+    /// Forward bytes per bin since the first activity (bins from 10 ms,
+    /// widened as the session grows: [`series`]).
+    pub throughput: series::Series<u64>,
+    /// Back-channel bytes per bin since the first activity.
+    pub throughput_back: series::Series<u64>,
+    /// Data RTT samples per bin since the first activity, by the direction
+    /// whose data was timed (forward, back).
+    pub rtt_series: [series::Series<RttSecond>; 2],
     /// Every record, for the Records view (48 bytes each).
     pub record_index: records::RecordIndex,
 }
@@ -228,6 +228,22 @@ pub struct RttSecond {
     pub max: u64,
     /// Sum of the samples (ns), for the average.
     pub sum: u64,
+}
+
+impl series::Merge for RttSecond {
+    fn merge(&mut self, o: &Self) {
+        if o.count == 0 {
+            return;
+        }
+        self.min = if self.count == 0 {
+            o.min
+        } else {
+            self.min.min(o.min)
+        };
+        self.max = self.max.max(o.max);
+        self.count = self.count.saturating_add(o.count);
+        self.sum = self.sum.saturating_add(o.sum);
+    }
 }
 
 impl RttSecond {
@@ -248,23 +264,8 @@ impl RttSecond {
     }
 }
 
-/// The slot of second `sec` in a per-second series capped at
-/// [`MAX_THROUGHPUT_SECONDS`], grown as needed (None past the cap).
-fn second_slot<T: Default + Clone>(v: &mut Vec<T>, sec: u64) -> Option<&mut T> {
-    let sec = usize::try_from(sec)
-        .ok()
-        .filter(|&s| s < MAX_THROUGHPUT_SECONDS)?;
-    if v.len() <= sec {
-        v.resize(sec + 1, T::default());
-    }
-    v.get_mut(sec)
-}
-
 /// Entries of a full PAGE_DATA batch (libxc's MAX_BATCH_SIZE).
 const MAX_BATCH: u64 = crate::decode::decoder::MAX_BATCH as u64;
-
-/// Seconds of per-second throughput kept (about a day).
-pub const MAX_THROUGHPUT_SECONDS: usize = 100_000;
 
 impl SessionModel {
     fn new(info: Session) -> Self {
@@ -292,8 +293,8 @@ impl SessionModel {
             initial_done: false,
             stream_end: None,
             stats: stats::SessionStats::default(),
-            throughput: Vec::new(),
-            throughput_back: Vec::new(),
+            throughput: Default::default(),
+            throughput_back: Default::default(),
             rtt_series: Default::default(),
             record_index: records::RecordIndex::default(),
         }
@@ -790,14 +791,11 @@ impl Observer for Model {
         if let Some(m) = self.session(s) {
             m.dirs[dir_index(d)].bytes += data.len() as u64;
             let t0 = m.first_activity.unwrap_or(now);
-            let sec = now.saturating_sub(t0) / 1_000_000_000;
             let series = match d {
                 Direction::Forward => &mut m.throughput,
                 Direction::Reverse => &mut m.throughput_back,
             };
-            if let Some(b) = second_slot(series, sec) {
-                *b += data.len() as u64;
-            }
+            *series.at(now.saturating_sub(t0)) += data.len() as u64;
         }
     }
 
@@ -964,10 +962,7 @@ impl Observer for Model {
                 r.2 = r.2.saturating_add(ns);
                 r.3 = r.3.max(ns);
                 let t0 = m.first_activity.unwrap_or(ts);
-                let sec = ts.saturating_sub(t0) / 1_000_000_000;
-                if let Some(b) = second_slot(&mut m.rtt_series[dir_index(d)], sec) {
-                    b.add(ns);
-                }
+                m.rtt_series[dir_index(d)].at(ts.saturating_sub(t0)).add(ns);
             }
             TcpEventKind::Fin => {
                 x.fin = true;
@@ -998,13 +993,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn per_second_series_grow_and_stop_at_the_cap() {
-        let mut v: Vec<u64> = Vec::new();
-        *second_slot(&mut v, 3).unwrap() += 5;
-        assert_eq!(v, [0, 0, 0, 5]);
-        assert!(second_slot(&mut v, MAX_THROUGHPUT_SECONDS as u64).is_none());
-        assert!(second_slot(&mut v, u64::MAX).is_none());
-        assert_eq!(v.len(), 4, "nothing allocated past the cap");
+    fn rtt_bins_merge_keeping_min_avg_max() {
+        use series::Merge;
+        let (mut a, mut b) = (RttSecond::default(), RttSecond::default());
+        a.add(30);
+        b.add(10);
+        b.add(20);
+        a.merge(&b);
+        assert_eq!((a.count, a.min, a.max, a.avg()), (3, 10, 30, Some(20)));
+        let mut e = RttSecond::default();
+        e.merge(&RttSecond::default());
+        assert_eq!(e.avg(), None);
     }
 
     #[test]

@@ -269,7 +269,8 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
         "checkpoint_rate": s.stats.rate(),
         "pages_per_checkpoint": s.stats.pages.summary(),
         "bytes_per_checkpoint": s.stats.bytes.summary(),
-        "throughput": s.throughput,
+        "throughput": {"bin": s.throughput.bin_secs(), "forward": s.throughput.bins,
+            "back": s.throughput_back.bins},
     })
 }
 

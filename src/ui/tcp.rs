@@ -20,6 +20,7 @@ use ratatui::Frame;
 use super::app::App;
 use super::render::{rel, Theme};
 use crate::decode::{Direction, Severity};
+use crate::model::series::Series;
 use crate::model::{Model, RttSecond, SessionModel};
 use crate::report::summary::{human_bytes, human_ns};
 
@@ -42,7 +43,9 @@ fn series_style(d: Direction, theme: Theme) -> (&'static str, Style, Marker) {
 
 /// (second, value) points of a per-second series, merged by maximum into at
 /// most [`MAX_POINTS`] points; seconds without a value are skipped.
-fn points(vals: &[Option<f64>]) -> Vec<(f64, f64)> {
+/// Chart points (seconds, value) of bins `bin` seconds wide, merged by
+/// their maximum down to [`MAX_POINTS`].
+fn points(vals: &[Option<f64>], bin: f64) -> Vec<(f64, f64)> {
     let k = vals.len().div_ceil(MAX_POINTS).max(1);
     vals.chunks(k)
         .enumerate()
@@ -52,7 +55,7 @@ fn points(vals: &[Option<f64>]) -> Vec<(f64, f64)> {
                 .flatten()
                 .copied()
                 .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))?;
-            Some(((i * k) as f64, v))
+            Some(((i * k) as f64 * bin, v))
         })
         .collect()
 }
@@ -240,15 +243,20 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
             .last_activity
             .saturating_sub(s.first_activity.unwrap_or(s.last_activity)) as f64
             / 1e9;
-        let bytes = |v: &[u64]| -> Vec<Option<f64>> { v.iter().map(|&b| Some(b as f64)).collect() };
+        // bytes per bin as a rate
+        let rate = |v: &Series<u64>| {
+            let per: Vec<Option<f64>> = v
+                .bins
+                .iter()
+                .map(|&b| Some(b as f64 / v.bin_secs()))
+                .collect();
+            points(&per, v.bin_secs())
+        };
         chart(
             f,
             left,
             chart_title("bytes/s", theme),
-            [
-                points(&bytes(&s.throughput)),
-                points(&bytes(&s.throughput_back)),
-            ],
+            [rate(&s.throughput), rate(&s.throughput_back)],
             secs,
             |v| format!("{}/s", human_bytes(v as u64)),
             theme,
@@ -258,8 +266,14 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
             right,
             chart_title("RTT", theme),
             [
-                points(&rtt_avg_ms(&s.rtt_series[0])),
-                points(&rtt_avg_ms(&s.rtt_series[1])),
+                points(
+                    &rtt_avg_ms(&s.rtt_series[0].bins),
+                    s.rtt_series[0].bin_secs(),
+                ),
+                points(
+                    &rtt_avg_ms(&s.rtt_series[1].bins),
+                    s.rtt_series[1].bin_secs(),
+                ),
             ],
             secs,
             |v| human_ns((v * 1e6) as u64),
@@ -339,11 +353,16 @@ mod tests {
     #[test]
     fn points_merge_by_maximum_and_skip_empty_seconds() {
         assert_eq!(
-            points(&[Some(1.0), None, Some(3.0)]),
+            points(&[Some(1.0), None, Some(3.0)], 1.0),
             [(0.0, 1.0), (2.0, 3.0)]
         );
+        assert_eq!(
+            points(&[Some(1.0), None, Some(3.0)], 0.01),
+            [(0.0, 1.0), (0.02, 3.0)],
+            "x in seconds for 10 ms bins"
+        );
         let long: Vec<Option<f64>> = (0..MAX_POINTS * 3).map(|i| Some(i as f64)).collect();
-        let p = points(&long);
+        let p = points(&long, 1.0);
         assert_eq!(p.len(), MAX_POINTS);
         assert_eq!(p[1], (3.0, 5.0));
     }
