@@ -173,12 +173,12 @@ enum Command {
         /// Exit with status 1 when a slow phase or a stalled checkpoint is found.
         #[arg(long)]
         fail_on_stall: bool,
-        /// Absolute threshold of a phase, e.g. apply=200ms (repeatable;
-        /// "off" disables one). Defaults: suspend, dirty_sync, resume 100ms;
-        /// device, apply 250ms; memory 1s; run off.
+        /// Floor of a phase, e.g. apply=200ms: shorter is never slow
+        /// (repeatable; "off" disables one). Defaults: suspend, dirty_sync,
+        /// memory, resume 100ms; device, apply 250ms; run off.
         #[arg(long = "slow", value_name = "PHASE=DURATION", value_parser = parse_slow)]
         slow: Vec<(migscope::model::Phase, Option<u64>)>,
-        /// A slow phase must also exceed this multiple of the session's median for it.
+        /// A slow phase must also exceed this multiple of the session's median for it (unless the receiving side advertised a zero window during it).
         #[arg(long, default_value_t = 4.0)]
         slow_factor: f64,
         /// Both directions silent this long in the middle of a checkpoint: stalled.

@@ -357,7 +357,13 @@ fn report_in_every_format_and_fail_on_stall() {
     assert_eq!(stall["checkpoint"], 5);
     assert_eq!(stall["phase"], "memory");
     assert_eq!(stall["waiting_for"], "libxc_checkpoint");
-    assert_eq!(stall["owner"], "primary");
+    // the primary owes libxc_checkpoint, but the secondary's zero window
+    // held its data back: the evidence makes the secondary the owner
+    assert_eq!(stall["owner"], "secondary");
+    assert!(stall["why"]
+        .as_str()
+        .unwrap()
+        .starts_with("the secondary advertised a zero window for 1.499 s"));
     assert_eq!(stall["evidence"][0]["kind"], "zero_window");
     assert_eq!(stall["evidence"][0]["side"], "secondary");
     let c5 = &s["checkpoints"][5];

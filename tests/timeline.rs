@@ -531,3 +531,43 @@ fn checkpoints_count_from_0_when_only_the_handshake_was_lost() {
         assert_eq!(c.events.to_vec(), want, "checkpoint {}", c.index);
     }
 }
+
+#[test]
+fn a_memory_phase_far_above_the_median_is_slow_and_a_zero_window_makes_the_secondary_its_owner() {
+    // 406 ms against a median of a few hundred microseconds: under the old
+    // 1 s memory threshold this was not reported.
+    for (zero_window, owner, why) in [
+        (
+            false,
+            Owner::Primary,
+            "libxc_checkpoint is sent by the primary",
+        ),
+        (
+            true,
+            Owner::Secondary,
+            "the secondary advertised a zero window for",
+        ),
+    ] {
+        let s = colo().with_stall(9, synth::Phase::Memory, 406_000_000);
+        let (file, _) = capture(
+            &s,
+            &CaptureOptions {
+                zero_window,
+                ..CaptureOptions::default()
+            },
+        );
+        let (m, stats) = model(&file, 0);
+        let all = timeline::stalls(&m, &ctx(&stats, true));
+        let found: Vec<_> = all[0].iter().collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let x = found[0];
+        assert_eq!(
+            (x.kind, x.checkpoint, x.phase),
+            (StallKind::Slow, 9, Phase::Memory)
+        );
+        assert!((x.duration - 0.406).abs() < 1e-9);
+        assert_eq!(x.waiting_for, CheckpointEvent::LibxcCheckpoint);
+        assert_eq!(x.owner, owner, "zero window: {zero_window}");
+        assert!(x.why.starts_with(why), "{}", x.why);
+    }
+}

@@ -274,10 +274,7 @@ impl Checkpoint {
     /// checkpoint 0's final round, to the libxc CHECKPOINT) and device
     /// (CHECKPOINT to CHECKPOINT_END).
     pub fn phase(&self, p: Phase, colo: bool) -> Option<u64> {
-        let start = match (p, colo) {
-            (Phase::Memory, false) => self.final_round.or(self.first_record)?,
-            _ => self.event(p.start())?,
-        };
+        let start = self.phase_start(p, colo)?;
         let end = match p {
             Phase::Run => self.next_new?,
             p => self.event(p.end())?,
@@ -297,6 +294,14 @@ impl Checkpoint {
             transfer,
             rate: (transfer > 0).then(|| self.page_bytes as f64 / (transfer as f64 / 1e9)),
         })
+    }
+
+    /// When phase `p` began (the start [`Checkpoint::phase`] measures from).
+    pub fn phase_start(&self, p: Phase, colo: bool) -> Option<u64> {
+        match (p, colo) {
+            (Phase::Memory, false) => self.final_round.or(self.first_record),
+            _ => self.event(p.start()),
+        }
     }
 
     /// What opens and closes phase `p`, for people (the bounds

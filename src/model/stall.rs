@@ -1,9 +1,14 @@
 //! Slow phases and stalled checkpoints, with their TCP evidence.
 //!
-//! A phase is **slow** when its duration exceeds both its absolute threshold
-//! and `factor` times the session's median for that phase (so a phase that
-//! is long by nature in a session is not flagged everywhere, and a short
-//! median does not flag noise). A checkpoint is **stalled** when it is
+//! A phase is **slow** when its duration exceeds both its floor and
+//! `factor` times the session's median for that phase (so a phase that is
+//! long by nature in a session is not flagged everywhere, and a short
+//! median does not flag noise), or when it exceeds its floor while the side
+//! that receives its data advertised a zero window (slow on that evidence,
+//! whatever the median). The owner follows the evidence: the side that sends
+//! the awaited record, unless the receiving side closed its window, which
+//! then owns the delay; [`Stall::why`] says which in one sentence. A
+//! checkpoint is **stalled** when it is
 //! incomplete and the capture has ended or both directions have been quiet
 //! for `quiet_ns`, or, while the capture runs, as soon as its open phase has
 //! lasted longer than that phase's threshold: the report names the event
@@ -21,7 +26,13 @@ use crate::decode::Direction;
 /// When a phase counts as slow, and when quiet means stalled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
-    /// Absolute threshold per phase in ns (None: never slow by itself).
+    /// Floor per phase in ns: a phase this short is never slow (None: the
+    /// phase is never slow). Defaults: 100 ms for suspend, dirty_sync,
+    /// memory and resume (a COLO checkpoint's whole downtime is tens of ms;
+    /// a Remus memory phase that is long by nature is kept quiet by the
+    /// median factor); 250 ms for device and apply (device-model state
+    /// varies by tens of ms from one checkpoint to the next; a real PVH
+    /// device phase is 0 most of the time and up to 115 ms); run off.
     pub absolute: [Option<u64>; 7],
     /// A slow phase also exceeds this multiple of the session's median.
     pub factor: f64,
@@ -37,7 +48,7 @@ impl Default for Thresholds {
             absolute: [
                 Some(100 * MS),
                 Some(100 * MS),
-                Some(1000 * MS),
+                Some(100 * MS),
                 Some(250 * MS),
                 Some(250 * MS),
                 Some(100 * MS),
@@ -105,8 +116,70 @@ pub struct Stall {
     pub threshold: Option<f64>,
     /// The event that ends the phase (awaited, for a stalled checkpoint).
     pub waiting_for: CheckpointEvent,
+    /// Who the delay is owed by: the sender of the awaited record, or the
+    /// side that received the phase's data while it advertised a zero window.
     pub owner: Owner,
+    /// One sentence: why this owner.
+    pub why: String,
     pub evidence: Vec<Evidence>,
+}
+
+/// The other side.
+fn peer(o: Owner) -> Owner {
+    match o {
+        Owner::Primary => Owner::Secondary,
+        Owner::Secondary => Owner::Primary,
+    }
+}
+
+/// The owner of a delay in a phase that waits for `awaited`, from its
+/// evidence, and why, in one sentence.
+fn blame(awaited: CheckpointEvent, evidence: &[Evidence]) -> (Owner, String) {
+    let sender = awaited.owner();
+    let receiver = peer(sender);
+    let closed: f64 = evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::ZeroWindow { side, duration, .. } if *side == receiver => {
+                Some(duration.unwrap_or(0.0))
+            }
+            _ => None,
+        })
+        .sum();
+    if evidence
+        .iter()
+        .any(|e| matches!(e, Evidence::ZeroWindow { side, .. } if *side == receiver))
+    {
+        (
+            receiver,
+            format!(
+                "the {} advertised a zero window{}: it could not take the {}'s data",
+                receiver.name(),
+                if closed > 0.0 {
+                    format!(
+                        " for {}",
+                        crate::report::summary::human_ns((closed * 1e9) as u64)
+                    )
+                } else {
+                    String::new()
+                },
+                sender.name()
+            ),
+        )
+    } else {
+        (
+            sender,
+            format!("{} is sent by the {}", awaited.name(), sender.name()),
+        )
+    }
+}
+
+/// The receiver of a phase's data advertised a zero window during it.
+fn receiver_closed(awaited: CheckpointEvent, evidence: &[Evidence]) -> bool {
+    let receiver = peer(awaited.owner());
+    evidence
+        .iter()
+        .any(|e| matches!(e, Evidence::ZeroWindow { side, .. } if *side == receiver))
 }
 
 fn side(d: Direction) -> Owner {
@@ -190,27 +263,36 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
     let mut out = Vec::new();
     for c in s.listed_checkpoints() {
         for &p in phases {
-            let (Some(d), Some(limit)) = (c.phase(p, colo), limits[p.index()]) else {
+            let (Some(d), Some(limit), Some(floor)) =
+                (c.phase(p, colo), limits[p.index()], t.absolute[p.index()])
+            else {
                 continue;
             };
-            if d <= limit {
+            if d <= floor {
                 continue;
             }
-            let start = match (p, colo) {
-                (Phase::Memory, false) => c.first_record,
-                _ => c.event(p.start()),
-            }
-            .unwrap_or(0);
+            let start = c.phase_start(p, colo).unwrap_or(0);
+            let ev = evidence(s, start, start + d);
+            // over the session's own limit, or slow on the evidence
+            let threshold = if d > limit {
+                limit
+            } else if receiver_closed(p.end(), &ev) {
+                floor
+            } else {
+                continue;
+            };
+            let (owner, why) = blame(p.end(), &ev);
             out.push(Stall {
                 kind: StallKind::Slow,
                 checkpoint: c.index,
                 phase: p,
                 start,
                 duration: d as f64 / 1e9,
-                threshold: Some(limit as f64 / 1e9),
+                threshold: Some(threshold as f64 / 1e9),
                 waiting_for: p.end(),
-                owner: p.end().owner(),
-                evidence: evidence(s, start, start + d),
+                owner,
+                why,
+                evidence: ev,
             });
         }
     }
@@ -229,6 +311,8 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
             let over = limits[phase.index()].is_some_and(|l| now.saturating_sub(since) > l);
             if capture_ended || s.ended || quiet || over {
                 let end = now.max(since);
+                let ev = evidence(s, since, end);
+                let (owner, why) = blame(awaited, &ev);
                 out.push(Stall {
                     kind: StallKind::Stalled,
                     checkpoint: c.index,
@@ -237,8 +321,9 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
                     duration: (end - since) as f64 / 1e9,
                     threshold: None,
                     waiting_for: awaited,
-                    owner: awaited.owner(),
-                    evidence: evidence(s, since, end),
+                    owner,
+                    why,
+                    evidence: ev,
                 });
             }
         }

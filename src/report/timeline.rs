@@ -261,7 +261,7 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
         "stalls": stalls.iter().map(|x| json!({
             "kind": x.kind, "checkpoint": x.checkpoint, "phase": x.phase.name(),
             "start": rel(m, x.start), "duration": x.duration, "threshold": x.threshold,
-            "waiting_for": x.waiting_for.name(), "owner": x.owner.name(),
+            "waiting_for": x.waiting_for.name(), "owner": x.owner.name(), "why": x.why,
             "evidence": x.evidence.iter().map(|e| evidence_json(m, e)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "phase_stats": phase_stats,
@@ -668,14 +668,14 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
                     sec_text(x.duration),
                     sec_text(x.threshold.unwrap_or(0.0)),
                     x.waiting_for.name(),
-                    x.owner.name()
+                    x.waiting_for.owner().name()
                 ),
                 StallKind::Stalled => format!(
                     "STALLED in {}: waited {} for {} from the {}",
                     x.phase.name(),
                     sec_text(x.duration),
                     x.waiting_for.name(),
-                    x.owner.name()
+                    x.waiting_for.owner().name()
                 ),
             };
             writeln!(
@@ -685,6 +685,7 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
                 rel(m, x.start),
                 what
             )?;
+            writeln!(out, "      owner: the {}: {}", x.owner.name(), x.why)?;
             for e in &x.evidence {
                 writeln!(out, "      {}", evidence_text(m, e))?;
             }

@@ -192,7 +192,7 @@ pub fn expert(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Vec<
                 x.phase.name(),
                 x.duration,
                 x.waiting_for.name(),
-                x.owner.name()
+                x.waiting_for.owner().name()
             ),
             StallKind::Slow => format!(
                 "checkpoint {} slow {}: {:.3} s (limit {:.3} s)",

@@ -171,7 +171,7 @@ fn header(
                 b.checkpoint,
                 b.duration,
                 b.waiting_for.name(),
-                b.owner.name(),
+                b.waiting_for.owner().name(),
                 b.phase.name()
             ),
             theme.alert(),
@@ -357,12 +357,10 @@ fn bar(
     let mut used = 0usize;
     for &p in phases {
         let Some(d) = c.phase(p, colo) else { continue };
-        let start = match (p, colo) {
-            (Phase::Memory, false) => c.first_record,
-            _ => c.event(p.start()),
-        }
-        .unwrap_or(origin)
-        .saturating_sub(origin);
+        let start = c
+            .phase_start(p, colo)
+            .unwrap_or(origin)
+            .saturating_sub(origin);
         let (a, b) = (start.saturating_sub(pan), (start + d).saturating_sub(pan));
         let ca = (a / ns_per_cell.max(1)) as usize;
         let mut cb = (b / ns_per_cell.max(1)) as usize;
