@@ -15,6 +15,8 @@ pub struct Step {
     pub dir: Direction,
     /// The PROTOCOL.md name (CHECKPOINT_STATE records by their control id).
     pub name: &'static str,
+    /// The checkpoint event the record is, if any.
+    pub event: Option<CheckpointEvent>,
 }
 
 /// The seven events of a COLO checkpoint, in protocol order.
@@ -55,6 +57,43 @@ impl CheckpointEvent {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The event a record is, by its type and (CHECKPOINT_STATE) control
+    /// id: the one mapping from records to events.
+    pub fn of_item(item: &Item) -> Option<CheckpointEvent> {
+        use crate::decode::libxl::ControlId;
+        use crate::decode::{Info, LibxlType};
+        match (&item.kind, &item.info) {
+            (
+                ItemKind::Record(RecordType::Libxl(LibxlType::CheckpointState)),
+                Info::CheckpointState { control_id },
+            ) => match control_id {
+                ControlId::New => Some(CheckpointEvent::New),
+                ControlId::SvmSuspended => Some(CheckpointEvent::SvmSuspended),
+                ControlId::SvmReady => Some(CheckpointEvent::SvmReady),
+                ControlId::SvmResumed => Some(CheckpointEvent::SvmResumed),
+                ControlId::Unknown(_) => None,
+            },
+            (ItemKind::Record(RecordType::Libxc(LibxcType::CheckpointDirtyPfnList)), _) => {
+                Some(CheckpointEvent::DirtyPfnList)
+            }
+            (ItemKind::Record(RecordType::Libxc(LibxcType::Checkpoint)), _) => {
+                Some(CheckpointEvent::LibxcCheckpoint)
+            }
+            (ItemKind::Record(RecordType::Libxl(LibxlType::CheckpointEnd)), _) => {
+                Some(CheckpointEvent::CheckpointEnd)
+            }
+            _ => None,
+        }
+    }
+
+    /// The phase this event closes (`Run` is closed by the next `New`, not
+    /// listed here).
+    pub fn closes(self) -> Option<Phase> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| *p != Phase::Run && p.end() == self)
     }
 
     /// Who sends the record behind this event.
@@ -118,6 +157,33 @@ impl Phase {
             Phase::Apply => "apply",
             Phase::Resume => "resume",
             Phase::Run => "run",
+        }
+    }
+
+    /// The phases a checkpoint has: COLO all seven; Remus memory and
+    /// device (it has no back channel to bound the others).
+    pub fn of(colo: bool) -> &'static [Phase] {
+        if colo {
+            &Phase::ALL
+        } else {
+            &[Phase::Memory, Phase::Device]
+        }
+    }
+
+    /// [`Phase::of`] without `Run`: the phases inside a checkpoint, drawn on
+    /// its bar.
+    pub fn inside(colo: bool) -> &'static [Phase] {
+        if colo {
+            &[
+                Phase::Suspend,
+                Phase::DirtySync,
+                Phase::Memory,
+                Phase::Device,
+                Phase::Apply,
+                Phase::Resume,
+            ]
+        } else {
+            &[Phase::Memory, Phase::Device]
         }
     }
 
@@ -261,7 +327,13 @@ impl Checkpoint {
                 },
                 _ => item.kind.name(),
             };
-            self.steps.push(Step { ts, dir, name });
+            let event = CheckpointEvent::of_item(item);
+            self.steps.push(Step {
+                ts,
+                dir,
+                name,
+                event,
+            });
         }
     }
 

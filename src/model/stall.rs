@@ -251,11 +251,7 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
         return Vec::new();
     }
     let colo = s.is_colo();
-    let phases: &[Phase] = if colo {
-        &Phase::ALL
-    } else {
-        &[Phase::Memory, Phase::Device]
-    };
+    let phases = Phase::of(colo);
     let limits: Vec<Option<u64>> = Phase::ALL
         .iter()
         .map(|&p| t.limit(p, s.stats.median_ns(p)))
@@ -302,10 +298,7 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
         let quiet = now.saturating_sub(s.last_activity) >= t.quiet_ns;
         let started = c.last_event().or(c.first_record);
         if let (Some(since), Some(awaited)) = (started, c.awaiting(colo)) {
-            let phase = Phase::ALL
-                .into_iter()
-                .find(|p| *p != Phase::Run && p.end() == awaited)
-                .unwrap_or(Phase::Memory);
+            let phase = awaited.closes().unwrap_or(Phase::Memory);
             // Live, the open phase is stalled the moment it passes its
             // threshold, not only once everything went quiet.
             let over = limits[phase.index()].is_some_and(|l| now.saturating_sub(since) > l);

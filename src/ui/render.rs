@@ -342,18 +342,7 @@ fn bar(
     let Some(origin) = start.or(first_event) else {
         return vec![Span::styled("(no event yet)", theme.dim())];
     };
-    let phases: &[Phase] = if colo {
-        &[
-            Phase::Suspend,
-            Phase::DirtySync,
-            Phase::Memory,
-            Phase::Device,
-            Phase::Apply,
-            Phase::Resume,
-        ]
-    } else {
-        &[Phase::Memory, Phase::Device]
-    };
+    let phases = Phase::inside(colo);
     let mut used = 0usize;
     for &p in phases {
         let Some(d) = c.phase(p, colo) else { continue };
@@ -513,19 +502,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         table_area,
     );
     let mut spans = vec![Span::raw(" ")];
-    let legend_phases: &[Phase] = if colo {
-        &[
-            Phase::Suspend,
-            Phase::DirtySync,
-            Phase::Memory,
-            Phase::Device,
-            Phase::Apply,
-            Phase::Resume,
-        ]
-    } else {
-        &[Phase::Memory, Phase::Device]
-    };
-    for &p in legend_phases {
+    for &p in Phase::inside(colo) {
         let (g, st) = theme.phase(p);
         spans.push(Span::styled(g.to_string(), st));
         spans.push(Span::raw(format!(" {}  ", p.name())));
@@ -605,11 +582,7 @@ fn stats_strip(
     ])
     .areas(area);
     let colo = s.is_colo();
-    let phases: &[Phase] = if colo {
-        &Phase::ALL[..6]
-    } else {
-        &[Phase::Memory, Phase::Device]
-    };
+    let phases = Phase::inside(colo);
     let mut lines: Vec<Line> = Vec::new();
     let mut cur: Vec<Span> = Vec::new();
     for (i, &p) in phases.iter().enumerate() {
@@ -701,24 +674,25 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
         Span::styled("secondary", Style::default().add_modifier(Modifier::BOLD)),
     ])];
     // Records and the PAGE_DATA run, in time order.
-    let mut steps: Vec<(u64, Direction, String)> = c
+    let mut steps: Vec<(u64, Direction, String, Option<CheckpointEvent>)> = c
         .steps
         .iter()
-        .map(|st| (st.ts, st.dir, st.name.to_string()))
+        .map(|st| (st.ts, st.dir, st.name.to_string(), st.event))
         .collect();
     if let Some((a, b)) = c.page_span {
         steps.push((
             a,
             Direction::Forward,
             format!("PAGE_DATA x {} ({} pages)", c.page_records, c.pages),
+            None,
         ));
         if b != a {
-            steps.push((b, Direction::Forward, "(last PAGE_DATA)".into()));
+            steps.push((b, Direction::Forward, "(last PAGE_DATA)".into(), None));
         }
     }
     steps.sort_by_key(|x| x.0);
     let mut last = origin;
-    for (ts, dir, name) in &steps {
+    for (ts, dir, name, event) in &steps {
         let delta = ts.saturating_sub(last);
         last = *ts;
         let arrow = match dir {
@@ -730,15 +704,9 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
             }
         };
         // The bracket of the phase this record closes, with its length.
-        let closes = match name.as_str() {
-            "SVM_SUSPENDED" if colo => Some(Phase::Suspend),
-            "CHECKPOINT_DIRTY_PFN_LIST" => Some(Phase::DirtySync),
-            "CHECKPOINT" => Some(Phase::Memory),
-            "CHECKPOINT_END" => Some(Phase::Device),
-            "SVM_READY" => Some(Phase::Apply),
-            "SVM_RESUMED" => Some(Phase::Resume),
-            _ => None,
-        };
+        let closes = event
+            .and_then(CheckpointEvent::closes)
+            .filter(|p| Phase::of(colo).contains(p));
         let mut spans = vec![Span::raw(format!(
             "{:>10} {:>10}  {:<w$}",
             format!("{:.6}", rel(m, *ts)),
@@ -747,7 +715,7 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
             // Leave room for the bracket at the right.
             w = (w as usize).saturating_sub(2 + 23 + 24)
         ))];
-        if let Some(p) = closes.filter(|&p| colo || matches!(p, Phase::Memory | Phase::Device)) {
+        if let Some(p) = closes {
             let (g, st) = theme.phase(p);
             spans.push(Span::raw(" ┘"));
             spans.push(Span::styled(g.to_string(), st));
@@ -760,11 +728,7 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
         lines.push(Line::from(spans));
     }
     lines.push(Line::raw(""));
-    let phases: &[Phase] = if colo {
-        &Phase::ALL
-    } else {
-        &[Phase::Memory, Phase::Device]
-    };
+    let phases = Phase::of(colo);
     for &p in phases {
         let (g, st) = theme.phase(p);
         let d = c.phase(p, colo);
