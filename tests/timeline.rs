@@ -571,3 +571,27 @@ fn a_memory_phase_far_above_the_median_is_slow_and_a_zero_window_makes_the_secon
         assert!(x.why.starts_with(why), "{}", x.why);
     }
 }
+
+#[test]
+fn an_800_ms_apply_stall_carries_the_secondarys_silence() {
+    // Silences count from 20 ms, not only past --idle (1 s).
+    let s = colo().with_stall(6, synth::Phase::Apply, 800_000_000);
+    let (file, _) = capture(&s, &CaptureOptions::default());
+    let (m, stats) = model(&file, 0);
+    let all = timeline::stalls(&m, &ctx(&stats, true));
+    let x = all[0]
+        .iter()
+        .find(|x| x.checkpoint == 6 && x.phase == Phase::Apply)
+        .expect("the apply stall");
+    let silent = x.evidence.iter().find_map(|e| match e {
+        migscope::model::Evidence::Silence { side, duration, .. } if *side == Owner::Secondary => {
+            Some(*duration)
+        }
+        _ => None,
+    });
+    assert!(
+        silent.is_some_and(|d| d > 0.7 && d <= 0.8 + 1e-9),
+        "{:?}",
+        x.evidence
+    );
+}

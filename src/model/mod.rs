@@ -790,7 +790,7 @@ impl Observer for Model {
         let now = self.now;
         if let Some(m) = self.session(s) {
             m.dirs[dir_index(d)].bytes += data.len() as u64;
-            let t0 = m.first_activity.unwrap_or(now);
+            let t0 = m.info.first_ts; // series count from the session's first packet
             let series = match d {
                 Direction::Forward => &mut m.throughput,
                 Direction::Reverse => &mut m.throughput_back,
@@ -940,7 +940,8 @@ impl Observer for Model {
                     z.end = Some(ts);
                 }
             }
-            TcpEventKind::Idle { duration_ns } => {
+            // Silences of any length past the pause limit are evidence.
+            TcpEventKind::Idle { duration_ns } | TcpEventKind::Pause { duration_ns } => {
                 push_capped(
                     &mut m.tcp.silences,
                     Span {
@@ -961,7 +962,7 @@ impl Observer for Model {
                 r.0 += 1;
                 r.2 = r.2.saturating_add(ns);
                 r.3 = r.3.max(ns);
-                let t0 = m.first_activity.unwrap_or(ts);
+                let t0 = m.info.first_ts;
                 m.rtt_series[dir_index(d)].at(ts.saturating_sub(t0)).add(ns);
             }
             TcpEventKind::Fin => {

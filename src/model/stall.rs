@@ -82,11 +82,14 @@ pub enum Evidence {
     },
     /// Segments `side` sent again.
     Retransmissions { side: Owner, count: u64 },
-    /// `side` sent nothing for `duration` s from `start`.
+    /// `side` sent nothing for `duration` s from `start`: the longest of
+    /// `count` silences of 20 ms or more in the span, `total` s in all.
     Silence {
         side: Owner,
         start: u64,
         duration: f64,
+        count: u64,
+        total: f64,
     },
     /// Bytes from `side` that the capture lost.
     CaptureLoss { side: Owner, bytes: u64 },
@@ -226,13 +229,27 @@ pub fn evidence(s: &SessionModel, t0: u64, t1: u64) -> Vec<Evidence> {
             });
         }
     }
-    for q in s.tcp.silences.iter().filter(|q| overlaps(q)) {
-        let end = q.end.unwrap_or(t1);
-        ev.push(Evidence::Silence {
-            side: side(q.dir),
-            start: q.start,
-            duration: (end - q.start) as f64 / 1e9,
-        });
+    // Per side, the longest silence in the span and how many there were.
+    for d in [Direction::Forward, Direction::Reverse] {
+        let mut longest: Option<(u64, u64)> = None;
+        let (mut count, mut total) = (0u64, 0u64);
+        for q in s.tcp.silences.iter().filter(|q| q.dir == d && overlaps(q)) {
+            let len = q.end.unwrap_or(t1).saturating_sub(q.start);
+            count += 1;
+            total += len;
+            if longest.map_or(true, |(_, l)| len > l) {
+                longest = Some((q.start, len));
+            }
+        }
+        if let Some((start, len)) = longest {
+            ev.push(Evidence::Silence {
+                side: side(d),
+                start,
+                duration: len as f64 / 1e9,
+                count,
+                total: total as f64 / 1e9,
+            });
+        }
     }
     for &(at, d, reset) in s.tcp.closes.iter().filter(|c| c.0 >= t0 && c.0 <= t1) {
         ev.push(Evidence::Close {

@@ -430,7 +430,10 @@ impl<W: Write> Observer for Summary<W> {
                 RttKind::Handshake => x.rtt_handshake_ns = Some(ns),
                 RttKind::Data => x.rtt.add(ns),
             },
-            TcpEventKind::Gap { .. } | TcpEventKind::Overflow { .. } | TcpEventKind::Syn => {}
+            TcpEventKind::Gap { .. }
+            | TcpEventKind::Overflow { .. }
+            | TcpEventKind::Syn
+            | TcpEventKind::Pause { .. } => {}
         }
     }
 

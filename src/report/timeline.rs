@@ -156,8 +156,11 @@ fn evidence_json(m: &Model, e: &Evidence) -> Value {
             side,
             start,
             duration,
+            count,
+            total,
         } => {
-            json!({"kind": "silence", "side": side, "start": rel(m, *start), "duration": duration})
+            json!({"kind": "silence", "side": side, "start": rel(m, *start), "duration": duration,
+                "count": count, "total": total})
         }
         Evidence::CaptureLoss { side, bytes } => {
             json!({"kind": "capture_loss", "side": side, "bytes": bytes})
@@ -454,12 +457,22 @@ pub fn evidence_text(m: &Model, e: &Evidence) -> String {
             side,
             duration,
             start,
+            count,
+            total,
         } => {
             format!(
-                "{} silent for {} from {:.3} s",
+                "{} silent for {} from {:.3} s{}",
                 side.name(),
                 sec_text(*duration),
-                rel(m, *start)
+                rel(m, *start),
+                if *count > 1 {
+                    format!(
+                        " (the longest of {count} silences, {} in all)",
+                        sec_text(*total)
+                    )
+                } else {
+                    String::new()
+                }
             )
         }
         Evidence::CaptureLoss { side, bytes } => format!(

@@ -77,6 +77,9 @@ pub struct Limits {
     pub global_cap: usize,
     /// A direction silent for this long reports an idle period (default 1 s).
     pub idle_ns: u64,
+    /// A direction silent for this long, but less than `idle_ns`, reports a
+    /// pause (default 20 ms): evidence for a slow phase, not an idle period.
+    pub pause_ns: u64,
     /// Ignored connections silent for this long are forgotten (default 60 s).
     pub forget_after_ns: u64,
 }
@@ -87,6 +90,7 @@ impl Default for Limits {
             reassembly: reassembly::Limits::default(),
             global_cap: 64 << 20,
             idle_ns: 1_000_000_000,
+            pause_ns: 20_000_000,
             forget_after_ns: 60_000_000_000,
         }
     }
@@ -142,6 +146,11 @@ pub enum TcpEventKind {
     Rst,
     /// This side was silent for `duration_ns` before this packet.
     Idle {
+        duration_ns: u64,
+    },
+    /// As `Idle`, for a silence shorter than the idle limit but at least
+    /// the pause limit (stall evidence).
+    Pause {
         duration_ns: u64,
     },
     Rtt {
@@ -553,9 +562,14 @@ impl Tracker {
             return;
         }
         // Idle period of this side.
-        if me.first_ts.is_some() && ts_ns.saturating_sub(me.last_ts) >= limits.idle_ns {
+        let silent = ts_ns.saturating_sub(me.last_ts);
+        if me.first_ts.is_some() && silent >= limits.idle_ns {
             out.event(TcpEventKind::Idle {
-                duration_ns: ts_ns - me.last_ts,
+                duration_ns: silent,
+            });
+        } else if me.first_ts.is_some() && silent >= limits.pause_ns {
+            out.event(TcpEventKind::Pause {
+                duration_ns: silent,
             });
         }
         me.first_ts.get_or_insert(ts_ns);

@@ -239,10 +239,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(charts);
-        let secs = s
-            .last_activity
-            .saturating_sub(s.first_activity.unwrap_or(s.last_activity)) as f64
-            / 1e9;
+        let secs = s.last_activity.saturating_sub(s.info.first_ts) as f64 / 1e9;
         // bytes per bin as a rate
         let rate = |v: &Series<u64>| {
             let per: Vec<Option<f64>> = v
