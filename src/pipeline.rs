@@ -600,8 +600,17 @@ impl<O: Observer> Inner<O> {
                 self.observer
                     .gap(session, dir, ts, at, probe.dropped, GapCause::Overflow);
             }
+            // The replayed prefix arrived by `ts`: stamp it so that the
+            // first record after it gets its first byte's time.
+            self.stamps.entry((conn, side)).or_default().record(
+                probe.prefix_from,
+                dec.offset(),
+                ts,
+            );
             if !events.is_empty() {
-                self.observer.decoded(session, dir, ts, &events);
+                debug_assert!(self.events.is_empty());
+                self.events = events;
+                self.emit_stamped(session, dir, ts, (conn, side));
             }
             decoders[i] = Some(dec);
         }
