@@ -167,7 +167,7 @@ enum Command {
             requires = "interface"
         )]
         filter: Option<String>,
-        /// text (for a terminal), json (docs/report-json.md) or csv (one row per checkpoint).
+        /// text (for a terminal), json (docs/report-json.md) or csv (one row per checkpoint, and one per plain migration with its downtime).
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
         /// Exit with status 1 when a slow phase or a stalled checkpoint is found.

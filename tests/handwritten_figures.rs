@@ -237,6 +237,23 @@ fn plain_migration_pages_rounds_and_downtime_by_hand() {
     // no xl: the downtime ends with the stream's END
     close(&x["downtime"], 0.010, "downtime: final round to END");
     close(&x["stream_end"], at(160 * MS), "END");
+    // CSV: one row for the migration, its downtime in seconds
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.pcap");
+    std::fs::write(&file, &cap).unwrap();
+    let out = Command::cargo_bin("migscope")
+        .unwrap()
+        .args(["report", "--format", "csv"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| row[head.iter().position(|h| *h == name).unwrap()];
+    assert_eq!((col("kind"), col("downtime")), ("plain", "0.010000000"));
+    assert_eq!((col("pages"), col("pfns")), ("3", "5"));
 }
 
 #[test]

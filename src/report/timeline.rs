@@ -357,6 +357,23 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
             row.push(f(interval(c, cps.get(i + 1))));
             writeln!(out, "{}", row.join(","))?;
         }
+        // A plain migration is one row: no index, its downtime, the pages
+        // and pfns of all its rounds and its forward bytes.
+        if s.kind() == crate::model::Kind::Plain {
+            let mut row = vec![
+                s.info.id.to_string(),
+                s.kind().name().to_string(),
+                String::new(),
+                (s.stream_end.is_some() && !s.info.mid_stream).to_string(),
+            ];
+            row.extend((0..CheckpointEvent::ALL.len() + Phase::ALL.len()).map(|_| String::new()));
+            row.push(f(s.migration_downtime().map(secs)));
+            row.push(s.rounds.iter().map(|r| r.pages).sum::<u64>().to_string());
+            row.push(s.rounds.iter().map(|r| r.pfns).sum::<u64>().to_string());
+            row.push(s.dirs[0].bytes.to_string());
+            row.extend([String::new(), String::new()]);
+            writeln!(out, "{}", row.join(","))?;
+        }
     }
     Ok(())
 }
