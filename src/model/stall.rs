@@ -83,7 +83,8 @@ pub enum Evidence {
     /// Segments `side` sent again.
     Retransmissions { side: Owner, count: u64 },
     /// `side` sent nothing for `duration` s from `start`: the longest of
-    /// `count` silences of 20 ms or more in the span, `total` s in all.
+    /// `count` silences of 20 ms or more in the span (the part of each
+    /// inside it), `total` s in all.
     Silence {
         side: Owner,
         start: u64,
@@ -233,12 +234,16 @@ pub fn evidence(s: &SessionModel, t0: u64, t1: u64) -> Vec<Evidence> {
     for d in [Direction::Forward, Direction::Reverse] {
         let mut longest: Option<(u64, u64)> = None;
         let (mut count, mut total) = (0u64, 0u64);
+        // the part of each silence inside the span
         for q in s.tcp.silences.iter().filter(|q| q.dir == d && overlaps(q)) {
-            let len = q.end.unwrap_or(t1).saturating_sub(q.start);
+            let (a, b) = (q.start.max(t0), q.end.unwrap_or(t1).min(t1));
+            let Some(len) = b.checked_sub(a).filter(|&l| l > 0) else {
+                continue;
+            };
             count += 1;
             total += len;
             if longest.map_or(true, |(_, l)| len > l) {
-                longest = Some((q.start, len));
+                longest = Some((a, len));
             }
         }
         if let Some((start, len)) = longest {
