@@ -173,17 +173,10 @@ impl Phase {
     /// [`Phase::of`] without `Run`: the phases inside a checkpoint, drawn on
     /// its bar.
     pub fn inside(colo: bool) -> &'static [Phase] {
-        if colo {
-            &[
-                Phase::Suspend,
-                Phase::DirtySync,
-                Phase::Memory,
-                Phase::Device,
-                Phase::Apply,
-                Phase::Resume,
-            ]
-        } else {
-            &[Phase::Memory, Phase::Device]
+        let all = Phase::of(colo);
+        match all.last() {
+            Some(Phase::Run) => &all[..all.len() - 1],
+            _ => all,
         }
     }
 
@@ -473,6 +466,20 @@ mod tests {
         );
         assert!(c.complete(false));
         assert!(!c.complete(true));
+    }
+
+    #[test]
+    fn phases_of_each_kind() {
+        assert_eq!(Phase::of(true), Phase::ALL);
+        assert_eq!(Phase::inside(true), &Phase::ALL[..6]);
+        assert_eq!(Phase::of(false), [Phase::Memory, Phase::Device]);
+        assert_eq!(Phase::inside(false), [Phase::Memory, Phase::Device]);
+        assert_eq!(CheckpointEvent::CheckpointEnd.closes(), Some(Phase::Device));
+        assert_eq!(
+            CheckpointEvent::New.closes(),
+            None,
+            "run is closed by the next NEW"
+        );
     }
 
     #[test]
