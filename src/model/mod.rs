@@ -134,13 +134,22 @@ pub struct Span {
     pub end: Option<u64>,
 }
 
+/// A direction that sent nothing for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Silence {
+    pub span: Span,
+    /// Its data the other side had not acknowledged when it fell silent:
+    /// more than 0 means it was waiting for the other side, not idle.
+    pub outstanding: u64,
+}
+
 /// TCP evidence kept for stalls.
 #[derive(Debug, Clone, Default)]
 pub struct TcpLog {
     /// Zero-window episodes, by the direction whose packets advertised them.
     pub zero_windows: Vec<Span>,
-    /// Silences of one direction.
-    pub silences: Vec<Span>,
+    /// Silences of one direction (20 ms or more).
+    pub silences: Vec<Silence>,
     pub retransmissions: Vec<(u64, Direction)>,
     pub gaps: Vec<(u64, Direction, u64)>,
     /// FIN (false) and RST (true).
@@ -941,13 +950,23 @@ impl Observer for Model {
                 }
             }
             // Silences of any length past the pause limit are evidence.
-            TcpEventKind::Idle { duration_ns } | TcpEventKind::Pause { duration_ns } => {
+            TcpEventKind::Idle {
+                duration_ns,
+                outstanding,
+            }
+            | TcpEventKind::Pause {
+                duration_ns,
+                outstanding,
+            } => {
                 push_capped(
                     &mut m.tcp.silences,
-                    Span {
-                        dir: d,
-                        start: ts.saturating_sub(duration_ns),
-                        end: Some(ts),
+                    Silence {
+                        span: Span {
+                            dir: d,
+                            start: ts.saturating_sub(duration_ns),
+                            end: Some(ts),
+                        },
+                        outstanding,
                     },
                 );
             }

@@ -5,9 +5,11 @@
 //! long by nature in a session is not flagged everywhere, and a short
 //! median does not flag noise), or when it exceeds its floor while the side
 //! that receives its data advertised a zero window (slow on that evidence,
-//! whatever the median). The owner follows the evidence: the side that sends
-//! the awaited record, unless the receiving side closed its window, which
-//! then owns the delay; [`Stall::why`] says which in one sentence. A
+//! whatever the median), or the side that sends it went silent for the
+//! floor or longer with data unacknowledged. The owner follows the evidence:
+//! the side that sends the awaited record, unless the receiving side closed
+//! its window or left the sender waiting for its acknowledgements, which then
+//! owns the delay; [`Stall::why`] says which in one sentence. A
 //! checkpoint is **stalled** when it is
 //! incomplete and the capture has ended or both directions have been quiet
 //! for `quiet_ns`, or, while the capture runs, as soon as its open phase has
@@ -91,6 +93,9 @@ pub enum Evidence {
         duration: f64,
         count: u64,
         total: f64,
+        /// Bytes of its data unacknowledged when that longest silence
+        /// began: it was waiting for the other side, not idle.
+        outstanding: u64,
     },
     /// Bytes from `side` that the capture lost.
     CaptureLoss { side: Owner, bytes: u64 },
@@ -137,8 +142,10 @@ fn peer(o: Owner) -> Owner {
 }
 
 /// The owner of a delay in a phase that waits for `awaited`, from its
-/// evidence, and why, in one sentence.
-fn blame(awaited: CheckpointEvent, evidence: &[Evidence]) -> (Owner, String) {
+/// evidence, and why, in one sentence. A sender's silence with data
+/// unacknowledged counts from `at_least` ns (the phase's floor: shorter
+/// pauses are TCP's ordinary rhythm).
+fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Owner, String) {
     let sender = awaited.owner();
     let receiver = peer(sender);
     let closed: f64 = evidence
@@ -150,6 +157,7 @@ fn blame(awaited: CheckpointEvent, evidence: &[Evidence]) -> (Owner, String) {
             _ => None,
         })
         .sum();
+    let waiting = waiting_sender(sender, evidence, at_least);
     if evidence
         .iter()
         .any(|e| matches!(e, Evidence::ZeroWindow { side, .. } if *side == receiver))
@@ -170,12 +178,40 @@ fn blame(awaited: CheckpointEvent, evidence: &[Evidence]) -> (Owner, String) {
                 sender.name()
             ),
         )
+    } else if let Some((silent, bytes)) = waiting {
+        (
+            receiver,
+            format!(
+                "the {} sent nothing for {} with {} unacknowledged: it was waiting for the {} (or the network)",
+                sender.name(),
+                crate::report::summary::human_ns(silent),
+                crate::report::summary::human_bytes(bytes),
+                receiver.name()
+            ),
+        )
     } else {
         (
             sender,
             format!("{} is sent by the {}", awaited.name(), sender.name()),
         )
     }
+}
+
+/// The sender of the awaited record fell silent for at least `at_least` ns
+/// with data unacknowledged: (that silence, the bytes outstanding).
+fn waiting_sender(sender: Owner, evidence: &[Evidence], at_least: u64) -> Option<(u64, u64)> {
+    evidence.iter().find_map(|e| match e {
+        Evidence::Silence {
+            side,
+            duration,
+            outstanding,
+            ..
+        } if *side == sender && *outstanding > 0 => {
+            let ns = (duration * 1e9) as u64;
+            (ns >= at_least).then_some((ns, *outstanding))
+        }
+        _ => None,
+    })
 }
 
 /// The receiver of a phase's data advertised a zero window during it.
@@ -232,27 +268,33 @@ pub fn evidence(s: &SessionModel, t0: u64, t1: u64) -> Vec<Evidence> {
     }
     // Per side, the longest silence in the span and how many there were.
     for d in [Direction::Forward, Direction::Reverse] {
-        let mut longest: Option<(u64, u64)> = None;
+        let mut longest: Option<(u64, u64, u64)> = None;
         let (mut count, mut total) = (0u64, 0u64);
         // the part of each silence inside the span
-        for q in s.tcp.silences.iter().filter(|q| q.dir == d && overlaps(q)) {
-            let (a, b) = (q.start.max(t0), q.end.unwrap_or(t1).min(t1));
+        for q in s
+            .tcp
+            .silences
+            .iter()
+            .filter(|q| q.span.dir == d && overlaps(&q.span))
+        {
+            let (a, b) = (q.span.start.max(t0), q.span.end.unwrap_or(t1).min(t1));
             let Some(len) = b.checked_sub(a).filter(|&l| l > 0) else {
                 continue;
             };
             count += 1;
             total += len;
-            if longest.map_or(true, |(_, l)| len > l) {
-                longest = Some((a, len));
+            if longest.map_or(true, |(_, l, _)| len > l) {
+                longest = Some((a, len, q.outstanding));
             }
         }
-        if let Some((start, len)) = longest {
+        if let Some((start, len, outstanding)) = longest {
             ev.push(Evidence::Silence {
                 side: side(d),
                 start,
                 duration: len as f64 / 1e9,
                 count,
                 total: total as f64 / 1e9,
+                outstanding,
             });
         }
     }
@@ -294,12 +336,14 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
             // over the session's own limit, or slow on the evidence
             let threshold = if d > limit {
                 limit
-            } else if receiver_closed(p.end(), &ev) {
+            } else if receiver_closed(p.end(), &ev)
+                || waiting_sender(p.end().owner(), &ev, floor).is_some()
+            {
                 floor
             } else {
                 continue;
             };
-            let (owner, why) = blame(p.end(), &ev);
+            let (owner, why) = blame(p.end(), &ev, floor);
             out.push(Stall {
                 kind: StallKind::Slow,
                 checkpoint: c.index,
@@ -327,7 +371,8 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
             if capture_ended || s.ended || quiet || over {
                 let end = now.max(since);
                 let ev = evidence(s, since, end);
-                let (owner, why) = blame(awaited, &ev);
+                let floor = t.absolute[phase.index()].unwrap_or(t.quiet_ns);
+                let (owner, why) = blame(awaited, &ev, floor);
                 out.push(Stall {
                     kind: StallKind::Stalled,
                     checkpoint: c.index,
@@ -344,4 +389,52 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn silence(side: Owner, ms: u64, outstanding: u64) -> Evidence {
+        Evidence::Silence {
+            side,
+            start: 0,
+            duration: ms as f64 / 1e3,
+            count: 1,
+            total: ms as f64 / 1e3,
+            outstanding,
+        }
+    }
+
+    #[test]
+    fn the_owner_follows_the_evidence() {
+        let awaited = CheckpointEvent::LibxcCheckpoint; // sent by the primary
+        let floor = 100_000_000;
+        // nothing says otherwise: the sender owes it
+        let (o, why) = blame(awaited, &[silence(Owner::Primary, 300, 0)], floor);
+        assert_eq!(o, Owner::Primary);
+        assert_eq!(why, "libxc_checkpoint is sent by the primary");
+        // the receiver closed its window
+        let zw = Evidence::ZeroWindow {
+            side: Owner::Secondary,
+            start: 0,
+            duration: Some(0.4),
+        };
+        let (o, why) = blame(awaited, &[zw], floor);
+        assert_eq!(o, Owner::Secondary);
+        assert!(
+            why.starts_with("the secondary advertised a zero window for 400.0 ms"),
+            "{why}"
+        );
+        // the sender waited 300 ms with 64 KiB unacknowledged
+        let (o, why) = blame(awaited, &[silence(Owner::Primary, 300, 65536)], floor);
+        assert_eq!(o, Owner::Secondary);
+        assert!(why.contains("with 64.0 KiB unacknowledged"), "{why}");
+        // ... but a 20 ms pause with data in flight is TCP's rhythm
+        let (o, _) = blame(awaited, &[silence(Owner::Primary, 20, 1024)], floor);
+        assert_eq!(o, Owner::Primary);
+        assert!(
+            waiting_sender(Owner::Primary, &[silence(Owner::Primary, 20, 1024)], floor).is_none()
+        );
+    }
 }

@@ -420,7 +420,7 @@ impl<W: Write> Observer for Summary<W> {
             TcpEventKind::ZeroWindowEnd { duration_ns } => {
                 x.zero_window_max_ns = x.zero_window_max_ns.max(duration_ns)
             }
-            TcpEventKind::Idle { duration_ns } => {
+            TcpEventKind::Idle { duration_ns, .. } => {
                 x.idle += 1;
                 x.idle_max_ns = x.idle_max_ns.max(duration_ns);
             }

@@ -158,9 +158,10 @@ fn evidence_json(m: &Model, e: &Evidence) -> Value {
             duration,
             count,
             total,
+            outstanding,
         } => {
             json!({"kind": "silence", "side": side, "start": rel(m, *start), "duration": duration,
-                "count": count, "total": total})
+                "count": count, "total": total, "outstanding": outstanding})
         }
         Evidence::CaptureLoss { side, bytes } => {
             json!({"kind": "capture_loss", "side": side, "bytes": bytes})
@@ -476,12 +477,18 @@ pub fn evidence_text(m: &Model, e: &Evidence) -> String {
             start,
             count,
             total,
+            outstanding,
         } => {
             format!(
-                "{} silent for {} from {:.3} s{}",
+                "{} silent for {} from {:.3} s{}{}",
                 side.name(),
                 sec_text(*duration),
                 rel(m, *start),
+                if *outstanding > 0 {
+                    format!(" with {} unacknowledged", human_bytes(*outstanding))
+                } else {
+                    String::new()
+                },
                 if *count > 1 {
                     format!(
                         " (the longest of {count} silences, {} in all)",

@@ -144,14 +144,18 @@ pub enum TcpEventKind {
     Syn,
     Fin,
     Rst,
-    /// This side was silent for `duration_ns` before this packet.
+    /// This side was silent for `duration_ns` before this packet, with
+    /// `outstanding` bytes of its data not yet acknowledged by the other
+    /// side (as the capture saw it) when it fell silent.
     Idle {
         duration_ns: u64,
+        outstanding: u64,
     },
     /// As `Idle`, for a silence shorter than the idle limit but at least
     /// the pause limit (stall evidence).
     Pause {
         duration_ns: u64,
+        outstanding: u64,
     },
     Rtt {
         sample: RttKind,
@@ -561,15 +565,24 @@ impl Tracker {
             }
             return;
         }
-        // Idle period of this side.
+        // Idle period of this side, and its data the other side had not
+        // acknowledged when it fell silent (this packet not counted yet).
         let silent = ts_ns.saturating_sub(me.last_ts);
-        if me.first_ts.is_some() && silent >= limits.idle_ns {
-            out.event(TcpEventKind::Idle {
-                duration_ns: silent,
-            });
-        } else if me.first_ts.is_some() && silent >= limits.pause_ns {
-            out.event(TcpEventKind::Pause {
-                duration_ns: silent,
+        if me.first_ts.is_some() && silent >= limits.pause_ns {
+            let outstanding = match (me.reasm.as_ref().filter(|r| r.started()), other.last_ack) {
+                (Some(r), Some(ack)) => u64::try_from(r.next_seq().diff(ack)).unwrap_or(0),
+                _ => 0,
+            };
+            out.event(if silent >= limits.idle_ns {
+                TcpEventKind::Idle {
+                    duration_ns: silent,
+                    outstanding,
+                }
+            } else {
+                TcpEventKind::Pause {
+                    duration_ns: silent,
+                    outstanding,
+                }
             });
         }
         me.first_ts.get_or_insert(ts_ns);

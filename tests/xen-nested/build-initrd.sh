@@ -1,9 +1,11 @@
 #!/bin/bash
 # Build the dom0 initramfs from the Debian packages unpacked in $WORK/root.
-#   GUEST=tiny-hvm (default) | linux-pvh | linux-hvm
+#   GUEST=tiny-hvm (default) | linux-pvh | linux-hvm | linux-pv
 # tiny-hvm: guest/tiny.S (a multiboot ELF that dirties pages) as an HVM guest of
 # MEMORY MiB (default 32) with Debian's qemu-xen device model.
 # linux-*: Debian's kernel with a busybox initramfs, 128 MiB (64 is too small).
+# linux-pv: only the save works (Debian's hypervisor has no shadow paging, so
+# PV live migration and Remus fail with "Failed to enable logdirty").
 set -euo pipefail
 N=${WORK:-/tmp/xen-nested}; HERE=$(cd "$(dirname "$0")" && pwd)
 GUEST=${GUEST:-tiny-hvm}; MEMORY=${MEMORY:-32}; REMUS_SECONDS=${REMUS_SECONDS:-100}
@@ -84,7 +86,7 @@ on_crash = "preserve"
 on_reboot = "destroy"
 GC
     ;;
-  linux-pvh|linux-hvm)
+  linux-pvh|linux-hvm|linux-pv)
     linux_guest
     t=${GUEST#linux-}
     {
@@ -101,7 +103,7 @@ GC
       echo 'on_crash = "preserve"'; echo 'on_reboot = "destroy"'
     } > $I/guest/guest.cfg
     ;;
-  *) echo "unknown GUEST $GUEST (tiny-hvm, linux-pvh or linux-hvm)" >&2; exit 2 ;;
+  *) echo "unknown GUEST $GUEST (tiny-hvm, linux-pvh, linux-hvm or linux-pv)" >&2; exit 2 ;;
 esac
 echo "$REMUS_SECONDS" > $I/guest/remus-seconds
 cp $HERE/dom0-init.sh $I/init; chmod +x $I/init
