@@ -217,13 +217,13 @@ pub struct SessionModel {
     /// Completion of the stream's END (libxl's, or libxc's without libxl).
     pub stream_end: Option<u64>,
     pub stats: stats::SessionStats,
-    /// Forward bytes per bin since the first activity (bins from 10 ms,
-    /// widened as the session grows: [`series`]).
+    /// Forward bytes per bin since the session's first packet (bins from
+    /// 10 ms, widened as the session grows: [`series`]).
     pub throughput: series::Series<u64>,
-    /// Back-channel bytes per bin since the first activity.
+    /// Back-channel bytes per bin since the session's first packet.
     pub throughput_back: series::Series<u64>,
-    /// Data RTT samples per bin since the first activity, by the direction
-    /// whose data was timed (forward, back).
+    /// Data RTT samples per bin since the session's first packet, by the
+    /// direction whose data was timed (forward, back).
     pub rtt_series: [series::Series<RttSecond>; 2],
     /// Every record, for the Records view (48 bytes each).
     pub record_index: records::RecordIndex,
