@@ -70,6 +70,37 @@ struct InputArgs {
     write: Option<PathBuf>,
     #[command(flatten)]
     analysis: AnalysisArgs,
+    #[command(flatten)]
+    stalls: StallArgs,
+}
+
+/// What counts as a slow phase or a stalled checkpoint (docs/FIGURES.md),
+/// the same for `report` and the terminal UI.
+#[derive(Args, Debug, Clone)]
+struct StallArgs {
+    /// Floor of a phase, e.g. apply=200ms: shorter is never slow
+    /// (repeatable; "off" disables one). Defaults: suspend, dirty_sync,
+    /// memory, resume 100ms; device, apply 250ms; run off.
+    #[arg(long = "slow", value_name = "PHASE=DURATION", value_parser = parse_slow)]
+    slow: Vec<(migscope::model::Phase, Option<u64>)>,
+    /// A slow phase must also exceed this multiple of the session's median for it (unless the evidence says it is slow: a receiver's zero window, a sender waiting for acknowledgements).
+    #[arg(long, default_value_t = 4.0)]
+    slow_factor: f64,
+    /// Both directions silent this long in the middle of a checkpoint: stalled.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    quiet: u64,
+}
+
+impl StallArgs {
+    fn thresholds(&self) -> migscope::model::Thresholds {
+        let mut t = migscope::model::Thresholds::default();
+        for &(p, d) in &self.slow {
+            t.absolute[p.index()] = d;
+        }
+        t.factor = self.slow_factor;
+        t.quiet_ns = self.quiet;
+        t
+    }
 }
 
 /// Tunables of reassembly and recognition.
@@ -173,17 +204,8 @@ enum Command {
         /// Exit with status 1 when a slow phase or a stalled checkpoint is found.
         #[arg(long)]
         fail_on_stall: bool,
-        /// Floor of a phase, e.g. apply=200ms: shorter is never slow
-        /// (repeatable; "off" disables one). Defaults: suspend, dirty_sync,
-        /// memory, resume 100ms; device, apply 250ms; run off.
-        #[arg(long = "slow", value_name = "PHASE=DURATION", value_parser = parse_slow)]
-        slow: Vec<(migscope::model::Phase, Option<u64>)>,
-        /// A slow phase must also exceed this multiple of the session's median for it (unless the receiving side advertised a zero window during it).
-        #[arg(long, default_value_t = 4.0)]
-        slow_factor: f64,
-        /// Both directions silent this long in the middle of a checkpoint: stalled.
-        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-        quiet: u64,
+        #[command(flatten)]
+        stalls: StallArgs,
         /// Checkpoints in the text report's "worst" list.
         #[arg(long, default_value_t = 5)]
         worst: usize,
@@ -257,18 +279,11 @@ fn main() -> ExitCode {
             filter,
             format,
             fail_on_stall,
-            slow,
-            slow_factor,
-            quiet,
+            stalls,
             worst,
             analysis,
         }) => {
-            let mut t = migscope::model::Thresholds::default();
-            for (p, d) in slow {
-                t.absolute[p.index()] = d;
-            }
-            t.factor = slow_factor;
-            t.quiet_ns = quiet;
+            let t = stalls.thresholds();
             let input = InputArgs {
                 capture: None,
                 replay: None,
@@ -277,6 +292,7 @@ fn main() -> ExitCode {
                 filter,
                 write: None,
                 analysis,
+                stalls,
             };
             let format = match format {
                 ReportFormat::Text => timeline::Format::Text,
@@ -464,7 +480,7 @@ fn ui_cmd(input: &InputArgs) -> ExitCode {
     match migscope::ui::run(
         src,
         input.analysis.config(),
-        migscope::model::Thresholds::default(),
+        input.stalls.thresholds(),
         total,
         input.replay,
     ) {

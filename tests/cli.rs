@@ -210,3 +210,26 @@ fn a_full_disk_is_one_sentence_and_exit_2() {
     );
     assert!(full.exists());
 }
+
+#[test]
+fn the_terminal_ui_takes_the_stall_options_of_report() {
+    // Without a terminal the UI stops after parsing: the options were taken.
+    migscope()
+        .args([
+            "--slow",
+            "memory=200ms",
+            "--slow-factor",
+            "3",
+            "--quiet",
+            "2s",
+            "captures/colo-demo.pcap",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("needs a terminal"));
+    migscope()
+        .args(["--slow", "aply=3s", "captures/colo-demo.pcap"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown phase"));
+}
