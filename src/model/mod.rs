@@ -148,8 +148,11 @@ pub struct Silence {
 pub struct TcpLog {
     /// Zero-window episodes, by the direction whose packets advertised them.
     pub zero_windows: Vec<Span>,
-    /// Silences of one direction (20 ms or more).
+    /// Silences of one direction (20 ms or more), in the order they ended.
     pub silences: Vec<Silence>,
+    /// The longest of them (ns), to find those that overlap a time span
+    /// without reading them all.
+    pub longest_silence: u64,
     pub retransmissions: Vec<(u64, Direction)>,
     pub gaps: Vec<(u64, Direction, u64)>,
     /// FIN (false) and RST (true).
@@ -958,6 +961,7 @@ impl Observer for Model {
                 duration_ns,
                 outstanding,
             } => {
+                m.tcp.longest_silence = m.tcp.longest_silence.max(duration_ns);
                 push_capped(
                     &mut m.tcp.silences,
                     Silence {

@@ -271,12 +271,14 @@ pub fn evidence(s: &SessionModel, t0: u64, t1: u64) -> Vec<Evidence> {
         let mut longest: Option<(u64, u64, u64)> = None;
         let (mut count, mut total) = (0u64, 0u64);
         // the part of each silence inside the span
-        for q in s
-            .tcp
-            .silences
-            .iter()
-            .filter(|q| q.span.dir == d && overlaps(&q.span))
-        {
+        // silences end in order: skip those that ended before the span, and
+        // stop once none can start inside it
+        let all = &s.tcp.silences;
+        let end_of = |q: &super::Silence| q.span.end.unwrap_or(u64::MAX);
+        let lo = all.partition_point(|q| end_of(q) < t0);
+        let reach = t1.saturating_add(s.tcp.longest_silence);
+        let near = all[lo..].iter().take_while(|q| end_of(q) <= reach);
+        for q in near.filter(|q| q.span.dir == d && overlaps(&q.span)) {
             let (a, b) = (q.span.start.max(t0), q.span.end.unwrap_or(t1).min(t1));
             let Some(len) = b.checked_sub(a).filter(|&l| l > 0) else {
                 continue;
