@@ -450,7 +450,7 @@ impl SessionModel {
     fn lose(&mut self, dir: Direction, offset: u64, len: u64) {
         let Some(c) = self.checkpoints.last() else {
             self.early_damage = true;
-            self.pending_lost += len;
+            self.pending_lost = self.pending_lost.saturating_add(len);
             return;
         };
         let ended = match dir {
@@ -461,10 +461,10 @@ impl SessionModel {
             Direction::Reverse => c.event(CheckpointEvent::SvmResumed).is_some(),
         };
         if ended {
-            self.pending_lost += len;
+            self.pending_lost = self.pending_lost.saturating_add(len);
         } else if let Some(c) = self.checkpoints.last_mut() {
             c.damaged = true;
-            c.lost += len;
+            c.lost = c.lost.saturating_add(len);
         }
     }
 
@@ -572,7 +572,7 @@ impl SessionModel {
                         let lost = self.checkpoints.pop().map_or(0, |c| c.lost);
                         if let Some(c) = self.checkpoints.last_mut() {
                             c.damaged = true;
-                            c.lost += lost;
+                            c.lost = c.lost.saturating_add(lost);
                         }
                     }
                     self.forward_lost = false;
@@ -599,7 +599,7 @@ impl SessionModel {
                 let c = self.current();
                 c.first_record.get_or_insert(first);
                 c.first_page.get_or_insert(first);
-                c.page_bytes += item.wire_len;
+                c.page_bytes = c.page_bytes.saturating_add(item.wire_len);
                 c.pages += p.data_pages;
                 c.pfns += p.count;
             }
