@@ -12,3 +12,4 @@ pub mod report;
 pub mod synth;
 pub mod tcp;
 pub mod ui;
+pub mod units;

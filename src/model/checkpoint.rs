@@ -116,6 +116,14 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// The other side.
+    pub fn other(self) -> Owner {
+        match self {
+            Owner::Primary => Owner::Secondary,
+            Owner::Secondary => Owner::Primary,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Owner::Primary => "primary",

@@ -133,21 +133,14 @@ pub struct Stall {
     pub evidence: Vec<Evidence>,
 }
 
-/// The other side.
-fn peer(o: Owner) -> Owner {
-    match o {
-        Owner::Primary => Owner::Secondary,
-        Owner::Secondary => Owner::Primary,
-    }
-}
-
 /// The owner of a delay in a phase that waits for `awaited`, from its
 /// evidence, and why, in one sentence. A sender's silence with data
 /// unacknowledged counts from `at_least` ns (the phase's floor: shorter
 /// pauses are TCP's ordinary rhythm).
 fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Owner, String) {
+    use crate::units::{human_bytes, human_ns};
     let sender = awaited.owner();
-    let receiver = peer(sender);
+    let receiver = sender.other();
     let closed: f64 = evidence
         .iter()
         .filter_map(|e| match e {
@@ -158,20 +151,14 @@ fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Own
         })
         .sum();
     let waiting = waiting_sender(sender, evidence, at_least);
-    if evidence
-        .iter()
-        .any(|e| matches!(e, Evidence::ZeroWindow { side, .. } if *side == receiver))
-    {
+    if receiver_closed(awaited, evidence) {
         (
             receiver,
             format!(
                 "the {} advertised a zero window{}: it could not take the {}'s data",
                 receiver.name(),
                 if closed > 0.0 {
-                    format!(
-                        " for {}",
-                        crate::report::summary::human_ns((closed * 1e9) as u64)
-                    )
+                    format!(" for {}", human_ns((closed * 1e9) as u64))
                 } else {
                     String::new()
                 },
@@ -184,8 +171,8 @@ fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Own
             format!(
                 "the {} sent nothing for {} with {} unacknowledged: it was waiting for the {} (or the network)",
                 sender.name(),
-                crate::report::summary::human_ns(silent),
-                crate::report::summary::human_bytes(bytes),
+                human_ns(silent),
+                human_bytes(bytes),
                 receiver.name()
             ),
         )
@@ -216,7 +203,7 @@ fn waiting_sender(sender: Owner, evidence: &[Evidence], at_least: u64) -> Option
 
 /// The receiver of a phase's data advertised a zero window during it.
 fn receiver_closed(awaited: CheckpointEvent, evidence: &[Evidence]) -> bool {
-    let receiver = peer(awaited.owner());
+    let receiver = awaited.owner().other();
     evidence
         .iter()
         .any(|e| matches!(e, Evidence::ZeroWindow { side, .. } if *side == receiver))
