@@ -359,8 +359,11 @@ impl Checkpoint {
     /// or without both events).
     pub fn memory_parts(&self) -> Option<MemoryParts> {
         let list = self.event(CheckpointEvent::DirtyPfnList)?;
-        let done = self.event(CheckpointEvent::LibxcCheckpoint)?;
-        let page = self.first_page?.clamp(list, done);
+        // events of a damaged capture can be out of order: no split then
+        let done = self
+            .event(CheckpointEvent::LibxcCheckpoint)
+            .filter(|&d| d >= list)?;
+        let page = self.first_page?.max(list).min(done);
         let transfer = done - page;
         Some(MemoryParts {
             preparation: page - list,
@@ -474,6 +477,18 @@ mod tests {
         );
         assert!(c.complete(false));
         assert!(!c.complete(true));
+    }
+
+    #[test]
+    fn memory_parts_of_out_of_order_events_do_not_panic() {
+        // a record confirmed late by a re-synchronisation keeps an earlier
+        // time than the dirty list processed before it
+        let mut c = Checkpoint::new(2);
+        c.events[2] = Some(9_000);
+        c.events[3] = Some(5_000);
+        c.first_page = Some(7_000);
+        assert_eq!(c.memory_parts(), None);
+        assert_eq!(c.phase(Phase::Memory, true), None);
     }
 
     #[test]

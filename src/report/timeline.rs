@@ -251,8 +251,8 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
         "domain": s.domain,
         "records": records,
         "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "pfns": r.pfns, "bytes": r.bytes,
-            "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end - r.start),
-            "throughput": if r.end > r.start { json!(r.bytes as f64 / secs(r.end - r.start)) } else { Value::Null },
+            "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end.saturating_sub(r.start)),
+            "throughput": if r.end > r.start { json!(r.bytes as f64 / secs(r.end.saturating_sub(r.start))) } else { Value::Null },
             "final": s.final_round().is_some_and(|f| f.index == r.index)})).collect::<Vec<_>>(),
         "downtime": opt(s.migration_downtime().map(secs)),
         "stream_end": opt(s.stream_end.map(|t| rel(m, t))),
@@ -663,7 +663,7 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             writeln!(out, "  rounds of the initial migration:")?;
             let last = s.final_round().map(|r| r.index);
             for r in &s.rounds {
-                let d = r.end - r.start;
+                let d = r.end.saturating_sub(r.start);
                 writeln!(
                     out,
                     "    round {:<3} {:>8} pages {:>8} pfns {:>10} in {:>10}{}{}",
