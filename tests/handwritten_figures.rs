@@ -320,6 +320,10 @@ fn remus_memory_device_and_downtime_by_hand() {
             device,
             &format!("checkpoint {i} device"),
         );
-        close(&c["downtime"], memory, &format!("checkpoint {i} downtime"));
+        close(
+            &c["downtime"],
+            memory + device,
+            &format!("checkpoint {i} downtime: memory + device"),
+        );
     }
 }

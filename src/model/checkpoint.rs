@@ -393,17 +393,28 @@ impl Checkpoint {
         }
     }
 
-    /// How long the guest was paused for this checkpoint. COLO: NEW to
-    /// SVM_RESUMED. Remus: the memory phase; libxc's save loop resumes the
-    /// primary (libxl's postcopy callback) right after it writes
-    /// CHECKPOINT, and libxl sends the device state and CHECKPOINT_END
-    /// while the guest runs again.
+    /// The checkpoint's downtime. COLO: NEW to SVM_RESUMED. Remus: memory
+    /// plus device (docs/FIGURES.md): the guest is paused for the memory
+    /// phase (libxc's save loop resumes it through libxl's postcopy
+    /// callback right after writing CHECKPOINT) and what it sends while it
+    /// runs again is held back until the checkpoint is committed, after
+    /// CHECKPOINT_END.
     pub fn downtime(&self, colo: bool) -> Option<u64> {
         if colo {
             self.event(CheckpointEvent::SvmResumed)?
                 .checked_sub(self.event(CheckpointEvent::New)?)
         } else {
-            self.phase(Phase::Memory, false)
+            self.phase(Phase::Memory, false)?
+                .checked_add(self.phase(Phase::Device, false)?)
+        }
+    }
+
+    /// The event that closes the downtime of a checkpoint of this kind.
+    pub fn downtime_end(colo: bool) -> CheckpointEvent {
+        if colo {
+            CheckpointEvent::SvmResumed
+        } else {
+            CheckpointEvent::CheckpointEnd
         }
     }
 
@@ -470,12 +481,10 @@ mod tests {
         c.events[4] = Some(70);
         assert_eq!(c.phase(Phase::Memory, false), Some(40));
         assert_eq!(c.phase(Phase::Device, false), Some(20));
-        assert_eq!(
-            c.downtime(false),
-            Some(40),
-            "the guest runs again after CHECKPOINT"
-        );
+        assert_eq!(c.downtime(false), Some(60), "memory + device");
         assert!(c.complete(false));
+        c.events[4] = None;
+        assert_eq!(c.downtime(false), None, "no CHECKPOINT_END, no downtime");
         assert!(!c.complete(true));
     }
 
@@ -531,6 +540,6 @@ mod tests {
         c.events[3] = Some(1000);
         c.events[4] = Some(1010);
         assert_eq!(c.phase(Phase::Memory, false), Some(100));
-        assert_eq!(c.downtime(false), Some(100));
+        assert_eq!(c.downtime(false), Some(110));
     }
 }

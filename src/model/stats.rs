@@ -117,12 +117,7 @@ impl SessionStats {
                 }
             }
         }
-        let closes_downtime = if colo {
-            CheckpointEvent::SvmResumed
-        } else {
-            CheckpointEvent::LibxcCheckpoint
-        };
-        if e == closes_downtime && !undecided {
+        if e == Checkpoint::downtime_end(colo) && !undecided {
             if let Some(d) = c.downtime(colo) {
                 self.downtime.add(d);
             }

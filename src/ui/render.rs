@@ -607,7 +607,7 @@ fn stats_strip(
         Paragraph::new(lines).block(Block::default().borders(Borders::LEFT).title("p50/p99")),
         left,
     );
-    // Downtime (device for Remus) of the latest checkpoints.
+    // Downtime of the latest checkpoints.
     let cps = App::checkpoints(s);
     let n = mid.width.saturating_sub(1) as usize;
     let data: Vec<u64> = cps

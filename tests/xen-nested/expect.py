@@ -30,7 +30,7 @@ The derived figures follow migscope's written definitions (docs/FIGURES.md):
 rounds (a round begins when the pfns go down or after a batch under 1024),
 Remus checkpoints (split after each CHECKPOINT_END; memory from the first
 byte of the checkpoint's first record, or of checkpoint 0's final round, to
-the completion of CHECKPOINT; device from CHECKPOINT to CHECKPOINT_END), and
+the completion of CHECKPOINT; device from CHECKPOINT to CHECKPOINT_END, downtime their sum), and
 a plain migration's downtime (the first byte of the final round to the
 receiver's unpause result: the byte after "my copy unpause results are as
 follows", which the receiver sends once it has unpaused the domain).
@@ -369,6 +369,10 @@ def remus_checkpoints(records, rounds, fwd=None, t0=0):
         c["memory"] = c["checkpoint"] - c["first"] if c["checkpoint"] is not None else None
         c["device"] = (c["checkpoint_end"] - c["checkpoint"]
                        if c["checkpoint_end"] is not None and c["checkpoint"] is not None else None)
+        # downtime: the memory phase (guest paused) and the device phase (its
+        # output held until the checkpoint is committed)
+        c["downtime"] = (c["memory"] + c["device"]
+                         if c["memory"] is not None and c["device"] is not None else None)
     return cps
 
 
