@@ -331,14 +331,11 @@ fn bar(
     theme: Theme,
 ) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
-    // The bar starts at NEW (COLO), the first record (Remus), or, for the
+    // The bar starts where the checkpoint's downtime does (COLO: NEW;
+    // Remus: its memory phase, checkpoint 0's final round), or, for COLO's
     // initial synchronisation and partial checkpoints, the first event seen.
     let first_event = c.events.iter().flatten().copied().min();
-    let start = if colo {
-        c.event(CheckpointEvent::New)
-    } else {
-        c.first_record
-    };
+    let start = c.phase_start(Phase::inside(colo)[0], colo);
     let Some(origin) = start.or(first_event) else {
         return vec![Span::styled("(no event yet)", theme.dim())];
     };
@@ -435,13 +432,9 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
     }
     // Bar width and scale: by default the session's p90 downtime fills half the bar.
     let inner = table_area.width.saturating_sub(2) as usize;
-    let bar_w = inner.saturating_sub(12 + 16 + 10 + 7 + 3 + 5).max(10);
+    let bar_w = inner.saturating_sub(12 + 16 + 10 + 7 + 8 + 3 + 5).max(10);
     let ns_per_cell = app.ns_per_cell.unwrap_or_else(|| {
-        let p90 = if colo {
-            s.stats.downtime.summary().map(|d| d.p90)
-        } else {
-            s.stats.phase(Phase::Device).map(|d| d.p90 * 2.0)
-        };
+        let p90 = s.stats.downtime.summary().map(|d| d.p90);
         let ns = p90.map_or(100_000_000.0, |x| x * 1e9) as u64;
         (ns / (bar_w as u64 / 2).max(1)).max(1_000)
     });
@@ -466,6 +459,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
                 Line::from(bar(c, colo, bar_w, ns_per_cell, app.pan_ns, theme)),
                 Line::raw(down.map_or("-".into(), human_ns)),
                 Line::raw(c.pages.to_string()),
+                Line::raw(c.pfns.to_string()),
                 Line::styled(mark, theme.warn()),
             ]);
             if r == app.row {
@@ -481,6 +475,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         Constraint::Length(bar_w as u16),
         Constraint::Length(10),
         Constraint::Length(7),
+        Constraint::Length(8),
         Constraint::Length(5),
     ];
     let title = format!(
@@ -493,7 +488,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         human_ns(ns_per_cell),
         if app.follow { ", following" } else { "" }
     );
-    let header = Row::new(["ckpt", "time", "phases", "downtime", "pages", ""])
+    let header = Row::new(["ckpt", "time", "phases", "downtime", "pages", "pfns", ""])
         .style(Style::default().add_modifier(Modifier::BOLD));
     f.render_widget(
         Table::new(rows, widths)
@@ -683,7 +678,10 @@ fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme)
         steps.push((
             a,
             Direction::Forward,
-            format!("PAGE_DATA x {} ({} pages)", c.page_records, c.pages),
+            format!(
+                "PAGE_DATA x {} ({} pages, {} pfns)",
+                c.page_records, c.pages, c.pfns
+            ),
             None,
         ));
         if b != a {
