@@ -188,6 +188,18 @@ impl Phase {
         }
     }
 
+    /// Checkpoint `index` of a kind has this phase: it is one of
+    /// [`Phase::of`] and the events that bound it are expected
+    /// ([`Checkpoint::expected_at`]; a Remus memory phase opens with a first
+    /// byte, `Run` closes with the next checkpoint's NEW). COLO checkpoint 0
+    /// has no suspend, dirty_sync or memory.
+    pub fn measured_at(self, colo: bool, index: u64) -> bool {
+        let expected = Checkpoint::expected_at(colo, index);
+        let opens = (!colo && self == Phase::Memory) || expected.contains(&self.start());
+        let closes = self == Phase::Run || expected.contains(&self.end());
+        Phase::of(colo).contains(&self) && opens && closes
+    }
+
     pub fn from_name(s: &str) -> Option<Phase> {
         s.parse().ok()
     }
@@ -422,8 +434,13 @@ impl Checkpoint {
     /// NEW, SVM_SUSPENDED or dirty list; Remus has CHECKPOINT and
     /// CHECKPOINT_END only.
     pub fn expected(&self, colo: bool) -> &'static [CheckpointEvent] {
+        Checkpoint::expected_at(colo, self.index)
+    }
+
+    /// [`Checkpoint::expected`] of checkpoint `index` of a kind.
+    pub fn expected_at(colo: bool, index: u64) -> &'static [CheckpointEvent] {
         use CheckpointEvent::*;
-        match (colo, self.index) {
+        match (colo, index) {
             (true, 0) => &[LibxcCheckpoint, CheckpointEnd, SvmReady, SvmResumed],
             (true, _) => &CheckpointEvent::ALL,
             (false, _) => &[LibxcCheckpoint, CheckpointEnd],
@@ -498,6 +515,21 @@ mod tests {
         c.first_page = Some(7_000);
         assert_eq!(c.memory_parts(), None);
         assert_eq!(c.phase(Phase::Memory, true), None);
+    }
+
+    #[test]
+    fn phases_measured_at_each_checkpoint() {
+        use Phase::*;
+        let at = |colo, k| -> Vec<Phase> {
+            Phase::ALL
+                .into_iter()
+                .filter(|p| p.measured_at(colo, k))
+                .collect()
+        };
+        assert_eq!(at(true, 0), [Device, Apply, Resume, Run]);
+        assert_eq!(at(true, 1), Phase::ALL);
+        assert_eq!(at(false, 0), [Memory, Device], "checkpoint 0: final round");
+        assert_eq!(at(false, 5), [Memory, Device]);
     }
 
     #[test]

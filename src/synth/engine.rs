@@ -128,7 +128,10 @@ impl<'a> Engine<'a> {
             epoch: 0,
             hot: Vec::new(),
             cpu_tail_ns: 0,
-            m: Manifest::default(),
+            m: Manifest {
+                colo: s.kind == Kind::Colo,
+                ..Manifest::default()
+            },
         };
         engine.cpu_tail_ns = engine.measure_cpu_tail();
         if s.kind.is_checkpointed() {

@@ -476,17 +476,20 @@ impl Scenario {
                     checkpoints: self.checkpoints,
                 });
             }
+            if phase == Phase::Run && checkpoint + 1 == self.checkpoints {
+                return Err(ScenarioError::StallLastRun(checkpoint));
+            }
+            let colo = self.kind == Kind::Colo;
             let exists = match (self.kind, phase) {
-                (_, Phase::Device) => true,
-                (_, Phase::Run) => {
-                    if checkpoint + 1 == self.checkpoints {
-                        return Err(ScenarioError::StallLastRun(checkpoint));
-                    }
-                    true
-                }
-                (Kind::Colo, Phase::Apply | Phase::Resume) => true,
-                (Kind::Colo, Phase::Suspend | Phase::DirtySync | Phase::Memory)
-                | (Kind::Remus, Phase::Suspend | Phase::Memory) => checkpoint > 0,
+                // checkpoint 0's memory follows from the bandwidth
+                (_, Phase::Memory) if checkpoint == 0 => false,
+                // the model's phases of the kind
+                _ if phase.measured_at(colo, u64::from(checkpoint)) => true,
+                // Remus timing the wire shows only as the gap between
+                // checkpoints: the guest's suspend before the first byte,
+                // and its run
+                (Kind::Remus, Phase::Suspend) => checkpoint > 0,
+                (Kind::Remus, Phase::Run) => true,
                 _ => false,
             };
             if !exists {
@@ -567,19 +570,24 @@ pub struct Manifest {
     pub rounds: Vec<RoundTruth>,
     pub forward_bytes: u64,
     pub reverse_bytes: u64,
+    /// A COLO stream (its checkpoints have COLO's phases).
+    pub colo: bool,
 }
 
 impl Manifest {
-    /// Duration of `phase` of checkpoint `k`, from the events that bound it.
+    /// Duration of `phase` of checkpoint `k` by the model's definition
+    /// ([`crate::model::Checkpoint::phase`]) applied to the true events. A
+    /// Remus memory phase opens with a first byte, which only the capture
+    /// knows: none here.
     pub fn phase_ns(&self, k: u32, phase: Phase) -> Option<u64> {
-        let c = self.checkpoints.get(k as usize)?;
-        let start = c.events[phase.index()]?;
-        let end = if phase == Phase::Run {
-            self.checkpoints.get(k as usize + 1)?.events[0]?
-        } else {
-            c.events[phase.index() + 1]?
-        };
-        end.checked_sub(start)
+        let t = self.checkpoints.get(k as usize)?;
+        let mut c = crate::model::Checkpoint::new(u64::from(k));
+        c.events = t.events;
+        c.next_new = self
+            .checkpoints
+            .get(k as usize + 1)
+            .and_then(|n| n.events[0]);
+        c.phase(phase, self.colo)
     }
 
     /// Time of the last byte on either direction.
