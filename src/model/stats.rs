@@ -26,11 +26,15 @@ pub struct PhaseStats {
     pub max: f64,
 }
 
-/// A histogram of one quantity.
+/// A histogram of one quantity. Percentiles are the histogram's, to three
+/// significant digits (the highest value of the bucket holding the rank);
+/// the count and the largest value are exact.
 #[derive(Debug, Clone)]
 pub struct Dist {
     h: Histogram<u64>,
     max: u64,
+    /// The largest value recorded, exactly.
+    largest: u64,
     scale: f64,
 }
 
@@ -39,6 +43,7 @@ impl Dist {
         Dist {
             h: histogram(max),
             max,
+            largest: 0,
             scale,
         }
     }
@@ -47,6 +52,7 @@ impl Dist {
         // 0 is recorded as 0 (a PVH device phase: CHECKPOINT and
         // CHECKPOINT_END in one segment), not as the lowest bucket's 1.
         self.h.saturating_record(v.min(self.max));
+        self.largest = self.largest.max(v);
     }
 
     pub fn count(&self) -> u64 {
@@ -55,7 +61,8 @@ impl Dist {
 
     /// The value at quantile `q` (0..=1), in the distribution's unit.
     pub fn quantile(&self, q: f64) -> f64 {
-        self.h.value_at_quantile(q) as f64 * self.scale
+        // never above the exact largest value (the top bucket's upper edge is)
+        self.h.value_at_quantile(q).min(self.largest) as f64 * self.scale
     }
 
     pub fn summary(&self) -> Option<PhaseStats> {
@@ -67,7 +74,7 @@ impl Dist {
             p50: self.quantile(0.5),
             p90: self.quantile(0.9),
             p99: self.quantile(0.99),
-            max: self.h.max() as f64 * self.scale,
+            max: self.largest as f64 * self.scale,
         })
     }
 }
@@ -194,6 +201,20 @@ mod tests {
         assert!((a.max - 0.100).abs() < 0.0002);
         assert!(s.phase(Phase::Memory).is_none());
         assert_eq!(s.median_ns(Phase::Apply).map(|m| m / 1_000_000), Some(50));
+    }
+
+    /// Regression: the real Remus capture's checkpoint 0 has 8,832 pages
+    /// and the report said "max 8839" (the histogram bucket's top).
+    #[test]
+    fn max_is_exact_not_the_bucket_top() {
+        let mut d = Dist::new(1 << 40, 1.0);
+        for v in [304, 288, 8832] {
+            d.add(v);
+        }
+        let s = d.summary().unwrap();
+        assert_eq!(s.max, 8832.0);
+        assert_eq!(d.quantile(1.0), 8832.0, "no quantile above the max");
+        assert_eq!(s.p50, 304.0);
     }
 
     #[test]
