@@ -8,6 +8,7 @@ pub mod capture;
 pub mod decode;
 pub mod model;
 pub mod pipeline;
+pub mod present;
 pub mod report;
 pub mod synth;
 pub mod tcp;

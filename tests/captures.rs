@@ -310,7 +310,7 @@ fn report_in_every_format_and_fail_on_stall() {
         .stdout(predicate::str::contains("domain web-frontend (hvm, 2 MiB, 2 vcpus)"))
         .stdout(predicate::str::contains("40 checkpoints (40 complete, 0 partial)"))
         .stdout(predicate::str::contains(
-            "checkpoint 23 at 3.451 s: apply took 2.300 s (threshold 250.0 ms), until svm_ready from the secondary",
+            "checkpoint 23 at 3.426 s: apply took 2.300 s from 3.451 s (threshold 250.0 ms), until svm_ready from the secondary",
         ))
         .stdout(predicate::str::contains("secondary silent for 2.260 s"));
     migscope()

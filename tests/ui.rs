@@ -63,6 +63,47 @@ fn sessions_timeline_ladder_and_help_of_the_demo_capture() {
     }
 }
 
+/// Regression: at 80x24 the ladder could not scroll (Up/Down moved to
+/// another checkpoint), so the verdict and the TCP evidence of a stall
+/// were below the cut; `n` with the ladder open goes to the next stall.
+#[test]
+fn ladder_scrolls_to_its_evidence_and_n_goes_to_the_next_stall() {
+    let m = model("captures/colo-demo.pcap");
+    let p = progress("captures/colo-demo.pcap");
+    let mut app = App::new(Thresholds::default());
+    keys(&mut app, &m, &[Key::Enter, Key::Char('n'), Key::Enter]);
+    let first = screen(&mut app, &m, &p, 80, 24);
+    assert!(first.contains("Checkpoint 23 ladder"), "{first}");
+    assert!(first.contains("apply 2.300 s"), "the verdict comes first");
+    assert!(!first.contains("tcp: "), "evidence is below the cut");
+    let row = app.row;
+    keys(&mut app, &m, &[Key::Down, Key::Down]);
+    assert_eq!(app.row, row, "Down scrolls the ladder, not the timeline");
+    assert_eq!(app.ladder_scroll, 2);
+    keys(&mut app, &m, &[Key::End]);
+    let end = screen(&mut app, &m, &p, 80, 24);
+    assert_snapshot!("ladder_end_80x24", end);
+    assert!(end.contains("tcp: secondary silent for 2.260 s"), "{end}");
+    keys(&mut app, &m, &[Key::Home]);
+    assert_eq!(app.ladder_scroll, 0);
+    // the wheel scrolls it too
+    app.wheel(&m, 3);
+    assert_eq!(app.ladder_scroll, 3);
+    // n: the next stall, ladder still open, from its top
+    keys(&mut app, &m, &[Key::Char('n')]);
+    assert!(app.ladder);
+    assert_eq!(app.ladder_scroll, 0);
+    let next = screen(&mut app, &m, &p, 80, 24);
+    assert!(next.contains("Checkpoint 31 ladder"), "{next}");
+    assert!(next.contains("memory 1.200 s"), "{next}");
+    // r: the Records view filtered to that checkpoint
+    keys(&mut app, &m, &[Key::Char('r')]);
+    assert_eq!(app.view, View::Records);
+    assert!(!app.ladder);
+    let rec = screen(&mut app, &m, &p, 80, 24);
+    assert!(rec.contains("ckpt:31"), "{rec}");
+}
+
 #[test]
 fn remus_timeline_sorted_by_device_with_time_of_day() {
     let m = model("captures/remus.pcapng");

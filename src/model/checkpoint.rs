@@ -11,6 +11,9 @@ pub const MAX_LADDER: usize = 64;
 /// One record of a checkpoint, for the handshake ladder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Step {
+    /// Capture time of the packet that delivered its first byte.
+    pub first: u64,
+    /// Capture time of the packet that completed it.
     pub ts: u64,
     pub dir: Direction,
     /// The PROTOCOL.md name (CHECKPOINT_STATE records by their control id).
@@ -322,7 +325,7 @@ impl Checkpoint {
     }
 
     /// Notes a record of this checkpoint for its ladder.
-    pub fn note_record(&mut self, ts: u64, dir: Direction, item: &Item) {
+    pub fn note_record(&mut self, first: u64, ts: u64, dir: Direction, item: &Item) {
         if item.kind == ItemKind::Record(RecordType::Libxc(LibxcType::PageData)) {
             self.page_records += 1;
             let span = self.page_span.get_or_insert((ts, ts));
@@ -342,6 +345,7 @@ impl Checkpoint {
             };
             let event = CheckpointEvent::of_item(item);
             self.steps.push(Step {
+                first: first.min(ts),
                 ts,
                 dir,
                 name,
@@ -458,6 +462,14 @@ impl Checkpoint {
         let last_seen = exp.iter().rposition(|&e| self.event(e).is_some());
         let from = last_seen.map_or(0, |i| i + 1);
         exp.get(from).copied()
+    }
+
+    /// When the checkpoint began, as reports and the UI show it: COLO's NEW,
+    /// else the first byte of its first record, else its first event.
+    pub fn start(&self) -> Option<u64> {
+        self.event(CheckpointEvent::New)
+            .or(self.first_record)
+            .or_else(|| self.events.iter().flatten().copied().min())
     }
 
     /// Time of the latest event seen.

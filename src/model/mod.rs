@@ -866,7 +866,7 @@ impl Observer for Model {
                     }
                     if m.checkpointed {
                         if let Some(c) = m.checkpoints.last_mut() {
-                            c.note_record(ts, d, item);
+                            c.note_record(first, ts, d, item);
                         }
                     }
                     if self.index_records {

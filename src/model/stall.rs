@@ -177,9 +177,27 @@ fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Own
             ),
         )
     } else {
+        // The sender's own silence, when it lasted the floor: it had
+        // nothing to say (its data was all acknowledged).
+        let quiet = evidence.iter().find_map(|e| match e {
+            Evidence::Silence { side, duration, .. }
+                if *side == sender && (duration * 1e9) as u64 >= at_least =>
+            {
+                Some((duration * 1e9) as u64)
+            }
+            _ => None,
+        });
         (
             sender,
-            format!("{} is sent by the {}", awaited.name(), sender.name()),
+            match quiet {
+                Some(ns) => format!(
+                    "{} is sent by the {}, which was silent for {}",
+                    awaited.name(),
+                    sender.name(),
+                    human_ns(ns)
+                ),
+                None => format!("{} is sent by the {}", awaited.name(), sender.name()),
+            },
         )
     }
 }
@@ -402,7 +420,15 @@ mod tests {
         // nothing says otherwise: the sender owes it
         let (o, why) = blame(awaited, &[silence(Owner::Primary, 300, 0)], floor);
         assert_eq!(o, Owner::Primary);
-        assert_eq!(why, "libxc_checkpoint is sent by the primary");
+        assert_eq!(
+            why,
+            "libxc_checkpoint is sent by the primary, which was silent for 300.0 ms"
+        );
+        let (_, why) = blame(awaited, &[silence(Owner::Primary, 50, 0)], floor);
+        assert_eq!(
+            why, "libxc_checkpoint is sent by the primary",
+            "a silence under the floor is TCP's rhythm"
+        );
         // the receiver closed its window
         let zw = Evidence::ZeroWindow {
             side: Owner::Secondary,

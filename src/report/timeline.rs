@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::decode::text::escape_str;
 use crate::decode::Direction;
-use crate::model::stall::{Evidence, Stall, StallKind};
+use crate::model::stall::{Evidence, Stall};
 use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel, Thresholds};
 use crate::pipeline::CaptureStats;
 use crate::report::summary::{human_bytes, human_ns};
@@ -645,12 +645,7 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
                         out,
                         "    #{:<6} at {:>10.3} s  {:>10}{}",
                         c.index,
-                        rel(
-                            m,
-                            c.event(CheckpointEvent::New)
-                                .or(c.first_record)
-                                .unwrap_or(0)
-                        ),
+                        rel(m, c.start().unwrap_or(0)),
                         human_ns(*d),
                         longest
                             .map(|(p, x)| format!("  longest phase {} {}", p.name(), human_ns(x)))
@@ -698,29 +693,18 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             writeln!(out, "  no stalls")?;
         }
         for x in stalls {
-            let what = match x.kind {
-                StallKind::Slow => format!(
-                    "{} took {} (threshold {}), until {} from the {}",
-                    x.phase.name(),
-                    sec_text(x.duration),
-                    sec_text(x.threshold.unwrap_or(0.0)),
-                    x.waiting_for.name(),
-                    x.waiting_for.owner().name()
-                ),
-                StallKind::Stalled => format!(
-                    "STALLED in {}: waited {} for {} from the {}",
-                    x.phase.name(),
-                    sec_text(x.duration),
-                    x.waiting_for.name(),
-                    x.waiting_for.owner().name()
-                ),
-            };
+            // at: the checkpoint's start, as in the worst list
+            let at = cps
+                .iter()
+                .find(|c| c.index == x.checkpoint)
+                .and_then(Checkpoint::start)
+                .unwrap_or(x.start);
             writeln!(
                 out,
                 "  checkpoint {} at {:.3} s: {}",
                 x.checkpoint,
-                rel(m, x.start),
-                what
+                rel(m, at),
+                crate::present::stall_what(x, Some(&format!("{:.3} s", rel(m, x.start))))
             )?;
             writeln!(out, "      owner: the {}: {}", x.owner.name(), x.why)?;
             for e in &x.evidence {

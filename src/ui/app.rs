@@ -185,23 +185,11 @@ pub fn expert(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Vec<
     more(&mut out, s.tcp.closes.len(), "FIN/RST");
     let stalls = m.stalls(s, t, capture_ended);
     for x in stalls.iter().take(MAX_EXPERT_PER_KIND) {
-        let text = match x.kind {
-            StallKind::Stalled => format!(
-                "checkpoint {} stalled in {}: waiting {:.3} s for {} from the {}",
-                x.checkpoint,
-                x.phase.name(),
-                x.duration,
-                x.waiting_for.name(),
-                x.waiting_for.owner().name()
-            ),
-            StallKind::Slow => format!(
-                "checkpoint {} slow {}: {:.3} s (limit {:.3} s)",
-                x.checkpoint,
-                x.phase.name(),
-                x.duration,
-                x.threshold.unwrap_or(0.0)
-            ),
-        };
+        let text = format!(
+            "checkpoint {}: {}",
+            x.checkpoint,
+            crate::present::stall_what(x, None)
+        );
         out.push(Expert {
             severity: Severity::Error,
             ts: x.start,
@@ -355,6 +343,11 @@ pub struct App {
     pub time: TimeFormat,
     /// The ladder of the selected checkpoint is open.
     pub ladder: bool,
+    /// First ladder line shown, and (set by the renderer) the lines that
+    /// fit and the ladder's length.
+    pub ladder_scroll: usize,
+    pub ladder_page: usize,
+    pub ladder_len: usize,
     /// Follow the newest checkpoint (live).
     pub follow: bool,
     /// Nanoseconds per bar cell (None: fit the session's p90 downtime).
@@ -387,7 +380,7 @@ pub struct App {
     /// Stalls of every session, cached by (sessions, checkpoints, clock in
     /// 100 ms steps), so a frame does not walk every checkpoint.
     stall_cache: Vec<Vec<Stall>>,
-    stall_key: Option<(usize, usize, u64)>,
+    stall_key: Option<(usize, usize, u64, bool)>,
     /// Histogram buckets, cached by (session, count, phase, buckets).
     hist_cache: HistCache,
 }
@@ -412,6 +405,9 @@ impl App {
             sort: Sort::Index,
             time: TimeFormat::SinceStart,
             ladder: false,
+            ladder_scroll: 0,
+            ladder_page: 10,
+            ladder_len: 0,
             follow: false,
             ns_per_cell: None,
             pan_ns: 0,
@@ -434,16 +430,23 @@ impl App {
         }
     }
 
-    /// Stalls of every session as of the model's clock (live: capture not
-    /// ended), recomputed only when checkpoints or the clock move.
+    /// Stalls of every session as of the model's clock, recomputed only
+    /// when checkpoints, the clock (in 10 ms steps) or the end of the
+    /// capture move.
     pub fn all_stalls(&mut self, m: &Model) -> &[Vec<Stall>] {
         let count: usize = m.sessions.iter().map(|s| s.checkpoints.len()).sum();
-        let key = (m.sessions.len(), count, m.now / 100_000_000);
+        let key = (
+            m.sessions.len(),
+            count,
+            m.now / 10_000_000,
+            self.capture_ended,
+        );
         if self.stall_key != Some(key) {
+            let ended = self.capture_ended;
             self.stall_cache = m
                 .sessions
                 .iter()
-                .map(|s| m.stalls(s, &self.thresholds, false))
+                .map(|s| m.stalls(s, &self.thresholds, ended))
                 .collect();
             self.stall_key = Some(key);
         }
@@ -688,9 +691,10 @@ impl App {
             self.help = true;
             return Action::Redraw;
         }
-        if self.ladder && matches!(k, Key::Esc | Key::Enter) {
-            self.ladder = false;
-            return Action::Redraw;
+        if self.ladder && self.view == View::Timeline {
+            if let Some(a) = self.ladder_key(k, m) {
+                return a;
+            }
         }
         self.message = None;
         if self.view == View::Records && self.records.key(k, m, self.session) {
@@ -727,7 +731,10 @@ impl App {
                         self.row = 0;
                         self.scroll = 0;
                     }
-                    View::Timeline if has_row => self.ladder = !self.ladder,
+                    View::Timeline if has_row => {
+                        self.ladder = !self.ladder;
+                        self.ladder_scroll = 0;
+                    }
                     View::Tcp => {
                         let list = self.expert(m);
                         match list.get(self.tcp_row) {
@@ -798,6 +805,43 @@ impl App {
         Action::Redraw
     }
 
+    /// Keys of the open ladder: scrolling, `r` (the Records view filtered
+    /// to this checkpoint), Esc/Enter close; None lets the key through
+    /// (`n`/`N` move to the next stall with the ladder open).
+    fn ladder_key(&mut self, k: Key, m: &Model) -> Option<Action> {
+        let page = self.ladder_page.max(1);
+        let max = self.ladder_len.saturating_sub(page);
+        let s = &mut self.ladder_scroll;
+        match k {
+            Key::Esc | Key::Enter => self.ladder = false,
+            Key::Up | Key::Char('k') => *s = s.saturating_sub(1),
+            Key::Down | Key::Char('j') => *s = (*s + 1).min(max),
+            Key::PageUp => *s = s.saturating_sub(page),
+            Key::PageDown | Key::Char(' ') => *s = (*s + page).min(max),
+            Key::Home | Key::Char('g') => *s = 0,
+            Key::End | Key::Char('G') => *s = max,
+            Key::Char('r') => {
+                let pos = self.selected(m)?;
+                let s = m.sessions.get(self.session)?;
+                let index = Self::checkpoints(s).get(pos)?.index;
+                self.ladder = false;
+                self.view = View::Records;
+                if let Err(e) = self
+                    .records
+                    .apply(&format!("ckpt:{index}"), m, self.session)
+                {
+                    self.message = Some(e);
+                }
+            }
+            Key::Char('n') | Key::Char('N') => {
+                self.ladder_scroll = 0;
+                return None;
+            }
+            _ => return None,
+        }
+        Some(Action::Redraw)
+    }
+
     /// Selects the timeline row at `y` rows below the first shown (mouse).
     pub fn click_row(&mut self, m: &Model, y: usize) {
         match self.view {
@@ -825,8 +869,13 @@ impl App {
         }
     }
 
-    /// Scrolls by `delta` rows (mouse wheel).
+    /// Scrolls by `delta` rows (mouse wheel): the ladder when it is open.
     pub fn wheel(&mut self, m: &Model, delta: isize) {
+        if self.ladder && self.view == View::Timeline {
+            let max = self.ladder_len.saturating_sub(self.ladder_page.max(1));
+            self.ladder_scroll = self.ladder_scroll.saturating_add_signed(delta).min(max);
+            return;
+        }
         self.step(m, delta);
     }
 

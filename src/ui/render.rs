@@ -6,11 +6,10 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Row, Sparkline, Table, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 
 use super::app::{App, Sort, TimeFormat, View};
-use crate::decode::Direction;
 use crate::model::stall::StallKind;
 use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel};
 use crate::report::summary::{human_bytes, human_ns};
@@ -126,7 +125,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, m: &Model, p: &Progress, theme: Th
     }
     status_bar(f, status, app, p, theme);
     if app.ladder && app.view == View::Timeline {
-        ladder(f, body, app, m, theme);
+        super::ladder::draw(f, body, app, m, theme);
     }
     if app.help {
         help(f, area);
@@ -634,159 +633,6 @@ fn stats_strip(
             )))
             .data(&counts),
         right,
-    );
-}
-
-/// The handshake ladder of the selected checkpoint, over the timeline.
-fn ladder(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme) {
-    let Some(pos) = app.selected(m) else { return };
-    let Some(s) = m.sessions.get(app.session) else {
-        return;
-    };
-    let c = &App::checkpoints(s)[pos];
-    let colo = s.is_colo();
-    let w = area.width.saturating_sub(4).min(100);
-    let h = area.height.saturating_sub(2);
-    let popup = Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + 1,
-        width: w,
-        height: h,
-    };
-    f.render_widget(Clear, popup);
-    let origin = c
-        .event(CheckpointEvent::New)
-        .or(c.first_record)
-        .or(c.last_event())
-        .unwrap_or(0);
-    let col = (w as usize).saturating_sub(30) / 2;
-    let mut lines = vec![Line::from(vec![
-        Span::raw(format!("{:>10} {:>10}  ", "time", "delta")),
-        Span::styled(
-            format!("{:<col$}", "primary"),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
-        Span::styled("secondary", Style::default().add_modifier(Modifier::BOLD)),
-    ])];
-    // Records and the PAGE_DATA run, in time order.
-    let mut steps: Vec<(u64, Direction, String, Option<CheckpointEvent>)> = c
-        .steps
-        .iter()
-        .map(|st| (st.ts, st.dir, st.name.to_string(), st.event))
-        .collect();
-    if let Some((a, b)) = c.page_span {
-        steps.push((
-            a,
-            Direction::Forward,
-            format!(
-                "PAGE_DATA x {} ({} pages, {} pfns)",
-                c.page_records, c.pages, c.pfns
-            ),
-            None,
-        ));
-        if b != a {
-            steps.push((b, Direction::Forward, "(last PAGE_DATA)".into(), None));
-        }
-    }
-    steps.sort_by_key(|x| x.0);
-    let mut last = origin;
-    for (ts, dir, name, event) in &steps {
-        let delta = ts.saturating_sub(last);
-        last = *ts;
-        let arrow = match dir {
-            Direction::Forward => {
-                format!("{:-<width$}>", format!("-- {name} "), width = col.max(8))
-            }
-            Direction::Reverse => {
-                format!("<{:->width$}", format!(" {name} --"), width = col.max(8))
-            }
-        };
-        // The bracket of the phase this record closes, with its length.
-        let closes = event
-            .and_then(CheckpointEvent::closes)
-            .filter(|p| Phase::of(colo).contains(p));
-        let mut spans = vec![Span::raw(format!(
-            "{:>10} {:>10}  {:<w$}",
-            format!("{:.6}", rel(m, *ts)),
-            format!("+{}", human_ns(delta)),
-            arrow,
-            // Leave room for the bracket at the right.
-            w = (w as usize).saturating_sub(2 + 23 + 24)
-        ))];
-        if let Some(p) = closes {
-            let (g, st) = theme.phase(p);
-            spans.push(Span::raw(" ┘"));
-            spans.push(Span::styled(g.to_string(), st));
-            spans.push(Span::raw(format!(
-                " {} {}",
-                p.name(),
-                c.phase(p, colo).map_or("-".into(), human_ns)
-            )));
-        }
-        lines.push(Line::from(spans));
-    }
-    lines.push(Line::raw(""));
-    let phases = Phase::of(colo);
-    for &p in phases {
-        let (g, st) = theme.phase(p);
-        let d = c.phase(p, colo);
-        let (from, to) = c.phase_bounds(p, colo);
-        lines.push(Line::from(vec![
-            Span::styled(g.to_string(), st),
-            Span::raw(format!(
-                " {:<10} {:>10}   {from} -> {to}",
-                p.name(),
-                d.map_or("-".into(), human_ns),
-            )),
-        ]));
-        if let (Phase::Memory, true, Some(m)) = (p, colo, c.memory_parts()) {
-            lines.push(Line::raw(format!(
-                "   preparation {}, transfer {}{}",
-                human_ns(m.preparation),
-                human_ns(m.transfer),
-                m.rate
-                    .map(|r| format!(" at {}/s", human_bytes(r as u64)))
-                    .unwrap_or_default()
-            )));
-        }
-    }
-    if let Some(awaited) = c.awaiting(colo) {
-        lines.push(Line::styled(
-            format!(
-                "incomplete: waiting for {} from the {}",
-                awaited.name(),
-                awaited.owner().name()
-            ),
-            theme.warn(),
-        ));
-    } else if c.damaged {
-        lines.push(Line::styled(
-            "partial: records of it fell into a capture gap",
-            theme.warn(),
-        ));
-    }
-    let t0 = c
-        .event(CheckpointEvent::New)
-        .or(c.first_record)
-        .unwrap_or(origin);
-    let t1 = c.last_event().unwrap_or(t0).max(t0);
-    let end = if c.awaiting(colo).is_some() {
-        m.now.max(t1)
-    } else {
-        t1
-    };
-    for e in crate::model::stall::evidence(s, t0, end) {
-        lines.push(Line::styled(
-            format!("tcp: {}", crate::report::timeline::evidence_text(m, &e)),
-            theme.dim(),
-        ));
-    }
-    let title = format!(" Checkpoint {} ladder (Enter/Esc closes) ", c.index);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(title)),
-        popup,
     );
 }
 
