@@ -546,3 +546,23 @@ fn tcp_view_counts_packets_captured_twice() {
         "{text}"
     );
 }
+
+/// Regression: every view said "no migration found yet" after the whole
+/// capture had been read.
+#[test]
+fn a_capture_without_migrations_says_so_once_read() {
+    let empty = Model::new();
+    let mut app = App::new(Thresholds::default());
+    let reading = Progress {
+        source: "x".into(),
+        ..Progress::default()
+    };
+    assert!(screen(&mut app, &empty, &reading, 80, 24).contains("no migration found yet"));
+    let done = progress("x");
+    for view in ['1', '2', '3', '4'] {
+        keys(&mut app, &empty, &[Key::Char(view)]);
+        let s = screen(&mut app, &empty, &done, 80, 24);
+        assert!(s.contains("no migration found in this capture"), "{s}");
+        assert!(!s.contains("yet"), "{s}");
+    }
+}

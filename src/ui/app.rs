@@ -879,13 +879,17 @@ impl App {
         self.step(m, delta);
     }
 
-    /// Whether a stall of the selected session is stalled right now (live banner).
-    pub fn stalled_now(&mut self, m: &Model) -> Option<Stall> {
+    /// A checkpoint stalled right now (the live and replay banner): the
+    /// selected session's, else any session's, with that session's index.
+    pub fn stalled_now(&mut self, m: &Model) -> Option<(usize, Stall)> {
         let session = self.session;
-        self.all_stalls(m)
-            .get(session)?
-            .iter()
-            .find(|x| x.kind == StallKind::Stalled)
-            .cloned()
+        let all = self.all_stalls(m);
+        let stalled = |i: usize| {
+            all.get(i)?
+                .iter()
+                .find(|x| x.kind == StallKind::Stalled)
+                .map(|x| (i, x.clone()))
+        };
+        stalled(session).or_else(|| (0..all.len()).find_map(stalled))
     }
 }

@@ -55,6 +55,9 @@ pub struct Replay {
     pub step: bool,
 }
 
+/// Time between frames while something moves.
+const FRAME: Duration = Duration::from_millis(100);
+
 /// Packets fed per lock.
 const BATCH: usize = 4096;
 /// Longest a batch holds the lock.
@@ -492,11 +495,13 @@ pub fn run(
                     }
                 }
                 let changed = g.progress.packets != last_packets;
-                // Redraw on change, and twice a second while live (running clocks).
-                if dirty
-                    || (changed && last_draw.elapsed() > Duration::from_millis(100))
-                    || ((live || replaying) && last_draw.elapsed() > Duration::from_millis(500))
-                {
+                // Redraw on change, and every 100 ms while a live capture or
+                // a replay runs: the clocks of open phases and the stall
+                // banner follow the model's clock, not the packets.
+                let running = (live || replaying)
+                    && !g.progress.done
+                    && !g.replay.is_some_and(|r| r.paused && !r.step);
+                if dirty || ((changed || running) && last_draw.elapsed() >= FRAME) {
                     last_packets = g.progress.packets;
                     let model = g.analyzer.observer();
                     app.replay = g.replay.map(|r| (r.speed, r.paused));
@@ -507,11 +512,14 @@ pub fn run(
             }
             // Poll faster while bytes are being read, to show them soon.
             let wait = if matches!(app.records.bytes, records::BytesState::Reading { .. }) {
-                20
+                Duration::from_millis(20)
             } else {
-                100
+                // wake up in time for the next frame
+                FRAME
+                    .saturating_sub(last_draw.elapsed())
+                    .max(Duration::from_millis(5))
             };
-            if !event::poll(Duration::from_millis(wait))? {
+            if !event::poll(wait)? {
                 continue;
             }
             let ev = event::read()?;

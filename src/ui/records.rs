@@ -504,7 +504,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
     let session = app.session;
     let Some(s) = m.sessions.get(session) else {
         f.render_widget(
-            Paragraph::new("No session selected: no migration found yet.")
+            Paragraph::new(super::render::no_session(app))
                 .block(Block::default().borders(Borders::ALL).title(" Records ")),
             area,
         );

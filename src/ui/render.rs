@@ -97,6 +97,16 @@ impl Theme {
     }
 }
 
+/// What a view without a session says: the capture may still hold one,
+/// or it had none.
+pub(super) fn no_session(app: &App) -> &'static str {
+    if app.capture_ended {
+        "no migration found in this capture"
+    } else {
+        "no migration found yet"
+    }
+}
+
 pub(super) fn rel(m: &Model, ts: u64) -> f64 {
     ts.saturating_sub(m.start.unwrap_or(ts)) as f64 / 1e9
 }
@@ -139,7 +149,7 @@ fn header(
     m: &Model,
     p: &Progress,
     theme: Theme,
-    banner: Option<&crate::model::Stall>,
+    banner: Option<&(usize, crate::model::Stall)>,
 ) {
     let tabs = [
         (View::Sessions, "1 Sessions"),
@@ -161,8 +171,8 @@ fn header(
     }
     spans.push(Span::raw(format!("   {}", p.source)));
     let mut lines = vec![Line::from(spans)];
-    if let Some(b) = banner {
-        let s = m.sessions.get(app.session);
+    if let Some((si, b)) = banner {
+        let s = m.sessions.get(*si);
         lines.push(Line::styled(
             format!(
                 " STALLED: session {} checkpoint {} waiting {:.1} s for {} from the {} ({}) ",
@@ -208,13 +218,14 @@ fn status_bar(f: &mut Frame<'_>, area: Rect, app: &App, p: &Progress, theme: The
         format!("capture: {first}")
     } else {
         let replay = match app.replay {
+            Some((speed, _)) if p.done => format!("REPLAY {speed}x finished  "),
             Some((speed, true)) => {
                 format!("REPLAY {speed}x PAUSED (space resumes, . steps a checkpoint)  ")
             }
             Some((speed, false)) => format!("REPLAY {speed}x (space pauses)  "),
             None => String::new(),
         };
-        let live = match (p.live, p.dropped) {
+        let live = match (p.live && !p.done, p.dropped) {
             (true, Some(d)) => format!("LIVE, {} packets, {d} dropped by the kernel  ", p.packets),
             (true, None) => format!("LIVE, {} packets  ", p.packets),
             _ => String::new(),
@@ -310,7 +321,7 @@ fn sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         Constraint::Length(5),
     ];
     let title = if m.sessions.is_empty() {
-        " Sessions: no migration found yet ".to_string()
+        format!(" Sessions: {} ", no_session(app))
     } else {
         format!(" Sessions ({}) ", m.sessions.len())
     };
@@ -394,7 +405,7 @@ fn time_of(app: &App, m: &Model, c: &Checkpoint, prev: Option<&Checkpoint>) -> S
 fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme) {
     let Some(s) = m.sessions.get(app.session) else {
         f.render_widget(
-            Paragraph::new("No session selected: no migration found yet.")
+            Paragraph::new(no_session(app))
                 .block(Block::default().borders(Borders::ALL).title(" Timeline ")),
             area,
         );

@@ -202,7 +202,7 @@ fn chart_title(what: &str, theme: Theme) -> Line<'static> {
 pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme) {
     let Some(s) = m.sessions.get(app.session) else {
         f.render_widget(
-            Paragraph::new("No session selected: no migration found yet.")
+            Paragraph::new(super::render::no_session(app))
                 .block(Block::default().borders(Borders::ALL).title(" TCP ")),
             area,
         );
