@@ -78,7 +78,7 @@ fn open_the_demo_capture_jump_to_the_stall_and_open_its_ladder() {
     assert!(s.contains("SVM_READY") && s.contains("+2.300 s"), "{s}");
     tmux(&["send-keys", "-t", &name, "Escape"]);
     tmux(&["send-keys", "-t", &name, "?"]);
-    wait_for(&name, "migscope keys");
+    wait_for(&name, "FIGURES (docs/FIGURES.md)");
     tmux(&["send-keys", "-t", &name, "q"]);
     // The program quits and the pane (and the session) closes.
     let t0 = Instant::now();

@@ -435,16 +435,21 @@ fn records_keys_filter_line_and_panes() {
     assert_eq!(app.records.input.as_deref(), Some("q"));
     keys(&mut app, &m, &[Key::Esc]);
     assert!(!app.records.editing() && app.records.filtered.is_none());
-    // A bad filter keeps the line open and says why.
+    // Regression: a bad filter kept the line open, and it swallowed the
+    // view's keys. It closes, says why, and `/` offers the text again.
     keys(&mut app, &m, &[Key::Char('/')]);
     type_keys(&mut app, &m, "dir:up");
     keys(&mut app, &m, &[Key::Enter]);
-    assert!(app.records.editing());
+    assert!(!app.records.editing());
     assert!(
         app.message.as_deref().unwrap().contains("up"),
         "{:?}",
         app.message
     );
+    keys(&mut app, &m, &[Key::Char('1')]);
+    assert_eq!(app.view, View::Sessions, "view keys work again");
+    keys(&mut app, &m, &[Key::Char('4'), Key::Char('/')]);
+    assert_eq!(app.records.input.as_deref(), Some("dir:up"));
     keys(&mut app, &m, &[Key::Esc, Key::Char('/')]);
     type_keys(&mut app, &m, "ckpt:23 layer:libxc");
     keys(&mut app, &m, &[Key::Enter]);

@@ -345,7 +345,7 @@ impl Info {
                 s
             }
             Info::PageData(p) => {
-                let mut s = format!("{} pfns {}", p.count, p.runs_text(2));
+                let mut s = format!("{} {}", pfns(p.count), p.runs_text(2));
                 let no_data = p.count - p.data_pages;
                 if no_data > 0 {
                     let _ = write!(s, " ({} with data)", p.data_pages);
@@ -356,7 +356,7 @@ impl Info {
                 if p.count == 0 {
                     "0 pfns".into()
                 } else {
-                    format!("{} pfns {}", p.count, p.runs_text(2))
+                    format!("{} {}", pfns(p.count), p.runs_text(2))
                 }
             }
             Info::PvInfo {
@@ -585,12 +585,17 @@ fn opt(v: Option<u64>) -> String {
     v.map_or("?".into(), |v| v.to_string())
 }
 
+/// "1 pfn", "2 pfns".
+fn pfns(n: u64) -> String {
+    format!("{n} pfn{}", if n == 1 { "" } else { "s" })
+}
+
 fn pfn_fields(p: &PfnSummary) -> Vec<Field> {
     let hex = |v: Option<u64>| v.map_or("-".into(), |v| format!("{v:#x}"));
     let runs: Vec<Field> = p
         .runs
         .iter()
-        .map(|(a, b)| f(format!("{a:#x}-{b:#x}"), format!("{} pfns", b - a + 1)))
+        .map(|(a, b)| f(format!("{a:#x}-{b:#x}"), pfns(b - a + 1)))
         .collect();
     let mut v = vec![
         f("count", p.count),

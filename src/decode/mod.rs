@@ -17,10 +17,21 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The name in JSON output (stable: "forward", "reverse").
     pub fn name(self) -> &'static str {
         match self {
             Direction::Forward => "forward",
             Direction::Reverse => "reverse",
+        }
+    }
+
+    /// The name for people, in text reports and the UI: "forward", "back"
+    /// (what the receiver sends back: xl's messages or the COLO back
+    /// channel).
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Reverse => "back",
         }
     }
 }

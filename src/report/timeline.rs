@@ -211,7 +211,7 @@ fn json_report(
         })
         .collect();
     diagnostics.extend(m.diagnostics.iter().map(|d| {
-        json!({"severity": d.severity, "session": d.session, "dir": dir_name(d.dir),
+        json!({"severity": d.severity, "session": d.session, "dir": d.dir.label(),
         "ts": rel(m, d.ts), "offset": d.offset, "message": d.message})
     }));
     writeln!(out, "],\"diagnostics\":{}}}", Value::Array(diagnostics))
@@ -231,7 +231,7 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
     let records: Vec<Value> = s
                 .records
                 .iter()
-                .map(|((d, layer, t), (n, b))| json!({"dir": dir_name(*d), "layer": layer, "type": t, "count": n, "bytes": b}))
+                .map(|((d, layer, t), (n, b))| json!({"dir": d.label(), "layer": layer, "type": t, "count": n, "bytes": b}))
                 .collect();
     let mut phase_stats = Map::new();
     for p in Phase::ALL {
@@ -299,13 +299,6 @@ fn dir_json(src: String, dst: String, x: &crate::model::DirTally) -> Value {
             "fin": x.fin, "rst": x.rst,
         },
     })
-}
-
-fn dir_name(d: Direction) -> &'static str {
-    match d {
-        Direction::Forward => "forward",
-        Direction::Reverse => "back",
-    }
 }
 
 fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
@@ -723,7 +716,7 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             "{} decoder diagnostics (first: session {} {} at {:.3} s, stream offset {}: {})",
             m.diagnostics.len() as u64 + m.diagnostics_dropped,
             d.session,
-            dir_name(d.dir),
+            d.dir.label(),
             rel(m, d.ts),
             d.offset,
             d.message

@@ -51,13 +51,6 @@ pub const MAX_EXPERT_PER_KIND: usize = 1000;
 /// same burst.
 pub const BURST_GAP_NS: u64 = 1_000_000_000;
 
-fn dir_name(d: Direction) -> &'static str {
-    match d {
-        Direction::Forward => "forward",
-        Direction::Reverse => "back",
-    }
-}
-
 /// The TCP view's list for session `si`: decoder diagnostics, zero-window
 /// episodes and gaps (warnings), retransmission bursts (notes), RST and
 /// stalls (errors), by time. Each kind lists at most
@@ -114,7 +107,7 @@ pub fn expert(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Vec<
             dir: Some(z.dir),
             text: format!(
                 "zero window advertised by the {} side, {how}",
-                dir_name(z.dir)
+                z.dir.label()
             ),
         });
     }
@@ -140,12 +133,11 @@ pub fn expert(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Vec<
                     severity: Severity::Note,
                     ts: b.0,
                     dir: Some(d),
-                    text: format!(
-                        "{} retransmission{} over {}",
-                        b.2,
-                        if b.2 == 1 { "" } else { "s" },
-                        human_ns(b.1 - b.0)
-                    ),
+                    text: if b.1 > b.0 {
+                        format!("{} retransmissions over {}", b.2, human_ns(b.1 - b.0))
+                    } else {
+                        crate::present::count(b.2, "retransmission", "retransmissions")
+                    },
                 });
             }
         };
@@ -176,9 +168,9 @@ pub fn expert(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Vec<
             ts,
             dir: Some(d),
             text: if reset {
-                format!("RST from the {} side", dir_name(d))
+                format!("RST from the {} side", d.label())
             } else {
-                format!("FIN from the {} side", dir_name(d))
+                format!("FIN from the {} side", d.label())
             },
         });
     }
@@ -333,6 +325,9 @@ pub enum Action {
 pub struct App {
     pub view: View,
     pub help: bool,
+    /// First help line shown, and the lines that fit (set by the renderer).
+    pub help_scroll: usize,
+    pub help_page: usize,
     /// Selected session (index into the model's sessions).
     pub session: usize,
     /// Selected row of the timeline (position in the sorted order).
@@ -399,6 +394,8 @@ impl App {
         App {
             view: View::Sessions,
             help: false,
+            help_scroll: 0,
+            help_page: 20,
             session: 0,
             row: 0,
             scroll: 0,
@@ -684,11 +681,25 @@ impl App {
             return Action::Quit;
         }
         if self.help {
-            self.help = false;
+            let max = super::render::HELP
+                .len()
+                .saturating_sub(self.help_page.max(1));
+            let page = self.help_page.max(1);
+            let s = &mut self.help_scroll;
+            match k {
+                Key::Up | Key::Char('k') => *s = s.saturating_sub(1),
+                Key::Down | Key::Char('j') => *s = (*s + 1).min(max),
+                Key::PageUp => *s = s.saturating_sub(page),
+                Key::PageDown | Key::Char(' ') => *s = (*s + page).min(max),
+                Key::Home | Key::Char('g') => *s = 0,
+                Key::End | Key::Char('G') => *s = max,
+                _ => self.help = false,
+            }
             return Action::Redraw;
         }
         if k == Key::Char('?') {
             self.help = true;
+            self.help_scroll = 0;
             return Action::Redraw;
         }
         if self.ladder && self.view == View::Timeline {

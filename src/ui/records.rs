@@ -29,7 +29,7 @@ use crate::decode::{Direction, ItemKind, LibxcType, RecordType};
 use crate::model::records::{
     FetchRequest, Fetched, Filter, Filtered, RecordEntry, MAX_SHOWN, RECENT_INFO,
 };
-use crate::model::{Model, SessionModel};
+use crate::model::{Kind, Model, SessionModel};
 
 /// The pane that Up/Down and friends act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,8 @@ pub struct RecordsView {
     filtered_session: usize,
     /// The filter being typed (`/`).
     pub input: Option<String>,
+    /// A filter that did not parse, offered again by the next `/`.
+    pub rejected: Option<String>,
     pub bytes: BytesState,
     /// Why bytes cannot be read again (live capture, standard input).
     pub no_bytes: Option<String>,
@@ -129,6 +131,7 @@ impl Default for RecordsView {
             filtered: None,
             filtered_session: 0,
             input: None,
+            rejected: None,
             bytes: BytesState::Idle,
             no_bytes: None,
         }
@@ -250,9 +253,15 @@ impl RecordsView {
             Key::Esc => self.input = None,
             Key::Enter => {
                 let text = input.clone();
+                // The prompt closes either way, so the view's keys work
+                // again; a rejected filter comes back with the next `/`.
+                self.input = None;
                 match self.apply(&text, m, session) {
-                    Ok(()) => self.input = None,
-                    Err(e) => return Some(e),
+                    Ok(()) => self.rejected = None,
+                    Err(e) => {
+                        self.rejected = Some(text);
+                        return Some(format!("{e}; / edits it again"));
+                    }
                 }
             }
             _ => {}
@@ -265,11 +274,12 @@ impl RecordsView {
         let page = self.page.max(1) as isize;
         match k {
             Key::Char('/') => {
-                let cur = self
-                    .filtered
-                    .as_ref()
-                    .map(|f| filter_text(&f.filter))
-                    .unwrap_or_default();
+                let cur = self.rejected.take().unwrap_or_else(|| {
+                    self.filtered
+                        .as_ref()
+                        .map(|f| filter_text(&f.filter))
+                        .unwrap_or_default()
+                });
                 self.input = Some(cur);
             }
             Key::Up | Key::Char('k') => self.step(m, session, -1),
@@ -541,8 +551,11 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         .filter_map(|r| {
             let i = v.record_at(s, r)?;
             let e = idx.get(i)?;
-            let delta = i
+            // From the previous record shown (Wireshark's "delta
+            // displayed"): in a filtered list, the previous match.
+            let delta = r
                 .checked_sub(1)
+                .and_then(|p| v.record_at(s, p))
                 .and_then(|p| idx.get(p))
                 .map_or(String::new(), |p| {
                     format!("{:.6}", e.ts.saturating_sub(p.ts) as f64 / 1e9)
@@ -739,7 +752,7 @@ fn details(
             i + 1,
             e.type_name(),
             e.layer.name(),
-            e.dir.name()
+            e.dir.label()
         ),
         format!("    time: {:.6} s since the first packet", secs(m, e.ts)),
         format!("    stream offset: {} ({:#x})", e.offset, e.offset),
@@ -755,7 +768,11 @@ fn details(
         ),
         format!(
             "    checkpoint: {}",
-            e.checkpoint().map_or("none".into(), |c| format!("#{c}"))
+            match e.checkpoint() {
+                // a plain migration has no checkpoints
+                Some(c) if matches!(s.kind(), Kind::Colo | Kind::Remus) => format!("#{c}"),
+                _ => "none".into(),
+            }
         ),
     ];
     let mut out: Vec<(String, Option<String>)> = head.into_iter().map(|l| (l, None)).collect();

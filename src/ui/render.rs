@@ -97,6 +97,20 @@ impl Theme {
     }
 }
 
+/// `text` in at most `room` characters: whole, or its end after "…" (a
+/// capture's path keeps its file name).
+pub(super) fn tail(text: &str, room: usize) -> String {
+    let n = text.chars().count();
+    if n <= room {
+        return text.to_string();
+    }
+    if room == 0 {
+        return String::new();
+    }
+    let keep: String = text.chars().skip(n - (room - 1)).collect();
+    format!("…{keep}")
+}
+
 /// What a view without a session says: the capture may still hold one,
 /// or it had none.
 pub(super) fn no_session(app: &App) -> &'static str {
@@ -138,7 +152,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, m: &Model, p: &Progress, theme: Th
         super::ladder::draw(f, body, app, m, theme);
     }
     if app.help {
-        help(f, area);
+        app.help_page = help(f, area, app.help_scroll);
     }
 }
 
@@ -169,7 +183,9 @@ fn header(
             spans.push(Span::raw(format!(" {name} ")));
         }
     }
-    spans.push(Span::raw(format!("   {}", p.source)));
+    let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    let room = (area.width as usize).saturating_sub(used + 3);
+    spans.push(Span::raw(format!("   {}", tail(&p.source, room))));
     let mut lines = vec![Line::from(spans)];
     if let Some((si, b)) = banner {
         let s = m.sessions.get(*si);
@@ -240,63 +256,128 @@ fn status_bar(f: &mut Frame<'_>, area: Rect, app: &App, p: &Progress, theme: The
     f.render_widget(Paragraph::new(text).style(theme.dim()), area);
 }
 
+/// Columns of the Sessions view, in screen order, with the priority that
+/// decides which stay when the terminal is narrow (0 first): a column is
+/// shown whole or not at all.
+const SESSION_COLUMNS: [(&str, u8); 11] = [
+    ("id", 0),
+    ("primary -> secondary", 2),
+    ("kind", 1),
+    ("domain", 3),
+    ("start", 10),
+    ("duration", 7),
+    ("bytes", 8),
+    ("ckpts", 6),
+    ("downtime p50/p99", 5),
+    ("stalls", 4),
+    ("tcp", 9),
+];
+
+/// Which columns fit in `room` cells, given each one's width (one cell of
+/// gap after each): the highest priorities first.
+fn fit_columns(widths: &[usize], room: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..widths.len()).collect();
+    order.sort_by_key(|&i| SESSION_COLUMNS[i].1);
+    let mut used = 0;
+    let mut keep = vec![false; widths.len()];
+    for i in order {
+        if used + widths[i] < room {
+            used += widths[i] + 1;
+            keep[i] = true;
+        }
+    }
+    keep
+}
+
 fn sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Theme) {
-    let header = Row::new([
-        "id",
-        "primary -> secondary",
-        "kind",
-        "domain",
-        "start",
-        "duration",
-        "bytes",
-        "ckpts",
-        "downtime p50/p99",
-        "stalls",
-        "tcp",
-    ])
-    .style(Style::default().add_modifier(Modifier::BOLD));
     let counts: Vec<usize> = app.all_stalls(m).iter().map(Vec::len).collect();
-    let rows: Vec<Row> = m
-        .sessions
+    // Every cell, with the endpoints in two forms: whole, and without the
+    // primary's (ephemeral) port for narrow terminals.
+    let mut compact = Vec::new();
+    let mut cells: Vec<Vec<String>> = Vec::new();
+    for (i, s) in m.sessions.iter().enumerate() {
+        let stalls = counts.get(i).copied().unwrap_or(0);
+        let start = s.first_activity.map_or(0.0, |t| rel(m, t));
+        let dur = s
+            .last_activity
+            .saturating_sub(s.first_activity.unwrap_or(s.last_activity));
+        let dt = s.stats.downtime.summary();
+        let trouble = s
+            .dirs
+            .iter()
+            .map(|d| d.retransmissions + d.zero_windows + d.gaps)
+            .sum::<u64>();
+        let host = match s.info.primary.ip {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        compact.push(format!("{host} -> {}", s.info.secondary));
+        cells.push(vec![
+            s.info.id.to_string(),
+            format!("{} -> {}", s.info.primary, s.info.secondary),
+            s.kind().name().to_string(),
+            s.domain.name.clone().unwrap_or_else(|| "-".into()),
+            format!("{start:.3} s"),
+            human_ns(dur),
+            human_bytes(s.dirs[0].bytes),
+            App::checkpoints(s).len().to_string(),
+            match (dt, s.migration_downtime()) {
+                (Some(d), _) => format!(
+                    "{}/{}",
+                    human_ns((d.p50 * 1e9) as u64),
+                    human_ns((d.p99 * 1e9) as u64)
+                ),
+                (None, Some(d)) => human_ns(d),
+                (None, None) => "-".into(),
+            },
+            if stalls > 0 {
+                format!("{stalls} !")
+            } else {
+                "0".into()
+            },
+            trouble.to_string(),
+        ]);
+    }
+    let width_of = |rows: &[Vec<String>], k: usize| {
+        rows.iter()
+            .map(|r| r[k].chars().count())
+            .chain([SESSION_COLUMNS[k].0.len()])
+            .max()
+            .unwrap_or(0)
+            .min(48)
+    };
+    let mut widths: Vec<usize> = (0..SESSION_COLUMNS.len())
+        .map(|k| width_of(&cells, k))
+        .collect();
+    let room = area.width.saturating_sub(2) as usize;
+    let mut keep = fit_columns(&widths, room);
+    // The endpoints without the primary's port, if that keeps more columns.
+    let short = compact
         .iter()
+        .map(|c| c.chars().count())
+        .chain([SESSION_COLUMNS[1].0.len()])
+        .max()
+        .unwrap_or(0);
+    let mut narrow = widths.clone();
+    narrow[1] = short;
+    let keep_narrow = fit_columns(&narrow, room);
+    let count = |k: &[bool]| k.iter().filter(|&&x| x).count();
+    if count(&keep_narrow) > count(&keep) {
+        keep = keep_narrow;
+        widths = narrow;
+        for (row, c) in cells.iter_mut().zip(compact) {
+            row[1] = c;
+        }
+    }
+    let shown: Vec<usize> = (0..SESSION_COLUMNS.len()).filter(|&k| keep[k]).collect();
+    let header = Row::new(shown.iter().map(|&k| SESSION_COLUMNS[k].0))
+        .style(Style::default().add_modifier(Modifier::BOLD));
+    let rows: Vec<Row> = cells
+        .into_iter()
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, r)| {
             let stalls = counts.get(i).copied().unwrap_or(0);
-            let start = s.first_activity.map_or(0.0, |t| rel(m, t));
-            let dur = s
-                .last_activity
-                .saturating_sub(s.first_activity.unwrap_or(s.last_activity));
-            let dt = s.stats.downtime.summary();
-            let trouble = s
-                .dirs
-                .iter()
-                .map(|d| d.retransmissions + d.zero_windows + d.gaps)
-                .sum::<u64>();
-            let row = Row::new(vec![
-                s.info.id.to_string(),
-                format!("{} -> {}", s.info.primary, s.info.secondary),
-                s.kind().name().to_string(),
-                s.domain.name.clone().unwrap_or_default(),
-                format!("{start:.3}"),
-                human_ns(dur),
-                human_bytes(s.dirs[0].bytes),
-                App::checkpoints(s).len().to_string(),
-                match (dt, s.migration_downtime()) {
-                    (Some(d), _) => format!(
-                        "{}/{}",
-                        human_ns((d.p50 * 1e9) as u64),
-                        human_ns((d.p99 * 1e9) as u64)
-                    ),
-                    (None, Some(d)) => human_ns(d),
-                    (None, None) => "-".into(),
-                },
-                if stalls > 0 {
-                    format!("{stalls} !")
-                } else {
-                    "0".into()
-                },
-                trouble.to_string(),
-            ]);
+            let row = Row::new(shown.iter().map(|&k| r[k].clone()).collect::<Vec<_>>());
             if i == app.session {
                 row.style(theme.selected())
             } else if stalls > 0 {
@@ -306,20 +387,10 @@ fn sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
             }
         })
         .collect();
-    // 118 columns: the sessions view fits a 120-column terminal without cuts.
-    let widths = [
-        Constraint::Length(3),
-        Constraint::Min(33),
-        Constraint::Length(6),
-        Constraint::Length(10),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(5),
-        Constraint::Length(17),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ];
+    let widths: Vec<Constraint> = shown
+        .iter()
+        .map(|&k| Constraint::Length(widths[k] as u16))
+        .collect();
     let title = if m.sessions.is_empty() {
         format!(" Sessions: {} ", no_session(app))
     } else {
@@ -489,7 +560,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         Constraint::Length(5),
     ];
     let title = format!(
-        " Session {} [{}] {} checkpoints, sort {}, time {}, {} per cell{} ",
+        " Session {} [{}] {} checkpoints, sort: {}, times: {}, {} per cell{} ",
         s.info.id,
         s.kind().name(),
         cps.len(),
@@ -580,12 +651,21 @@ fn stats_strip(
     s: &SessionModel,
     theme: Theme,
 ) {
-    let [left, mid, right] = Layout::horizontal([
-        Constraint::Percentage(50),
-        Constraint::Percentage(25),
-        Constraint::Percentage(25),
-    ])
-    .areas(area);
+    // Two phases a line need 67 cells; the sparkline and the histogram
+    // share what is left, and give way when that is under 40.
+    const PHASES_W: u16 = 67;
+    let [left, mid, right] = if area.width >= PHASES_W + 40 {
+        let rest = area.width - PHASES_W;
+        Layout::horizontal([
+            Constraint::Length(PHASES_W),
+            Constraint::Length(rest / 2),
+            Constraint::Length(rest - rest / 2),
+        ])
+        .areas(area)
+    } else {
+        let none = Rect { width: 0, ..area };
+        [area, none, none]
+    };
     let colo = s.is_colo();
     let phases = Phase::inside(colo);
     let mut lines: Vec<Line> = Vec::new();
@@ -600,7 +680,7 @@ fn stats_strip(
             )
         });
         cur.push(Span::styled(g.to_string(), st));
-        cur.push(Span::raw(format!(" {:<10} {:<20}", p.name(), v)));
+        cur.push(Span::raw(format!(" {:<10} {:<19} ", p.name(), v)));
         if i % 2 == 1 {
             lines.push(Line::from(std::mem::take(&mut cur)));
         }
@@ -612,6 +692,9 @@ fn stats_strip(
         Paragraph::new(lines).block(Block::default().borders(Borders::LEFT).title("p50/p99")),
         left,
     );
+    if mid.width == 0 {
+        return;
+    }
     // Downtime of the latest checkpoints.
     let cps = App::checkpoints(s);
     let n = mid.width.saturating_sub(1) as usize;
@@ -647,43 +730,80 @@ fn stats_strip(
     );
 }
 
-/// Every key, over everything.
-fn help(f: &mut Frame<'_>, area: Rect) {
-    let text = [
-        "migscope keys",
-        "",
-        "Tab, 1-4       switch view (Sessions, Timeline, TCP, Records)",
-        "Enter          open the session / the checkpoint's handshake ladder",
-        "Enter (TCP)    go to the checkpoint at the entry's time",
-        "Esc            close the ladder / clear the filter / back",
-        "Up/Down, j/k   move; PgUp/PgDn, Home/End, g/G",
-        "n / N          next / previous stall or slow checkpoint",
-        "s              sort: index, downtime, each phase",
-        "t              time: since start, time of day, since previous",
-        "+ / -, 0       zoom the phase bars in / out, fit",
-        "h/l, Left/Right pan the phase bars",
-        "p              phase shown in the histogram",
-        "f              follow the newest checkpoint (live)",
-        "space, .       replay: pause/resume, step one checkpoint",
-        "e              export this capture's report (JSON and CSV)",
-        "/              Records: filter, e.g. type:PAGE_DATA layer:libxc",
-        "                 dir:back ckpt:23 text; Enter applies, Esc cancels",
-        "h/l, Left/Right Records: focus the list, details or bytes pane",
-        "mouse          click selects, wheel scrolls",
-        "? (any key)    close this help;  q, Ctrl-C  quit",
-    ];
-    let w = 66.min(area.width);
-    let h = (text.len() as u16 + 2).min(area.height);
+/// The help page: every key, then what the figures mean (docs/FIGURES.md).
+pub const HELP: &[&str] = &[
+    "KEYS",
+    "Tab, 1-4     views: Sessions, Timeline, TCP, Records",
+    "Enter        open the session / the checkpoint's ladder",
+    "Enter (TCP)  go to the checkpoint at the entry's time",
+    "Esc          close the ladder / clear the filter / back",
+    "Up/Down j/k  move; PgUp/PgDn, Home/End, g/G",
+    "n / N        next / previous stall or slow checkpoint",
+    "s            sort: index, downtime, each phase",
+    "t            times: since start, time of day, since previous",
+    "+ / -, 0     zoom the phase bars in / out, fit",
+    "h/l          pan the phase bars (Records: focus a pane)",
+    "p            phase shown in the histogram",
+    "f            follow the newest checkpoint (live)",
+    "space, .     replay: pause/resume, step one checkpoint",
+    "e            export the report (JSON and CSV)",
+    "/            Records filter: type:PAGE_DATA layer:libxc",
+    "             dir:back ckpt:23 words; Enter applies",
+    "Ladder       j/k PgUp/PgDn scroll, r its records, n/N",
+    "mouse        click selects, wheel scrolls",
+    "q, Ctrl-C    quit",
+    "",
+    "FIGURES (docs/FIGURES.md)",
+    "first byte   a record's time is its completion; a phase",
+    "             that begins with a transfer begins at the",
+    "             first byte of that transfer",
+    "downtime     COLO: new to svm_resumed. Remus: memory +",
+    "             device. Plain: first byte of the final round",
+    "             to the receiver's unpause result",
+    "memory       COLO: dirty_pfn_list to libxc CHECKPOINT",
+    "             (preparation, then transfer). Remus: first",
+    "             byte to CHECKPOINT; device to CHECKPOINT_END",
+    "pages, pfns  pages with data; all pfn entries",
+    "part         an event missing or bytes lost in the capture",
+    "slow         over its floor and 4x the median, or a zero",
+    "             window / a sender waiting for ACKs in it",
+    "STALL        stopped: waiting since its last event",
+];
+
+/// The help over everything, scrolled by `scroll` lines; returns the lines
+/// that fit (for paging).
+fn help(f: &mut Frame<'_>, area: Rect, scroll: usize) -> usize {
+    let w = (HELP.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16 + 2).min(area.width);
+    let h = (HELP.len() as u16 + 2).min(area.height);
+    let page = h.saturating_sub(2) as usize;
+    let scroll = scroll.min(HELP.len().saturating_sub(page));
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
     };
+    let more = if HELP.len() > page {
+        format!(
+            " Help {}-{} of {}, j/k scroll ",
+            scroll + 1,
+            (scroll + page).min(HELP.len()),
+            HELP.len()
+        )
+    } else {
+        " Help ".to_string()
+    };
     f.render_widget(Clear, popup);
     f.render_widget(
-        Paragraph::new(text.join("\n"))
-            .block(Block::default().borders(Borders::ALL).title(" Help ")),
+        Paragraph::new(HELP.join("\n"))
+            .scroll((scroll as u16, 0))
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(more)
+                    .title_bottom(Line::from(" any other key closes ").right_aligned()),
+            ),
         popup,
     );
+    page
 }

@@ -161,12 +161,21 @@ fn summary(m: &Model, s: &SessionModel, d: Direction) -> (String, String) {
         }
     }
     let (n, lo, sum, hi) = x.rtt;
+    // An ACK stamped with its data's time (the capture beside the
+    // receiver, or a clock of coarse resolution): under a microsecond.
+    let t = |ns: u64| {
+        if ns == 0 {
+            "<1 µs".to_string()
+        } else {
+            human_ns(ns)
+        }
+    };
     let rtt = match sum.checked_div(n) {
         Some(avg) => format!(
             "RTT min/avg/max {}/{}/{} ({n} samples)",
-            human_ns(lo),
-            human_ns(avg),
-            human_ns(hi)
+            t(lo),
+            t(avg),
+            t(hi)
         ),
         None => "RTT -".into(),
     };
