@@ -11,7 +11,7 @@ use ratatui::Frame;
 
 use super::app::{App, Sort, TimeFormat, View};
 use crate::model::stall::StallKind;
-use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel};
+use crate::model::{Checkpoint, Model, Phase, SessionModel};
 use crate::report::summary::{human_bytes, human_ns};
 use crate::report::timeline::rfc3339;
 
@@ -456,16 +456,14 @@ fn bar(
 }
 
 fn time_of(app: &App, m: &Model, c: &Checkpoint, prev: Option<&Checkpoint>) -> String {
-    let t = c
-        .event(CheckpointEvent::New)
-        .or(c.first_record)
-        .or(c.last_event());
-    let Some(t) = t else { return "-".into() };
+    let Some(t) = c.start() else {
+        return "-".into();
+    };
     match app.time {
         TimeFormat::SinceStart => format!("{:.6}", rel(m, t)),
         TimeFormat::Absolute => rfc3339(t)[11..26].to_string(),
         TimeFormat::SincePrevious => {
-            let p = prev.and_then(|p| p.event(CheckpointEvent::New).or(p.first_record));
+            let p = prev.and_then(Checkpoint::start);
             p.map_or("-".into(), |p| {
                 format!("+{:.6}", t.saturating_sub(p) as f64 / 1e9)
             })
@@ -569,7 +567,12 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         human_ns(ns_per_cell),
         if app.follow { ", following" } else { "" }
     );
-    let header = Row::new(["ckpt", "time", "phases", "downtime", "pages", "pfns", ""])
+    let time = match app.time {
+        TimeFormat::SinceStart => "start (s)",
+        TimeFormat::Absolute => "start (UTC)",
+        TimeFormat::SincePrevious => "after prev (s)",
+    };
+    let header = Row::new(["ckpt", time, "phases", "downtime", "pages", "pfns", ""])
         .style(Style::default().add_modifier(Modifier::BOLD));
     f.render_widget(
         Table::new(rows, widths)
