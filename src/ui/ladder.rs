@@ -25,8 +25,10 @@ const BRACKET: usize = 21;
 /// One line of the ladder: a record (or the PAGE_DATA run) at a time.
 struct Rung {
     ts: u64,
-    /// Completion, for the wire order of records sent at the same time.
-    done: u64,
+    /// Among rungs at the same time: the PAGE_DATA run's end first (the
+    /// records after it share its last segment), its start last (those
+    /// before it share its first).
+    rank: u8,
     dir: Direction,
     name: String,
     event: Option<CheckpointEvent>,
@@ -42,7 +44,7 @@ fn rungs(c: &Checkpoint) -> Vec<Rung> {
             let took = st.ts.saturating_sub(st.first);
             Rung {
                 ts: st.first,
-                done: st.ts,
+                rank: 1,
                 dir: st.dir,
                 name: if took > 0 {
                     format!("{} (in {})", st.name, human_ns(took))
@@ -57,7 +59,7 @@ fn rungs(c: &Checkpoint) -> Vec<Rung> {
         let first = c.first_page.unwrap_or(last).min(last);
         out.push(Rung {
             ts: first,
-            done: first,
+            rank: 2,
             dir: Direction::Forward,
             name: if c.pfns == c.pages {
                 format!(
@@ -78,14 +80,15 @@ fn rungs(c: &Checkpoint) -> Vec<Rung> {
         if last > first {
             out.push(Rung {
                 ts: last,
-                done: last,
+                rank: 0,
                 dir: Direction::Forward,
                 name: format!("PAGE_DATA done ({})", human_ns(last - first)),
                 event: None,
             });
         }
     }
-    out.sort_by_key(|r| (r.ts, r.done));
+    // stable: records keep their completion order at equal times
+    out.sort_by_key(|r| (r.ts, r.rank));
     out
 }
 
@@ -342,6 +345,35 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a real Remus checkpoint's CPU records, CHECKPOINT and
+    /// CHECKPOINT_END share the segment that ends its pages; the ladder drew
+    /// PAGE_DATA at its completion, after X86_TSC_INFO, so a 269 ms page
+    /// transfer looked like the primary was silent.
+    #[test]
+    fn page_data_is_a_span_in_wire_order() {
+        use crate::model::checkpoint::Step;
+        let mut c = Checkpoint::new(3);
+        c.first_page = Some(100);
+        c.page_span = Some((150, 300));
+        c.page_records = 2;
+        for name in ["X86_TSC_INFO", "CHECKPOINT", "CHECKPOINT_END"] {
+            c.steps.push(Step {
+                first: 300,
+                ts: 300,
+                dir: Direction::Forward,
+                name,
+                event: None,
+            });
+        }
+        let names: Vec<String> = rungs(&c).into_iter().map(|r| r.name).collect();
+        assert!(names[0].starts_with("PAGE_DATA x2"), "{names:?}");
+        assert_eq!(names[1], "PAGE_DATA done (200 ns)");
+        assert_eq!(
+            &names[2..],
+            ["X86_TSC_INFO", "CHECKPOINT", "CHECKPOINT_END"]
+        );
+    }
 
     #[test]
     fn wrap_breaks_at_spaces_and_indents() {
