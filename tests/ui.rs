@@ -571,3 +571,49 @@ fn a_capture_without_migrations_says_so_once_read() {
         assert!(!s.contains("yet"), "{s}");
     }
 }
+
+/// Regression: the records of a plain migration said "checkpoint: #0" in
+/// the details pane; a plain migration has no checkpoints.
+#[test]
+fn plain_migration_records_belong_to_no_checkpoint() {
+    let m = model("captures/plain-xl.pcap");
+    let p = progress("captures/plain-xl.pcap");
+    let mut app = App::new(Thresholds::default());
+    keys(&mut app, &m, &[Key::Char('4'), Key::Down, Key::Down]);
+    let s = screen(&mut app, &m, &p, 120, 40);
+    assert!(s.contains("checkpoint: none"), "{s}");
+    assert!(!s.contains("checkpoint: #"), "{s}");
+}
+
+/// Regression: a burst of one retransmission read "1 retransmission over
+/// 0 ns"; the demo capture's Expert Info lists single ones plainly.
+#[test]
+fn a_single_retransmission_reads_plainly() {
+    let m = model("captures/colo-demo.pcap");
+    let list = migscope::ui::app::expert(&m, 0, &Thresholds::default(), true);
+    let retx: Vec<&str> = list
+        .iter()
+        .map(|e| e.text.as_str())
+        .filter(|t| t.contains("retransmission"))
+        .collect();
+    assert!(!retx.is_empty());
+    assert!(retx.iter().all(|t| !t.contains("over 0 ns")), "{retx:?}");
+    assert!(retx.contains(&"1 retransmission"), "{retx:?}");
+}
+
+/// Regression: the replay footer still said "REPLAY 4x (space pauses)"
+/// after the replay had ended.
+#[test]
+fn the_footer_follows_the_end_of_a_replay() {
+    let m = model("captures/colo-demo.pcap");
+    let mut app = App::new(Thresholds::default());
+    app.replay = Some((4.0, false));
+    let running = Progress {
+        source: "x".into(),
+        ..Progress::default()
+    };
+    assert!(screen(&mut app, &m, &running, 80, 24).contains("REPLAY 4x (space pauses)"));
+    let s = screen(&mut app, &m, &progress("x"), 80, 24);
+    assert!(s.contains("REPLAY 4x finished"), "{s}");
+    assert!(!s.contains("space pauses"), "{s}");
+}
