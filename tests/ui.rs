@@ -7,7 +7,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use migscope::capture::{FileSource, Next, Source};
-use migscope::model::{records, Model, Thresholds};
+use migscope::model::{Model, Thresholds};
 use migscope::pipeline::{Analyzer, Config};
 use migscope::ui::app::checkpoint_at;
 use migscope::ui::{render, Action, App, Key, Progress, Theme, View};
@@ -336,7 +336,7 @@ fn load_bytes(app: &mut App, m: &Model, path: &str) {
         .request(m, app.session)
         .expect("a record to read");
     let rec = app.records.selected(m, app.session).unwrap();
-    let f = records::fetch(
+    let f = migscope::ui::refetch::fetch(
         std::path::Path::new(path),
         &Config::default(),
         &req,

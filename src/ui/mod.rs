@@ -12,6 +12,7 @@
 pub mod app;
 pub mod ladder;
 pub mod records;
+pub mod refetch;
 pub mod render;
 pub mod tcp;
 
@@ -31,11 +32,11 @@ use ratatui::crossterm::event::{
 use ratatui::crossterm::execute;
 
 use crate::capture::{Next, Source};
-use crate::model::records::{self as rec, FetchRequest, Fetched};
 use crate::model::{Model, Thresholds};
 use crate::pipeline::{Analyzer, Config};
 use crate::report::timeline::{self, Context, Format};
 pub use app::{Action, App, Key, View};
+use refetch::{FetchRequest, Fetched};
 pub use render::{Progress, Theme};
 
 /// What both threads share.
@@ -328,7 +329,7 @@ fn spawn_fetcher(
                 continue;
             }
             let cancelled = || latest.load(Ordering::Relaxed) != job.id;
-            match rec::fetch(&path, &cfg, &job.req, &cancelled) {
+            match refetch::fetch(&path, &cfg, &job.req, &cancelled) {
                 Ok(None) => {}
                 Ok(Some(f)) => {
                     if ans_tx.send((job.session, job.record, Ok(f))).is_err() {

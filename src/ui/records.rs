@@ -4,7 +4,7 @@
 //! million), the selected record's field tree (shown fully expanded, scrolled
 //! with the keys when the details pane has focus), and its bytes in hex and
 //! ASCII, read again from the capture on demand
-//! ([`crate::model::records::fetch`], on a worker thread in `ui::run`).
+//! ([`super::refetch::fetch`], on a worker thread in `ui::run`).
 //!
 //! Summaries come from the decoded `Info` the model keeps for the latest
 //! [`RECENT_INFO`] records; older rows show their summary kept as text
@@ -20,15 +20,14 @@ use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::app::{App, Key};
+use super::refetch::{FetchRequest, Fetched, MAX_SHOWN};
 use super::render::Theme;
 use crate::decode::detail::Field;
 use crate::decode::info::Info;
 use crate::decode::libxc::PfnEntry;
 use crate::decode::wire::{le_u32, le_u64};
 use crate::decode::{Direction, ItemKind, LibxcType, RecordType};
-use crate::model::records::{
-    FetchRequest, Fetched, Filter, Filtered, RecordEntry, MAX_SHOWN, RECENT_INFO,
-};
+use crate::model::records::{Filter, Filtered, RecordEntry, RECENT_INFO};
 use crate::model::{Kind, Model, SessionModel};
 
 /// The pane that Up/Down and friends act on.
