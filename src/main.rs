@@ -1,6 +1,11 @@
 //! The `migscope` command: parses the command line, wires the stages
 //! together for one job and maps its outcome to an exit status (0 clean,
 //! 1 problems found, 2 input unreadable or refused).
+//!
+//! The options shared by every command that reads a capture ([`Common`]:
+//! `-r`, the analysis and the stall options) are accepted before or after
+//! the subcommand, as tshark users place them (`migscope -r F report` and
+//! `migscope report -r F`); [`Common::merge`] joins the two places.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
@@ -22,33 +27,28 @@ use migscope::synth::cli::{parse_duration, parse_size, SynthArgs};
     name = "migscope",
     version,
     about = "Inspect Xen migration traffic: libxl/libxc stream v2, COLO and Remus checkpoints",
-    args_conflicts_with_subcommands = true
+    after_help = "-r, the analysis options and the stall options go before or after the subcommand: `migscope -r F report` and `migscope report -r F` are the same."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    common: Common,
 }
 
-/// Where packets come from, and how they are analysed.
-#[derive(Args, Debug, Clone)]
+/// What only the terminal UI and the summary (no subcommand) take.
+#[derive(Args, Debug, Clone, Default)]
 struct InputArgs {
     /// Open a capture in the terminal UI (sessions, checkpoint timeline, handshake ladders).
-    #[arg(value_name = "CAPTURE", conflicts_with_all = ["read", "interface"])]
+    #[arg(value_name = "CAPTURE")]
     capture: Option<PathBuf>,
-    /// With CAPTURE: play it back with its own timing, SPEED times real time
-    /// (default 1), with pause (space) and step by checkpoint (.).
-    #[arg(long, value_name = "SPEED", num_args = 0..=1, default_missing_value = "1", requires = "capture")]
+    /// Open the capture (CAPTURE or -r FILE) in the terminal UI and play it
+    /// back with its own timing, SPEED times real time (default 1), with
+    /// pause (space) and step by checkpoint (.).
+    #[arg(long, value_name = "SPEED", num_args = 0..=1, default_missing_value = "1")]
     replay: Option<f64>,
-    /// Read packets from a pcap or pcapng file ('-' for standard input; .gz is read too).
-    #[arg(
-        short = 'r',
-        long = "read",
-        value_name = "FILE",
-        conflicts_with = "interface"
-    )]
-    read: Option<PathBuf>,
     /// Capture live on an interface (needs the `live` feature and capture privileges).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     interface: Option<String>,
@@ -68,6 +68,18 @@ struct InputArgs {
         requires = "interface"
     )]
     write: Option<PathBuf>,
+}
+
+/// The options of every command that reads a capture (the terminal UI,
+/// the summary, `records`, `report`, `export`), before or after the
+/// subcommand.
+#[derive(Args, Debug, Clone, Default)]
+struct Common {
+    /// Read this file: a pcap or pcapng capture ('-' for standard input;
+    /// .gz is read too), or for `records` a raw stream file. Before or after
+    /// the subcommand; instead of its FILE or CAPTURE argument.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    read: Option<PathBuf>,
     #[command(flatten)]
     analysis: AnalysisArgs,
     #[command(flatten)]
@@ -76,19 +88,23 @@ struct InputArgs {
 
 /// What counts as a slow phase or a stalled checkpoint (docs/FIGURES.md),
 /// the same for `report` and the terminal UI.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Stall options (report and the terminal UI)")]
 struct StallArgs {
     /// Floor of a phase, e.g. apply=200ms: shorter is never slow
     /// (repeatable; "off" disables one). Defaults: suspend, dirty_sync,
     /// memory, resume 100ms; device, apply 250ms; run off.
     #[arg(long = "slow", value_name = "PHASE=DURATION", value_parser = parse_slow)]
     slow: Vec<(migscope::model::Phase, Option<u64>)>,
-    /// A slow phase must also exceed this multiple of the session's median for it (unless the evidence says it is slow: a receiver's zero window, a sender waiting for acknowledgements).
-    #[arg(long, default_value_t = 4.0)]
-    slow_factor: f64,
-    /// Both directions silent this long in the middle of a checkpoint: stalled.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    quiet: u64,
+    /// A slow phase must also exceed this multiple of the session's median
+    /// for it (unless the evidence says it is slow: a receiver's zero
+    /// window, a sender waiting for acknowledgements) [default: 4].
+    #[arg(long, value_name = "FACTOR")]
+    slow_factor: Option<f64>,
+    /// Both directions silent this long in the middle of a checkpoint:
+    /// stalled [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    quiet: Option<u64>,
 }
 
 impl StallArgs {
@@ -97,31 +113,38 @@ impl StallArgs {
         for &(p, d) in &self.slow {
             t.absolute[p.index()] = d;
         }
-        t.factor = self.slow_factor;
-        t.quiet_ns = self.quiet;
+        if let Some(f) = self.slow_factor {
+            t.factor = f;
+        }
+        if let Some(q) = self.quiet {
+            t.quiet_ns = q;
+        }
         t
     }
 }
 
 /// Tunables of reassembly and recognition.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Analysis options")]
 struct AnalysisArgs {
     /// Decode TCP connections to or from this port as migrations, whatever
     /// their first bytes (like Wireshark's "Decode As"); repeatable.
     #[arg(long = "port", value_name = "PORT")]
     ports: Vec<u16>,
-    /// Out-of-order bytes held per direction before a hole is declared missing.
-    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
-    ooo_per_flow: u64,
-    /// Out-of-order bytes held over all connections.
-    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
-    ooo_total: u64,
-    /// Capture time a hole may stay open before its bytes count as missing.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    gap_timeout: u64,
-    /// A direction silent for this long is reported as idle.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    idle: u64,
+    /// Out-of-order bytes held per direction before a hole is declared
+    /// missing [default: 8M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    ooo_per_flow: Option<u64>,
+    /// Out-of-order bytes held over all connections [default: 64M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    ooo_total: Option<u64>,
+    /// Capture time a hole may stay open before its bytes count as missing
+    /// [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    gap_timeout: Option<u64>,
+    /// A direction silent for this long is reported as idle [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    idle: Option<u64>,
 }
 
 impl AnalysisArgs {
@@ -130,11 +153,91 @@ impl AnalysisArgs {
             ports: self.ports.clone(),
             ..Config::default()
         };
-        c.tcp.reassembly.flow_cap = usize::try_from(self.ooo_per_flow).unwrap_or(usize::MAX);
-        c.tcp.global_cap = usize::try_from(self.ooo_total).unwrap_or(usize::MAX);
-        c.tcp.reassembly.gap_timeout_ns = self.gap_timeout;
-        c.tcp.idle_ns = self.idle;
+        if let Some(n) = self.ooo_per_flow {
+            c.tcp.reassembly.flow_cap = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.ooo_total {
+            c.tcp.global_cap = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(d) = self.gap_timeout {
+            c.tcp.reassembly.gap_timeout_ns = d;
+        }
+        if let Some(d) = self.idle {
+            c.tcp.idle_ns = d;
+        }
         c
+    }
+}
+
+/// Joins an option given before the subcommand with the same one given
+/// after it: refused when both are (as clap refuses one given twice).
+fn once<T>(name: &str, before: Option<T>, after: Option<T>) -> Result<Option<T>, String> {
+    match (before, after) {
+        (Some(_), Some(_)) => Err(format!(
+            "{name} is given both before and after the subcommand; give it once"
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+impl Common {
+    /// Whether any of these options was given.
+    fn given(&self) -> bool {
+        let (a, s) = (&self.analysis, &self.stalls);
+        self.read.is_some()
+            || !a.ports.is_empty()
+            || a.ooo_per_flow.is_some()
+            || a.ooo_total.is_some()
+            || a.gap_timeout.is_some()
+            || a.idle.is_some()
+            || !s.slow.is_empty()
+            || s.slow_factor.is_some()
+            || s.quiet.is_some()
+    }
+
+    /// The options given before the subcommand (`self`) joined with those
+    /// given after it: repeatable ones add up (a later --slow for the same
+    /// phase wins), others may be given once.
+    fn merge(self, after: Common) -> Result<Common, String> {
+        let (a, b) = (self.analysis, after.analysis);
+        let (s, t) = (self.stalls, after.stalls);
+        Ok(Common {
+            read: once("-r", self.read, after.read)?,
+            analysis: AnalysisArgs {
+                ports: [a.ports, b.ports].concat(),
+                ooo_per_flow: once("--ooo-per-flow", a.ooo_per_flow, b.ooo_per_flow)?,
+                ooo_total: once("--ooo-total", a.ooo_total, b.ooo_total)?,
+                gap_timeout: once("--gap-timeout", a.gap_timeout, b.gap_timeout)?,
+                idle: once("--idle", a.idle, b.idle)?,
+            },
+            stalls: StallArgs {
+                slow: [s.slow, t.slow].concat(),
+                slow_factor: once("--slow-factor", s.slow_factor, t.slow_factor)?,
+                quiet: once("--quiet", s.quiet, t.quiet)?,
+            },
+        })
+    }
+
+    /// The file to read: `positional` (the command's FILE or CAPTURE) or -r.
+    fn file(&self, positional: Option<PathBuf>, what: &str) -> Result<Option<PathBuf>, String> {
+        match (positional, &self.read) {
+            (Some(p), Some(r)) => Err(format!(
+                "the {what} is given twice, as {} and with -r {}; give it once",
+                p.display(),
+                r.display()
+            )),
+            (p, r) => Ok(p.or_else(|| r.clone())),
+        }
+    }
+
+    /// Checks what clap cannot: the thresholds are usable.
+    fn check(&self) -> Result<(), String> {
+        match self.stalls.slow_factor {
+            Some(f) if !(f.is_finite() && f >= 0.0) => Err(format!(
+                "--slow-factor takes a non-negative number, not {f}"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -143,8 +246,9 @@ enum Command {
     /// List the records of a capture (every migration in it) or of a raw
     /// stream file (xl save file, libxl or libxc stream, COLO back channel).
     Records {
-        /// A pcap/pcapng capture or a raw stream file ('-' for standard input).
-        file: PathBuf,
+        /// A pcap/pcapng capture or a raw stream file ('-' for standard input); or give it with -r.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
         /// Show the field tree of every record.
         #[arg(short = 'V', long)]
         verbose: bool,
@@ -155,12 +259,13 @@ enum Command {
         #[arg(long)]
         back_channel: bool,
         #[command(flatten)]
-        analysis: AnalysisArgs,
+        common: Common,
     },
     /// Write one direction of a migration found in a capture to a file.
     Export {
-        /// The pcap/pcapng capture ('-' for standard input).
-        capture: PathBuf,
+        /// The pcap/pcapng capture ('-' for standard input); or give it with -r.
+        #[arg(value_name = "CAPTURE")]
+        capture: Option<PathBuf>,
         /// Session number, as `migscope -r` lists them.
         #[arg(long, default_value_t = 0)]
         session: u32,
@@ -174,21 +279,16 @@ enum Command {
         #[arg(long)]
         zero_fill: bool,
         #[command(flatten)]
-        analysis: AnalysisArgs,
+        common: Common,
     },
     /// The checkpoint timeline of every migration in a capture (or live with
     /// -i): phases with their latency, statistics, stalls with TCP evidence.
     Report {
-        /// The pcap/pcapng capture ('-' for standard input).
-        #[arg(required_unless_present = "interface")]
+        /// The pcap/pcapng capture ('-' for standard input); or give it with -r.
+        #[arg(value_name = "CAPTURE")]
         capture: Option<PathBuf>,
         /// Capture live on an interface instead (the `live` feature); Ctrl-C ends it.
-        #[arg(
-            short = 'i',
-            long = "interface",
-            value_name = "IFACE",
-            conflicts_with = "capture"
-        )]
+        #[arg(short = 'i', long = "interface", value_name = "IFACE")]
         interface: Option<String>,
         /// Capture filter for -i, in BPF syntax.
         #[arg(
@@ -204,13 +304,11 @@ enum Command {
         /// Exit with status 1 when a slow phase or a stalled checkpoint is found.
         #[arg(long)]
         fail_on_stall: bool,
-        #[command(flatten)]
-        stalls: StallArgs,
         /// Checkpoints in the text report's "worst" list.
         #[arg(long, default_value_t = 5)]
         worst: usize,
         #[command(flatten)]
-        analysis: AnalysisArgs,
+        common: Common,
     },
     /// Generate a synthetic migration (plain, Remus, COLO) as raw streams or a capture.
     Synth(Box<SynthArgs>),
@@ -248,73 +346,220 @@ enum DirArg {
     Back,
 }
 
+/// One sentence for a command line that cannot run as given: exit 2.
+fn refuse(why: impl std::fmt::Display) -> ExitCode {
+    eprintln!("migscope: {why}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Records {
+    let input = cli.input;
+    let Some(command) = cli.command else {
+        return no_subcommand(input, cli.common);
+    };
+    // Before a subcommand only the options it shares with the others go.
+    let name = match &command {
+        Command::Records { .. } => "records",
+        Command::Export { .. } => "export",
+        Command::Report { .. } => "report",
+        Command::Synth(_) => "synth",
+    };
+    if let Some(c) = &input.capture {
+        return refuse(format!(
+            "{} comes before the subcommand; give it after it (`migscope {name} {}`) or with -r (`migscope -r {} {name}`)",
+            c.display(),
+            c.display(),
+            c.display()
+        ));
+    }
+    if input.replay.is_some() {
+        return refuse("--replay plays a capture back in the terminal UI, without a subcommand: `migscope CAPTURE --replay`");
+    }
+    if input.write.is_some() {
+        return refuse("-w saves a live capture for the summary or the terminal UI, without a subcommand: `migscope -i IFACE -w FILE`");
+    }
+    if input.interface.is_some() && name != "report" {
+        return refuse(format!(
+            "-i captures live for report and the terminal UI; `{name}` reads a file: capture with `migscope -i IFACE -w FILE` first"
+        ));
+    }
+    if name == "synth" && cli.common.given() {
+        return refuse("synth takes its own options after it (`migscope synth --help`); -r, the analysis and the stall options are for commands that read a capture");
+    }
+    let before = cli.common;
+    let merge = |after: Common| {
+        before
+            .clone()
+            .merge(after)
+            .and_then(|c| c.check().map(|_| c))
+    };
+    match command {
+        Command::Records {
             file,
             verbose,
             json,
             back_channel,
-            analysis,
-        }) => {
+            common,
+        } => {
+            let common = match merge(common) {
+                Ok(c) => c,
+                Err(e) => return refuse(e),
+            };
+            let file = match common.file(file, "file") {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return refuse(
+                        "records needs a file: `migscope records FILE` or `migscope records -r FILE` ('-' for standard input)",
+                    )
+                }
+                Err(e) => return refuse(e),
+            };
             let opts = records::Options {
                 verbose,
                 json,
                 back_channel,
             };
-            records_cmd(&file, opts, &analysis)
+            records_cmd(&file, opts, &common.analysis)
         }
-        Some(Command::Export {
+        Command::Export {
             capture,
             session,
             dir,
             output,
             zero_fill,
-            analysis,
-        }) => export_cmd(&capture, session, dir, &output, zero_fill, &analysis),
-        Some(Command::Report {
+            common,
+        } => {
+            let common = match merge(common) {
+                Ok(c) => c,
+                Err(e) => return refuse(e),
+            };
+            let capture = match common.file(capture, "capture") {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return refuse(
+                        "export needs a capture: `migscope export CAPTURE -o FILE` or `migscope export -r CAPTURE -o FILE` ('-' for standard input)",
+                    )
+                }
+                Err(e) => return refuse(e),
+            };
+            export_cmd(&capture, session, dir, &output, zero_fill, &common.analysis)
+        }
+        Command::Report {
             capture,
             interface,
             filter,
             format,
             fail_on_stall,
-            stalls,
             worst,
-            analysis,
-        }) => {
-            let t = stalls.thresholds();
-            let input = InputArgs {
-                capture: None,
-                replay: None,
-                read: capture,
+            common,
+        } => {
+            let common = match merge(common) {
+                Ok(c) => c,
+                Err(e) => return refuse(e),
+            };
+            let read = match common.file(capture, "capture") {
+                Ok(r) => r,
+                Err(e) => return refuse(e),
+            };
+            let interface = match once("-i", input.interface, interface) {
+                Ok(i) => i,
+                Err(e) => return refuse(e),
+            };
+            let filter = match once("-f", input.filter, filter) {
+                Ok(f) => f,
+                Err(e) => return refuse(e),
+            };
+            match (&read, &interface) {
+                (Some(r), Some(i)) => {
+                    return refuse(format!(
+                        "report reads {} or captures live on {i}, not both; give one",
+                        r.display()
+                    ))
+                }
+                (None, None) => {
+                    return refuse("report needs a capture: `migscope report CAPTURE`, `migscope report -r CAPTURE` ('-' for standard input) or `migscope report -i IFACE`")
+                }
+                _ => {}
+            }
+            let src = Input {
+                read,
                 interface,
                 filter,
                 write: None,
-                analysis,
-                stalls,
             };
             let format = match format {
                 ReportFormat::Text => timeline::Format::Text,
                 ReportFormat::Json => timeline::Format::Json,
                 ReportFormat::Csv => timeline::Format::Csv,
             };
-            report_cmd(&input, format, &t, fail_on_stall, worst)
+            let t = common.stalls.thresholds();
+            report_cmd(&src, &common.analysis, format, &t, fail_on_stall, worst)
         }
-        Some(Command::Synth(args)) => match migscope::synth::cli::run(&args) {
+        Command::Synth(args) => match migscope::synth::cli::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("migscope: {e:#}");
                 ExitCode::from(2)
             }
         },
-        None if cli.input.capture.is_some()
-            || (cli.input.interface.is_some() && io::stdout().is_terminal()) =>
-        {
-            ui_cmd(&cli.input)
-        }
-        None => summary_cmd(&cli.input),
     }
+}
+
+/// No subcommand: the terminal UI (CAPTURE, --replay, or -i on a
+/// terminal) or the summary (-r, or -i into a pipe).
+fn no_subcommand(input: InputArgs, common: Common) -> ExitCode {
+    if let Err(e) = common.check() {
+        return refuse(e);
+    }
+    if let (Some(c), Some(r)) = (&input.capture, &common.read) {
+        return refuse(format!(
+            "the capture is given twice, as {} and with -r {}; give it once",
+            c.display(),
+            r.display()
+        ));
+    }
+    let file = input.capture.clone().or_else(|| common.read.clone());
+    if let (Some(f), Some(i)) = (&file, &input.interface) {
+        return refuse(format!(
+            "read {} or capture live on {i}, not both; give one",
+            f.display()
+        ));
+    }
+    if let Some(speed) = input.replay {
+        if input.interface.is_some() {
+            return refuse("--replay plays back a capture file, not a live capture: `migscope CAPTURE --replay=4` or `migscope -r CAPTURE --replay=4`");
+        }
+        if file.is_none() {
+            return refuse("--replay plays back a capture file; give one: `migscope CAPTURE --replay=4` or `migscope -r CAPTURE --replay=4`");
+        }
+        if !(speed.is_finite() && speed > 0.0) {
+            return refuse("--replay takes a positive speed, e.g. --replay=10");
+        }
+    }
+    let src = Input {
+        read: file,
+        interface: input.interface,
+        filter: input.filter,
+        write: input.write,
+    };
+    let tui = input.capture.is_some()
+        || input.replay.is_some()
+        || (src.interface.is_some() && io::stdout().is_terminal());
+    if tui {
+        ui_cmd(&src, &common, input.replay)
+    } else {
+        summary_cmd(&src, &common.analysis)
+    }
+}
+
+/// Where packets come from.
+#[derive(Debug, Clone, Default)]
+struct Input {
+    read: Option<PathBuf>,
+    interface: Option<String>,
+    filter: Option<String>,
+    write: Option<PathBuf>,
 }
 
 /// Sets a flag on Ctrl-C so that the analysis stops reading and reports.
@@ -327,7 +572,7 @@ fn stop_flag() -> Arc<AtomicBool> {
 }
 
 /// Opens what -r or -i names.
-fn open_input(input: &InputArgs) -> Result<Source, CaptureError> {
+fn open_input(input: &Input) -> Result<Source, CaptureError> {
     if let Some(iface) = &input.interface {
         let live = capture::live::open(iface, input.filter.as_deref(), input.write.as_deref())?;
         return Ok(Source::Live(live));
@@ -393,16 +638,13 @@ impl From<ExitStatus> for ExitCode {
 }
 
 fn report_cmd(
-    input: &InputArgs,
+    input: &Input,
+    analysis: &AnalysisArgs,
     format: timeline::Format,
     t: &migscope::model::Thresholds,
     fail_on_stall: bool,
     worst: usize,
 ) -> ExitCode {
-    if !(t.factor.is_finite() && t.factor >= 0.0) {
-        eprintln!("migscope: --slow-factor must be a non-negative number");
-        return ExitCode::from(2);
-    }
     let mut src = match open_input(input) {
         Ok(s) => s,
         Err(e) => {
@@ -411,7 +653,7 @@ fn report_cmd(
         }
     };
     let source = src.name().to_string();
-    let mut analyzer = Analyzer::new(input.analysis.config(), migscope::model::Model::new());
+    let mut analyzer = Analyzer::new(analysis.config(), migscope::model::Model::new());
     let (status, problems) = analyse_with(&mut src, &mut analyzer);
     if status == ExitStatus::Unreadable {
         return status.into();
@@ -447,52 +689,38 @@ fn report_cmd(
     }
 }
 
-fn ui_cmd(input: &InputArgs) -> ExitCode {
-    let (src, total) = if let Some(path) = &input.capture {
+fn ui_cmd(input: &Input, common: &Common, replay: Option<f64>) -> ExitCode {
+    let (src, total) = if let Some(path) = &input.read {
         let total = std::fs::metadata(path).ok().map(|m| m.len());
         match FileSource::open(path) {
             Ok(f) => {
                 let total = if f.compressed() { None } else { total };
                 (Source::File(f), total)
             }
-            Err(e) => {
-                eprintln!("migscope: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return refuse(e),
         }
     } else {
         match open_input(input) {
             Ok(s) => (s, None),
-            Err(e) => {
-                eprintln!("migscope: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return refuse(e),
         }
     };
     if !io::stdout().is_terminal() {
-        eprintln!("migscope: the terminal UI needs a terminal; use `migscope report` or `migscope -r` for text output");
-        return ExitCode::from(2);
-    }
-    if input.replay.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
-        eprintln!("migscope: --replay takes a positive speed, e.g. --replay=10");
-        return ExitCode::from(2);
+        return refuse("the terminal UI needs a terminal; use `migscope report` or `migscope -r` for text output");
     }
     match migscope::ui::run(
         src,
-        input.analysis.config(),
-        input.stalls.thresholds(),
+        common.analysis.config(),
+        common.stalls.thresholds(),
         total,
-        input.replay,
+        replay,
     ) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("migscope: the terminal UI failed: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => refuse(format!("the terminal UI failed: {e}")),
     }
 }
 
-fn summary_cmd(input: &InputArgs) -> ExitCode {
+fn summary_cmd(input: &Input, analysis: &AnalysisArgs) -> ExitCode {
     if input.read.is_none() && input.interface.is_none() {
         eprintln!("migscope: nothing to read; give a capture with -r FILE (or -r - for standard input), or an interface with -i IFACE; see migscope --help");
         return ExitCode::from(2);
@@ -505,7 +733,7 @@ fn summary_cmd(input: &InputArgs) -> ExitCode {
         }
     };
     let stdout = io::stdout();
-    let mut analyzer = Analyzer::new(input.analysis.config(), Summary::new(stdout.lock()));
+    let mut analyzer = Analyzer::new(analysis.config(), Summary::new(stdout.lock()));
     let mut status = analyse(&mut src, &mut analyzer);
     let stats = analyzer.stats();
     let mut summary = analyzer.into_observer();

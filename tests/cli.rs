@@ -233,3 +233,179 @@ fn the_terminal_ui_takes_the_stall_options_of_report() {
         .code(2)
         .stderr(predicate::str::contains("unknown phase"));
 }
+
+/// Issue: `migscope report -r FILE` and `migscope records -r FILE` failed
+/// with clap's "to pass '-r' as a value" tip. `-r` now goes before or after
+/// the subcommand, as tshark users write it; the positional file still works.
+#[test]
+fn dash_r_goes_before_or_after_the_subcommand() {
+    let demo = "captures/colo-demo.pcap";
+    for cmd in ["records", "report"] {
+        let positional = migscope().args([cmd, demo]).output().unwrap();
+        assert!(positional.status.success(), "{cmd}");
+        for args in [[cmd, "-r", demo], ["-r", demo, cmd], [cmd, "--read", demo]] {
+            let out = migscope().args(args).output().unwrap();
+            assert!(out.status.success(), "{args:?}");
+            assert_eq!(out.stdout, positional.stdout, "{args:?}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let want = std::fs::read("captures/colo-demo.fwd").unwrap();
+    for (i, args) in [
+        vec!["export", demo, "-o"],
+        vec!["export", "-r", demo, "-o"],
+        vec!["-r", demo, "export", "-o"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.path().join(format!("{i}.fwd"));
+        migscope().args(&args).arg(&out).assert().success();
+        assert_eq!(std::fs::read(&out).unwrap(), want, "{args:?}");
+    }
+}
+
+#[test]
+fn a_file_given_twice_is_one_sentence_and_exit_2() {
+    let demo = "captures/colo-demo.pcap";
+    let runs: [&[&str]; 5] = [
+        &["records", demo, "-r", demo],
+        &["-r", demo, "report", demo],
+        &["-r", demo, "export", demo, "-o", "-"],
+        &["-r", demo, "report", "-r", demo],
+        &[demo, "-r", demo],
+    ];
+    for args in runs {
+        let out = migscope().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("migscope: "), "{args:?}: {err}");
+        assert!(err.contains("give it once"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // A capture before the subcommand is not taken for -r.
+    migscope()
+        .args([demo, "report"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("comes before the subcommand"));
+    // No file at all.
+    for cmd in ["records", "report", "export"] {
+        let mut c = migscope();
+        c.arg(cmd);
+        if cmd == "export" {
+            c.args(["-o", "-"]);
+        }
+        c.assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!("{cmd} needs a")));
+    }
+}
+
+/// Issue: `migscope -r FILE --replay=4` printed the summary and ignored
+/// --replay. It opens the terminal UI in replay mode, like
+/// `migscope FILE --replay=4`; without a terminal the UI says so.
+#[test]
+fn replay_with_dash_r_opens_the_terminal_ui() {
+    for args in [
+        ["-r", "captures/colo-demo.pcap", "--replay=4"],
+        ["--replay=4", "-r", "captures/colo-demo.pcap"],
+        ["captures/colo-demo.pcap", "--replay", "4"],
+    ] {
+        migscope()
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::diff(
+                "migscope: the terminal UI needs a terminal; use `migscope report` or `migscope -r` for text output\n",
+            ));
+    }
+}
+
+#[test]
+fn replay_without_a_capture_file_is_one_sentence_and_exit_2() {
+    migscope()
+        .arg("--replay=4")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::diff(
+            "migscope: --replay plays back a capture file; give one: `migscope CAPTURE --replay=4` or `migscope -r CAPTURE --replay=4`\n",
+        ));
+    migscope()
+        .args(["-i", "lo", "--replay"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a live capture"));
+    migscope()
+        .args(["-r", "captures/colo-demo.pcap", "--replay=0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("positive speed"));
+}
+
+/// One set of analysis and stall options for every command, before or
+/// after the subcommand.
+#[test]
+fn analysis_and_stall_options_go_before_or_after_the_subcommand() {
+    let demo = "captures/colo-demo.pcap";
+    let report = |args: &[&str]| {
+        let out = migscope().args(args).output().unwrap();
+        assert!(out.status.code().is_some_and(|c| c < 2), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // checkpoint 23's apply phase (2.3 s) is slow by default
+    let default = report(&["report", demo]);
+    assert!(default.contains("checkpoint 23 at"), "{default}");
+    let before = report(&["--slow", "apply=off", "--quiet", "5s", "report", demo]);
+    let after = report(&["report", demo, "--slow", "apply=off", "--quiet", "5s"]);
+    let mixed = report(&["--slow", "apply=off", "-r", demo, "report", "--quiet=5s"]);
+    assert!(!before.contains("apply took"), "{before}");
+    assert_eq!(before, after);
+    assert_eq!(before, mixed);
+    // --port before records: the session is recognised by its port.
+    for args in [
+        ["--port", "8002", "records", demo],
+        ["records", demo, "--port", "8002"],
+    ] {
+        migscope()
+            .args(args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("(port)"));
+    }
+    // The analysis options reach export and the terminal UI too.
+    migscope()
+        .args(["--gap-timeout", "2s", "--ooo-total", "1M", "export", demo])
+        .args(["--ooo-per-flow", "512K", "--idle", "2s", "-o", "/dev/null"])
+        .assert()
+        .success();
+    migscope()
+        .args([
+            "--port",
+            "8002",
+            "--gap-timeout",
+            "2s",
+            "--ooo-per-flow",
+            "1M",
+        ])
+        .args(["--quiet", "2s", demo])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("needs a terminal"));
+    // Given on both sides: refused like clap refuses an option given twice.
+    migscope()
+        .args(["--quiet", "3s", "report", demo, "--quiet", "2s"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::diff(
+            "migscope: --quiet is given both before and after the subcommand; give it once\n",
+        ));
+    // synth has options of its own (its --port is the receiver's).
+    migscope()
+        .args(["--port", "9000", "synth", "-o", "-"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("synth takes its own options"));
+}
