@@ -581,26 +581,38 @@ fn open_input(input: &Input) -> Result<Source, CaptureError> {
     Ok(Source::File(FileSource::open(path)?))
 }
 
-/// Runs the analysis over a source; prints reading problems as they are met.
+/// Runs the analysis over a source; prints reading problems on standard
+/// error.
 fn analyse<O: Observer>(src: &mut Source, analyzer: &mut Analyzer<O>) -> ExitStatus {
-    analyse_with(src, analyzer).0
+    analyse_with(src, analyzer, true).0
 }
 
-/// As [`analyse`], also returning the reading problems as sentences.
+/// As [`analyse`], also returning the reading problems as sentences; with
+/// `echo` false they are printed only if nothing else will say them (the
+/// input was unreadable), for an output that carries them itself (the text
+/// report), so that each is said once.
 fn analyse_with<O: Observer>(
     src: &mut Source,
     analyzer: &mut Analyzer<O>,
+    echo: bool,
 ) -> (ExitStatus, Vec<String>) {
     let stop = stop_flag();
     let problems = pipeline::feed(src, analyzer, &stop);
     analyzer.finish();
     let mut problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     problems.extend(analyzer.stats().clock_problem());
-    let mut status = ExitStatus::Clean;
-    for p in &problems {
-        eprintln!("migscope: {p}");
-        status = ExitStatus::Problems;
+    let packets = analyzer.stats().packets;
+    let status = match (packets, problems.is_empty()) {
+        (0, false) => ExitStatus::Unreadable,
+        (_, false) => ExitStatus::Problems,
+        (_, true) => ExitStatus::Clean,
+    };
+    if echo || status == ExitStatus::Unreadable {
+        for p in &problems {
+            eprintln!("migscope: {p}");
+        }
     }
+    let mut status = status;
     if let Source::Live(l) = src {
         if let Ok(st) = l.stats() {
             eprintln!(
@@ -611,15 +623,12 @@ fn analyse_with<O: Observer>(
                 st.if_dropped
             );
             if st.dropped + st.if_dropped > 0 {
-                status = ExitStatus::Problems;
+                status = status.max(ExitStatus::Problems);
             }
         }
         if let Err(e) = l.flush() {
             eprintln!("migscope: {e}");
         }
-    }
-    if analyzer.stats().packets == 0 && !problems.is_empty() {
-        status = ExitStatus::Unreadable;
     }
     (status, problems)
 }
@@ -654,7 +663,9 @@ fn report_cmd(
     };
     let source = src.name().to_string();
     let mut analyzer = Analyzer::new(analysis.config(), migscope::model::Model::new());
-    let (status, problems) = analyse_with(&mut src, &mut analyzer);
+    // The text report lists the reading problems itself.
+    let echo = format != timeline::Format::Text;
+    let (status, problems) = analyse_with(&mut src, &mut analyzer, echo);
     if status == ExitStatus::Unreadable {
         return status.into();
     }

@@ -409,3 +409,38 @@ fn analysis_and_stall_options_go_before_or_after_the_subcommand() {
         .code(2)
         .stderr(predicate::str::contains("synth takes its own options"));
 }
+
+/// Issue: the warning "ends inside packet 90" was printed twice for a
+/// truncated capture: on standard error and in the text report. Each
+/// output says it once.
+#[test]
+fn a_truncated_capture_warns_once() {
+    let cap = std::fs::read("captures/plain-xl.pcap").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &cap[..100_000]).unwrap();
+    let f = cut.to_str().unwrap();
+    let out = dir.path().join("fwd.bin");
+    let runs: [&[&str]; 6] = [
+        &["report", f],
+        &["report", "--format", "csv", f],
+        &["report", "--format", "json", f],
+        &["-r", f],
+        &["records", f],
+        &["export", f, "-o", out.to_str().unwrap()],
+    ];
+    for args in runs {
+        let run = migscope().args(args).output().unwrap();
+        assert_eq!(run.status.code(), Some(1), "{args:?}");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        let said = |s: &str| s.matches("ends inside packet 90").count();
+        if args.contains(&"json") {
+            // standard error for people, the diagnostics for programs
+            assert_eq!(said(&stderr), 1, "{args:?}: {stderr}");
+            assert_eq!(said(&stdout), 1, "{args:?}");
+        } else {
+            assert_eq!(said(&stdout) + said(&stderr), 1, "{args:?}: {stderr}");
+        }
+    }
+}
