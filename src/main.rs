@@ -602,6 +602,13 @@ fn analyse_with<O: Observer>(
     let mut problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     problems.extend(analyzer.stats().clock_problem());
     let packets = analyzer.stats().packets;
+    if let (Source::File(f), 0, true) = (&*src, packets, problems.is_empty()) {
+        // A file header and nothing after it: as unreadable as an empty file.
+        problems.push(format!(
+            "{} holds no packets (only its file header); check that the capture ran while the migration did, and its filter",
+            f.name()
+        ));
+    }
     let status = match (packets, problems.is_empty()) {
         (0, false) => ExitStatus::Unreadable,
         (_, false) => ExitStatus::Problems,
@@ -746,6 +753,9 @@ fn summary_cmd(input: &Input, analysis: &AnalysisArgs) -> ExitCode {
     let stdout = io::stdout();
     let mut analyzer = Analyzer::new(analysis.config(), Summary::new(stdout.lock()));
     let mut status = analyse(&mut src, &mut analyzer);
+    if status == ExitStatus::Unreadable {
+        return status.into();
+    }
     let stats = analyzer.stats();
     let mut summary = analyzer.into_observer();
     let result = match summary.error.take() {
@@ -815,6 +825,18 @@ fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> 
             return ExitCode::from(2);
         }
     };
+    if head.is_empty() {
+        // As `report` and `-r` say it: nothing to read is not a stream that
+        // ends early.
+        return refuse(format!(
+            "{} is empty, so there are no packets or records to read; check that it was written out",
+            if file.as_os_str() == "-" {
+                "standard input".to_string()
+            } else {
+                file.display().to_string()
+            }
+        ));
+    }
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     if is_capture(&head) && !opts.back_channel {
@@ -830,12 +852,12 @@ fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> 
                 return ExitCode::from(2);
             }
         };
-        let printer = match records::CaptureRecords::new(opts, &mut out) {
-            Ok(p) => p,
-            Err(e) => return write_failed(e),
-        };
+        let printer = records::CaptureRecords::new(opts, &mut out);
         let mut analyzer = Analyzer::new(analysis.config(), printer);
         let status = analyse(&mut src, &mut analyzer);
+        if status == ExitStatus::Unreadable {
+            return status.into();
+        }
         let result = analyzer.into_observer().finish();
         let result = result.and_then(|o| out.flush().map(|_| o));
         return match result {
@@ -939,6 +961,9 @@ fn export_cmd(
             }
         );
         return ExitCode::from(2);
+    }
+    if status == ExitStatus::Unreadable {
+        return status.into();
     }
     let Some(found) = &export.found else {
         eprintln!(

@@ -444,3 +444,49 @@ fn a_truncated_capture_warns_once() {
         }
     }
 }
+
+/// A pcap file header (microseconds, Ethernet) and no packet.
+fn header_only_pcap() -> Vec<u8> {
+    let mut h = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&65535u32.to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h
+}
+
+/// Issue: `records` on an empty pcap printed a table header and exited 1,
+/// while `report` said one sentence and exited 2. Every command now says
+/// one sentence and exits 2 for an input with no packets: an empty file,
+/// or a capture with only its file header.
+#[test]
+fn records_on_an_empty_pcap_is_one_sentence_and_exit_2_like_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let header = dir.path().join("header.pcap");
+    std::fs::write(&header, header_only_pcap()).unwrap();
+    let out = dir.path().join("out.bin");
+    for (file, says) in [
+        (&empty, "is empty, so there are no packets"),
+        (&header, "holds no packets (only its file header)"),
+    ] {
+        let f = file.to_str().unwrap();
+        let runs: [&[&str]; 6] = [
+            &["records", f],
+            &["records", "--json", f],
+            &["report", f],
+            &["report", "--format", "json", f],
+            &["-r", f],
+            &["export", f, "-o", out.to_str().unwrap()],
+        ];
+        for args in runs {
+            let run = migscope().args(args).output().unwrap();
+            let err = String::from_utf8_lossy(&run.stderr);
+            assert_eq!(run.status.code(), Some(2), "{args:?}: {err}");
+            assert!(run.stdout.is_empty(), "{args:?}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.starts_with("migscope: "), "{args:?}: {err}");
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
+    }
+}

@@ -288,23 +288,19 @@ fn kind_name(k: DiagKind) -> &'static str {
 
 /// `records` over a capture: an observer that lists the records of every
 /// session direction, each line led by its time, session and direction.
+/// The table header is written with the first line (or the footer), so a
+/// capture found unreadable before any line leaves no output.
 pub struct CaptureRecords<'a> {
     printer: Printer<'a>,
     t0: Option<u64>,
+    header: bool,
     /// The first write error; printing stops there.
     pub error: Option<io::Error>,
 }
 
 impl<'a> CaptureRecords<'a> {
-    pub fn new(opts: Options, out: &'a mut dyn Write) -> io::Result<Self> {
-        if !opts.json {
-            writeln!(
-                out,
-                "{:>12}  {:>4} {:<7}  {:>6}  {:>12}  {:<6} {:<26} {:>9}  summary",
-                "time", "sess", "dir", "no", "offset", "layer", "type", "length"
-            )?;
-        }
-        Ok(CaptureRecords {
+    pub fn new(opts: Options, out: &'a mut dyn Write) -> Self {
+        CaptureRecords {
             printer: Printer {
                 opts,
                 out,
@@ -313,8 +309,22 @@ impl<'a> CaptureRecords<'a> {
                 ctx: None,
             },
             t0: None,
+            header: false,
             error: None,
-        })
+        }
+    }
+
+    /// Writes the table header once, before the first line.
+    fn header(&mut self) -> io::Result<()> {
+        if self.header || self.printer.opts.json {
+            return Ok(());
+        }
+        self.header = true;
+        writeln!(
+            self.printer.out,
+            "{:>12}  {:>4} {:<7}  {:>6}  {:>12}  {:<6} {:<26} {:>9}  summary",
+            "time", "sess", "dir", "no", "offset", "layer", "type", "length"
+        )
     }
 
     /// The capture time shown as 0.
@@ -332,6 +342,7 @@ impl<'a> CaptureRecords<'a> {
             return Err(e);
         }
         self.printer.ctx = None;
+        self.header()?;
         self.printer.footer()?;
         Ok(self.printer.outcome)
     }
@@ -347,22 +358,26 @@ impl crate::pipeline::Observer for CaptureRecords<'_> {
             return;
         }
         let time = self.time(s.first_ts);
-        let r = if self.printer.opts.json {
-            let v = json!({"event": "session", "session": s.id, "time": time, "session_info": s});
-            writeln!(self.printer.out, "{v}")
-        } else {
-            writeln!(
-                self.printer.out,
-                "{time:>12.6}  {:>4} {:<7}  session {}: {} -> {} ({}{})",
-                s.id,
-                "",
-                s.id,
-                s.primary,
-                s.secondary,
-                s.recognised_by,
-                if s.mid_stream { ", mid-stream" } else { "" }
-            )
-        };
+        let r = self.header();
+        let r = r.and_then(|()| {
+            if self.printer.opts.json {
+                let v =
+                    json!({"event": "session", "session": s.id, "time": time, "session_info": s});
+                writeln!(self.printer.out, "{v}")
+            } else {
+                writeln!(
+                    self.printer.out,
+                    "{time:>12.6}  {:>4} {:<7}  session {}: {} -> {} ({}{})",
+                    s.id,
+                    "",
+                    s.id,
+                    s.primary,
+                    s.secondary,
+                    s.recognised_by,
+                    if s.mid_stream { ", mid-stream" } else { "" }
+                )
+            }
+        });
         if let Err(e) = r {
             self.error = Some(e);
         }
@@ -382,7 +397,7 @@ impl crate::pipeline::Observer for CaptureRecords<'_> {
             time: self.time(ts),
             first: self.time(first),
         });
-        if let Err(e) = self.printer.print(events) {
+        if let Err(e) = self.header().and_then(|()| self.printer.print(events)) {
             self.error = Some(e);
         }
     }
