@@ -818,6 +818,12 @@ fn peek(mut input: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Ve
 }
 
 fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> ExitCode {
+    if file.is_dir() {
+        return refuse(format!(
+            "cannot open {}: it is a directory; give a capture or stream file",
+            file.display()
+        ));
+    }
     let (mut input, head) = match open_peek(file) {
         Ok(x) => x,
         Err(e) => {
@@ -1008,7 +1014,9 @@ fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file; check the path".into(),
         io::ErrorKind::PermissionDenied => "permission denied; check the file's permissions".into(),
-        // ENOSPC (io::ErrorKind::StorageFull is newer than our MSRV).
+        // EISDIR and ENOSPC (io::ErrorKind::IsADirectory and StorageFull
+        // are newer than our MSRV).
+        _ if e.raw_os_error() == Some(21) => "it is a directory; give a file".into(),
         _ if e.raw_os_error() == Some(28) => {
             "no space left on the device; free some space or write elsewhere".into()
         }

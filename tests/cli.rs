@@ -490,3 +490,40 @@ fn records_on_an_empty_pcap_is_one_sentence_and_exit_2_like_report() {
         }
     }
 }
+
+/// Issue: `records captures/` printed a raw "Is a directory (os error 21)".
+/// Every command that takes a file says one sentence.
+#[test]
+fn records_on_a_directory_is_one_sentence() {
+    let runs: [&[&str]; 10] = [
+        &["records", "captures"],
+        &["records", "--back-channel", "captures"],
+        &["records", "-r", "captures"],
+        &["report", "captures"],
+        &["-r", "captures"],
+        &["captures"],
+        &["export", "captures", "-o", "-"],
+        &["export", "captures/colo-demo.pcap", "-o", "captures"],
+        &["synth", "--memory", "1MiB", "-o", "captures"],
+        &[
+            "synth",
+            "--memory",
+            "1MiB",
+            "-o",
+            "-",
+            "--manifest",
+            "captures",
+        ],
+    ];
+    for args in runs {
+        let out = migscope().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("captures: it is a directory; give a"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+    }
+}
