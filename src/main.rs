@@ -904,6 +904,50 @@ fn write_failed(e: io::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Where `export` writes: standard output, or a file created when its
+/// first byte is written (or once the session turns out to have no bytes
+/// that way), so that a capture without the session leaves no empty file
+/// behind and a file of that name is kept.
+enum ExportOut {
+    Stdout(io::StdoutLock<'static>),
+    File {
+        path: PathBuf,
+        file: Option<File>,
+        /// Creating the file failed (the error went to the writer).
+        failed: bool,
+    },
+}
+
+impl ExportOut {
+    /// The writer, creating the file on first use.
+    fn writer(&mut self) -> io::Result<&mut dyn Write> {
+        match self {
+            ExportOut::Stdout(s) => Ok(s),
+            ExportOut::File { path, file, failed } => {
+                let f = match file.take() {
+                    Some(f) => f,
+                    None => File::create(&*path).inspect_err(|_| *failed = true)?,
+                };
+                Ok(file.insert(f))
+            }
+        }
+    }
+}
+
+impl Write for ExportOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ExportOut::Stdout(s) => s.flush(),
+            ExportOut::File { file: Some(f), .. } => f.flush(),
+            ExportOut::File { file: None, .. } => Ok(()),
+        }
+    }
+}
+
 fn export_cmd(
     capture: &Path,
     session: u32,
@@ -914,24 +958,43 @@ fn export_cmd(
 ) -> ExitCode {
     let mut src = match FileSource::open(capture) {
         Ok(s) => Source::File(s),
-        Err(e) => {
-            eprintln!("migscope: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(e),
     };
-    let out: Box<dyn Write> = if output.as_os_str() == "-" {
-        Box::new(io::stdout().lock())
+    let out = if output.as_os_str() == "-" {
+        ExportOut::Stdout(io::stdout().lock())
     } else {
-        match File::create(output) {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                eprintln!(
-                    "migscope: cannot create {}: {}",
-                    output.display(),
-                    describe(&e)
-                );
-                return ExitCode::from(2);
+        // What can be told before reading the capture is told now.
+        let cannot = |why: &str| refuse(format!("cannot create {}: {why}", output.display()));
+        if output.is_dir() {
+            return cannot("it is a directory; give a file name");
+        }
+        match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => {
+                return cannot("its directory does not exist; check the path")
             }
+            _ => {}
+        }
+        // Whether it can be written, without changing a file of that name
+        // (or leaving one).
+        let probe = if output.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(output)
+                .map(drop)
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(output)
+                .and_then(|_| std::fs::remove_file(output))
+        };
+        if let Err(e) = probe {
+            return cannot(&describe(&e));
+        }
+        ExportOut::File {
+            path: output.into(),
+            file: None,
+            failed: false,
         }
     };
     let direction = match dir {
@@ -948,16 +1011,29 @@ fn export_cmd(
     let mut status = analyse(&mut src, &mut analyzer);
     let sessions = analyzer.sessions().len();
     let mut export = analyzer.into_observer();
-    if let Err(e) = export.flush() {
+    let flushed = export.flush();
+    let found = export.found.take();
+    let gaps = std::mem::take(&mut export.gaps);
+    let (written, first_offset) = (export.written, export.first_offset);
+    // Without the writer's drop, which would write again what failed.
+    let (mut out, _) = export.into_inner().into_parts();
+    if let Err(e) = flushed {
         if e.kind() == io::ErrorKind::BrokenPipe || output.as_os_str() == "-" {
             return write_failed(e);
+        }
+        if let ExportOut::File { failed: true, .. } = out {
+            return refuse(format!(
+                "cannot create {}: {}",
+                output.display(),
+                describe(&e)
+            ));
         }
         // A stream cut short looks like a stream that ended: do not leave it
         // (only regular files are removed, never a device like /dev/full).
         let removed = std::fs::metadata(output).is_ok_and(|m| m.is_file())
             && std::fs::remove_file(output).is_ok();
-        eprintln!(
-            "migscope: writing {} failed: {}; {}",
+        return refuse(format!(
+            "writing {} failed: {}; {}",
             output.display(),
             describe(&e),
             if removed {
@@ -965,22 +1041,28 @@ fn export_cmd(
             } else {
                 "what it holds is incomplete"
             }
-        );
-        return ExitCode::from(2);
+        ));
     }
     if status == ExitStatus::Unreadable {
         return status.into();
     }
-    let Some(found) = &export.found else {
-        eprintln!(
-            "migscope: {} has no session {session} ({sessions} migration session{} found; `migscope -r {}` lists them)",
+    let Some(found) = found else {
+        return refuse(format!(
+            "{} has no session {session} ({sessions} migration session{} found; `migscope -r {}` lists them)",
             capture.display(),
             if sessions == 1 { "" } else { "s" },
             capture.display()
-        );
-        return ExitCode::from(2);
+        ));
     };
-    let missing: u64 = export.gaps.iter().map(|g| g.len).sum();
+    // A direction without bytes is an empty file.
+    if let Err(e) = out.writer() {
+        return refuse(format!(
+            "cannot create {}: {}",
+            output.display(),
+            describe(&e)
+        ));
+    }
+    let missing: u64 = gaps.iter().map(|g| g.len).sum();
     eprintln!(
         "migscope: session {session} {} ({} -> {}): wrote {} bytes from stream offset {}; {} gap{} ({} bytes missing{})",
         match dir {
@@ -989,14 +1071,14 @@ fn export_cmd(
         },
         found.primary,
         found.secondary,
-        export.written,
-        export.first_offset.unwrap_or(0),
-        export.gaps.len(),
-        if export.gaps.len() == 1 { "" } else { "s" },
+        written,
+        first_offset.unwrap_or(0),
+        gaps.len(),
+        if gaps.len() == 1 { "" } else { "s" },
         missing,
         if zero_fill { ", written as zeros" } else { ", left out" }
     );
-    for g in &export.gaps {
+    for g in &gaps {
         eprintln!(
             "migscope:   gap at stream offset {}: {} bytes ({})",
             g.offset,
@@ -1004,7 +1086,7 @@ fn export_cmd(
             g.cause.name()
         );
     }
-    if !export.gaps.is_empty() {
+    if !gaps.is_empty() {
         status = status.max(ExitStatus::Problems);
     }
     status.into()

@@ -488,6 +488,7 @@ fn records_on_an_empty_pcap_is_one_sentence_and_exit_2_like_report() {
             assert!(err.starts_with("migscope: "), "{args:?}: {err}");
             assert!(err.contains(says), "{args:?}: {err}");
         }
+        assert!(!out.exists(), "export left a file");
     }
 }
 
@@ -526,4 +527,48 @@ fn records_on_a_directory_is_one_sentence() {
         );
         assert!(!err.contains("os error"), "{args:?}: {err}");
     }
+}
+
+/// Issue: `export --session 5` (no such session) left a 0-byte output
+/// file. The file is created once the session's bytes come; a file of that
+/// name is left as it was.
+#[test]
+fn export_of_a_missing_session_leaves_no_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s5.bin");
+    migscope()
+        .args(["export", "captures/colo-demo.pcap", "--session", "5", "-o"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::diff(
+            "migscope: captures/colo-demo.pcap has no session 5 (1 migration session found; `migscope -r captures/colo-demo.pcap` lists them)\n",
+        ));
+    assert!(!out.exists(), "an empty file was left");
+    std::fs::write(&out, b"keep me").unwrap();
+    migscope()
+        .args(["export", "captures/colo-demo.pcap", "--session", "5", "-o"])
+        .arg(&out)
+        .assert()
+        .code(2);
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    // A session whose direction has no bytes is still an (empty) file
+    // (Remus without xl sends nothing back).
+    let dir2 = tempfile::tempdir().unwrap();
+    let empty = dir2.path().join("back.bin");
+    let remus = "captures/remus.pcapng";
+    let run = migscope()
+        .args(["export", remus, "--dir", "back", "-o"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.code().is_some_and(|c| c < 2), "{err}");
+    let wrote: u64 = err
+        .split("wrote ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), wrote);
 }
