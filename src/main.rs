@@ -68,6 +68,10 @@ struct InputArgs {
         requires = "interface"
     )]
     write: Option<PathBuf>,
+    /// For `records` and `report`, before or after them: what they list
+    /// (`migscope records --help`, `migscope report --help`).
+    #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
+    display_filter: Option<String>,
 }
 
 /// The options of every command that reads a capture (the terminal UI,
@@ -241,6 +245,17 @@ impl Common {
     }
 }
 
+/// The filter language of `records -Y` and of the terminal UI's Records
+/// view (`/`), as `migscope records --help` shows it.
+const RECORDS_FILTER_HELP: &str = "\
+List only the records that pass FILTER, in the filter language of the terminal UI's Records view (`/`): words separated by spaces; a record must pass every word, and several type: words mean any of those types.
+  type:NAME   the record type, any case, e.g. type:PAGE_DATA (t: for short)
+  layer:L     xl, libxl or libxc (l:)
+  dir:D       fwd (the migration stream) or back (what the receiver sends back) (d:)
+  ckpt:N      a record of checkpoint N, as `migscope report` numbers them (c:, checkpoint:, ckpt:#N); captures only: a raw stream file has no checkpoint numbers
+  WORD        any other word: found in the type name or the one-line summary, any case
+Example: -Y 'type:PAGE_DATA dir:fwd ckpt:23'. Records keep their unfiltered numbers; session lines stay; diagnostics and decoder markers are counted in the footer, not listed. -Y keeps the Records view's index of every record (52 bytes and its one-line summary, at most 96 bytes, per record).";
+
 #[derive(Subcommand)]
 enum Command {
     /// List the records of a capture (every migration in it) or of a raw
@@ -258,6 +273,9 @@ enum Command {
         /// The raw stream file holds a COLO back channel (secondary -> primary).
         #[arg(long)]
         back_channel: bool,
+        /// List only the records that pass FILTER, e.g. 'type:PAGE_DATA ckpt:23' (--help says more).
+        #[arg(short = 'Y', long = "display-filter", value_name = "FILTER", long_help = RECORDS_FILTER_HELP)]
+        display_filter: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -379,6 +397,11 @@ fn main() -> ExitCode {
     if input.write.is_some() {
         return refuse("-w saves a live capture for the summary or the terminal UI, without a subcommand: `migscope -i IFACE -w FILE`");
     }
+    if input.display_filter.is_some() && !matches!(name, "records" | "report") {
+        return refuse(format!(
+            "-Y selects what records and report list; `{name}` takes no filter"
+        ));
+    }
     if input.interface.is_some() && name != "report" {
         return refuse(format!(
             "-i captures live for report and the terminal UI; `{name}` reads a file: capture with `migscope -i IFACE -w FILE` first"
@@ -400,6 +423,7 @@ fn main() -> ExitCode {
             verbose,
             json,
             back_channel,
+            display_filter,
             common,
         } => {
             let common = match merge(common) {
@@ -420,7 +444,15 @@ fn main() -> ExitCode {
                 json,
                 back_channel,
             };
-            records_cmd(&file, opts, &common.analysis)
+            let display_filter = match once("-Y", input.display_filter, display_filter) {
+                Ok(f) => f,
+                Err(e) => return refuse(e),
+            };
+            let filter = match display_filter.as_deref().map(parse_filter).transpose() {
+                Ok(f) => f.map(|f| (f, display_filter.unwrap_or_default())),
+                Err(e) => return refuse(e),
+            };
+            records_cmd(&file, opts, filter, &common.analysis)
         }
         Command::Export {
             capture,
@@ -512,6 +544,9 @@ fn no_subcommand(input: InputArgs, common: Common) -> ExitCode {
     if let Err(e) = common.check() {
         return refuse(e);
     }
+    if input.display_filter.is_some() {
+        return refuse("-Y selects what `migscope records` and `migscope report` list; in the terminal UI, / filters the Records view");
+    }
     if let (Some(c), Some(r)) = (&input.capture, &common.read) {
         return refuse(format!(
             "the capture is given twice, as {} and with -r {}; give it once",
@@ -551,6 +586,14 @@ fn no_subcommand(input: InputArgs, common: Common) -> ExitCode {
     } else {
         summary_cmd(&src, &common.analysis)
     }
+}
+
+/// Parses a display filter (-Y), with a sentence naming it when it does
+/// not parse.
+fn parse_filter(text: &str) -> Result<migscope::model::records::Filter, String> {
+    migscope::model::records::Filter::parse(text).map_err(|e| {
+        format!("the filter {text:?} does not parse: {e}; `migscope records --help` describes the language")
+    })
 }
 
 /// Where packets come from.
@@ -817,7 +860,12 @@ fn peek(mut input: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Ve
     Ok((Box::new(rest), head))
 }
 
-fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> ExitCode {
+fn records_cmd(
+    file: &Path,
+    opts: records::Options,
+    filter: Option<(migscope::model::records::Filter, String)>,
+    analysis: &AnalysisArgs,
+) -> ExitCode {
     if file.is_dir() {
         return refuse(format!(
             "cannot open {}: it is a directory; give a capture or stream file",
@@ -858,7 +906,10 @@ fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> 
                 return ExitCode::from(2);
             }
         };
-        let printer = records::CaptureRecords::new(opts, &mut out);
+        let mut printer = records::CaptureRecords::new(opts, &mut out);
+        if let Some((f, text)) = filter {
+            printer = printer.with_filter(f, &text);
+        }
         let mut analyzer = Analyzer::new(analysis.config(), printer);
         let status = analyse(&mut src, &mut analyzer);
         if status == ExitStatus::Unreadable {
@@ -872,7 +923,15 @@ fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> 
             Ok(_) => status.into(),
         };
     }
-    let result = records::run(&mut input, opts, &mut out).and_then(|o| out.flush().map(|_| o));
+    if filter.as_ref().is_some_and(|(f, _)| f.checkpoint.is_some()) {
+        return refuse(format!(
+            "-Y ckpt: needs a capture: {} is a raw stream file, whose records have no checkpoint numbers here; give the capture it came from, or filter with type:, layer:, dir: and words",
+            file.display()
+        ));
+    }
+    let filter = filter.as_ref().map(|(f, t)| (f, t.as_str()));
+    let result =
+        records::run(&mut input, opts, filter, &mut out).and_then(|o| out.flush().map(|_| o));
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

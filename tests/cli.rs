@@ -572,3 +572,133 @@ fn export_of_a_missing_session_leaves_no_empty_file() {
         .unwrap();
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), wrote);
 }
+
+/// `records -Y`: the Records view's filter language selects the records
+/// listed, and `ckpt:N` is the checkpoint `report` numbers N.
+#[test]
+fn records_display_filter_selects_the_records_listed() {
+    let demo = "captures/colo-demo.pcap";
+    let out = migscope()
+        .args(["records", demo, "-Y", "ckpt:23"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let types: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" forward ") || l.contains(" reverse "))
+        .map(|l| l.split_whitespace().nth(6).unwrap())
+        .collect();
+    assert_eq!(types.first(), Some(&"CHECKPOINT_STATE"), "{text}");
+    assert!(types.contains(&"PAGE_DATA") && types.contains(&"CHECKPOINT_END"));
+    assert!(text.contains("session 0: 10.0.1.1:37902"), "{text}");
+    assert!(
+        text.contains(&format!("\n{} of them listed (-Y ckpt:23)\n", types.len())),
+        "{text}"
+    );
+    // Each record's checkpoint is the report's: the NEW and SVM_READY of
+    // checkpoint 23 are listed at the times the report gives its events.
+    let report: serde_json::Value = serde_json::from_slice(
+        &migscope()
+            .args(["report", "--format", "json", demo])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let c23 = &report["sessions"][0]["checkpoints"][23];
+    assert_eq!(c23["index"], 23);
+    let lines = record_lines_of(&[
+        "records",
+        "--json",
+        "-r",
+        demo,
+        "-Y",
+        "c:23 type:CHECKPOINT_STATE",
+    ]);
+    let at = |summary: &str| {
+        lines
+            .iter()
+            .find(|v| v["event"] == "record" && v["summary"] == summary)
+            .map(|v| v["time"].as_f64().unwrap())
+            .unwrap()
+    };
+    let close = |a: f64, b: &serde_json::Value| (a - b.as_f64().unwrap()).abs() < 1e-6;
+    assert!(close(at("NEW"), &c23["events"]["new"]), "{lines:?}");
+    assert!(close(at("SVM_READY"), &c23["events"]["svm_ready"]));
+    assert!(close(at("SVM_RESUMED"), &c23["events"]["svm_resumed"]));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["listed"], 4);
+    assert_eq!(summary["filter"], "c:23 type:CHECKPOINT_STATE");
+    assert_eq!(summary["records"], 530, "every record is still counted");
+    // Words, direction and layer, on a capture and on a raw stream file.
+    let back = record_lines_of(&["-Y", "dir:back svm_ready", "records", demo, "--json"]);
+    let recs: Vec<_> = back.iter().filter(|v| v["event"] == "record").collect();
+    assert_eq!(recs.len(), 40);
+    assert!(recs
+        .iter()
+        .all(|v| v["dir"] == "reverse" && v["summary"] == "SVM_READY"));
+    let raw = record_lines_of(&[
+        "records",
+        "--json",
+        "captures/colo-demo.fwd",
+        "-Y",
+        "t:checkpoint_end layer:libxl",
+    ]);
+    assert_eq!(raw.iter().filter(|v| v["event"] == "record").count(), 40);
+}
+
+fn record_lines_of(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = migscope().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_display_filter_that_does_not_parse_is_one_sentence_and_exit_2() {
+    for (args, says) in [
+        (
+            vec!["records", "captures/colo-demo.pcap", "-Y", "layer:tcp"],
+            "migscope: the filter \"layer:tcp\" does not parse: unknown layer `tcp` (xl, libxl, libxc); `migscope records --help` describes the language\n",
+        ),
+        (
+            vec!["records", "captures/colo-demo.fwd", "-Y", "ckpt:3"],
+            "migscope: -Y ckpt: needs a capture: captures/colo-demo.fwd is a raw stream file, whose records have no checkpoint numbers here; give the capture it came from, or filter with type:, layer:, dir: and words\n",
+        ),
+    ] {
+        migscope()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::diff(says));
+    }
+    // Where no filter applies.
+    for args in [
+        vec!["-Y", "ckpt:3", "-r", "captures/colo-demo.pcap"],
+        vec![
+            "-Y",
+            "ckpt:3",
+            "export",
+            "captures/colo-demo.pcap",
+            "-o",
+            "-",
+        ],
+    ] {
+        migscope()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::starts_with("migscope: -Y selects what"));
+    }
+}
