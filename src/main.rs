@@ -256,6 +256,14 @@ List only the records that pass FILTER, in the filter language of the terminal U
   WORD        any other word: found in the type name or the one-line summary, any case
 Example: -Y 'type:PAGE_DATA dir:fwd ckpt:23'. Records keep their unfiltered numbers; session lines stay; diagnostics and decoder markers are counted in the footer, not listed. -Y keeps the Records view's index of every record (52 bytes and its one-line summary, at most 96 bytes, per record).";
 
+/// `report -Y`: the same language, with the one key that selects checkpoints.
+const REPORT_FILTER_HELP: &str = "\
+List only what concerns checkpoint N: -Y ckpt:N (also c:N, checkpoint:N, ckpt:#N), in the filter language of `migscope records -Y` and the terminal UI's Records view. Its other keys (type:, layer:, dir: and words) select records, not checkpoints, and are refused here: use them with `migscope records -Y`.";
+
+/// The help heading of report's selection options.
+const SELECTION: &str =
+    "Selection (what the report lists; statistics stay those of whole sessions)";
+
 #[derive(Subcommand)]
 enum Command {
     /// List the records of a capture (every migration in it) or of a raw
@@ -325,6 +333,20 @@ enum Command {
         /// Checkpoints in the text report's "worst" list.
         #[arg(long, default_value_t = 5)]
         worst: usize,
+        /// List only session N (as the report numbers them).
+        #[arg(long, value_name = "N", help_heading = SELECTION)]
+        session: Option<u32>,
+        /// List only what overlaps the time from SECONDS since the capture's
+        /// first packet on (e.g. 12.5, or 12500ms).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, help_heading = SELECTION)]
+        from: Option<u64>,
+        /// List only what overlaps the time until SECONDS since the capture's
+        /// first packet.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, help_heading = SELECTION)]
+        to: Option<u64>,
+        /// List only checkpoint N: -Y ckpt:N (--help says more).
+        #[arg(short = 'Y', long = "display-filter", value_name = "FILTER", long_help = REPORT_FILTER_HELP, help_heading = SELECTION)]
+        display_filter: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -484,6 +506,10 @@ fn main() -> ExitCode {
             format,
             fail_on_stall,
             worst,
+            session,
+            from,
+            to,
+            display_filter,
             common,
         } => {
             let common = match merge(common) {
@@ -514,6 +540,14 @@ fn main() -> ExitCode {
                 }
                 _ => {}
             }
+            let display_filter = match once("-Y", input.display_filter, display_filter) {
+                Ok(f) => f,
+                Err(e) => return refuse(e),
+            };
+            let selection = match selection(session, from, to, display_filter.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return refuse(e),
+            };
             let src = Input {
                 read,
                 interface,
@@ -526,7 +560,15 @@ fn main() -> ExitCode {
                 ReportFormat::Csv => timeline::Format::Csv,
             };
             let t = common.stalls.thresholds();
-            report_cmd(&src, &common.analysis, format, &t, fail_on_stall, worst)
+            report_cmd(
+                &src,
+                &common.analysis,
+                format,
+                &t,
+                fail_on_stall,
+                worst,
+                &selection,
+            )
         }
         Command::Synth(args) => match migscope::synth::cli::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -585,6 +627,52 @@ fn no_subcommand(input: InputArgs, common: Common) -> ExitCode {
         ui_cmd(&src, &common, input.replay)
     } else {
         summary_cmd(&src, &common.analysis)
+    }
+}
+
+/// What `report` lists, from its selection options.
+fn selection(
+    session: Option<u32>,
+    from: Option<u64>,
+    to: Option<u64>,
+    filter: Option<&str>,
+) -> Result<timeline::Selection, String> {
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(format!(
+                "--from {} s comes after --to {} s; give the earlier time to --from",
+                f as f64 / 1e9,
+                t as f64 / 1e9
+            ));
+        }
+    }
+    let mut checkpoint = None;
+    if let Some(text) = filter {
+        let f = parse_filter(text)?;
+        if !(f.types.is_empty() && f.layer.is_none() && f.dir.is_none() && f.text.is_empty()) {
+            return Err(format!(
+                "report -Y takes ckpt:N only, and {text:?} selects records (type:, layer:, dir:, words); use it with `migscope records -Y`"
+            ));
+        }
+        checkpoint = f.checkpoint;
+    }
+    Ok(timeline::Selection {
+        session,
+        from,
+        to,
+        checkpoint,
+    })
+}
+
+/// Parses a time since the first packet: seconds (`12.5`) or a duration
+/// with its unit (`12500ms`); in ns.
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * 1e9 < u64::MAX as f64 => Ok((v * 1e9) as u64),
+        Ok(_) => Err(format!(
+            "{s:?} is not a time since the first packet (seconds, 0 or more)"
+        )),
+        Err(_) => parse_duration(s),
     }
 }
 
@@ -703,6 +791,7 @@ fn report_cmd(
     t: &migscope::model::Thresholds,
     fail_on_stall: bool,
     worst: usize,
+    selection: &timeline::Selection,
 ) -> ExitCode {
     let mut src = match open_input(input) {
         Ok(s) => s,
@@ -721,6 +810,31 @@ fn report_cmd(
     }
     let stats = analyzer.stats();
     let model = analyzer.into_observer();
+    if let Some(n) = selection.session {
+        if model.sessions.len() <= n as usize {
+            let found = model.sessions.len();
+            return refuse(format!(
+                "{} has no session {n} ({found} migration session{} found; `migscope report` without --session lists them)",
+                source,
+                if found == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if let Some(n) = selection.checkpoint {
+        let has = |s: &migscope::model::SessionModel| {
+            selection.session.map_or(true, |k| k == s.info.id)
+                && s.listed_checkpoints().iter().any(|c| c.index == n)
+        };
+        if !model.sessions.iter().any(has) {
+            return refuse(format!(
+                "{source} has no checkpoint {n}{}; `migscope report` lists how many each session has",
+                selection
+                    .session
+                    .map(|k| format!(" in session {k}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     // Decoder diagnostics and missing bytes are problems, as in the summary.
     let trouble = model.sessions.iter().any(|m| {
         m.dirs
@@ -742,7 +856,7 @@ fn report_cmd(
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    match timeline::write(&model, &ctx, format, &mut out) {
+    match timeline::write_selected(&model, &ctx, format, selection, &mut out) {
         Ok(stalls) if stalls > 0 && fail_on_stall => ExitCode::from(1),
         Ok(_) if fail_on_stall => ExitCode::SUCCESS,
         Ok(_) => status.into(),

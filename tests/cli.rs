@@ -702,3 +702,181 @@ fn a_display_filter_that_does_not_parse_is_one_sentence_and_exit_2() {
             .stderr(predicate::str::starts_with("migscope: -Y selects what"));
     }
 }
+
+fn report_json(args: &[&str]) -> serde_json::Value {
+    let out = migscope()
+        .args(["report", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn indices(v: &serde_json::Value, key: &str, field: &str) -> Vec<u64> {
+    v["sessions"][0][key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[field].as_u64().unwrap())
+        .collect()
+}
+
+/// `report --session N`, `--from`/`--to` and `-Y ckpt:N` restrict what the
+/// report lists; statistics and stall judgements stay those of the session.
+#[test]
+fn report_selection_restricts_what_is_listed() {
+    let demo = "captures/colo-demo.pcap";
+    let all = report_json(&[demo]);
+    assert!(all.get("selection").is_none());
+    assert_eq!(indices(&all, "checkpoints", "index").len(), 40);
+    assert_eq!(indices(&all, "stalls", "checkpoint"), vec![23, 31]);
+
+    let c23 = report_json(&[demo, "-Y", "ckpt:23"]);
+    assert_eq!(indices(&c23, "checkpoints", "index"), vec![23]);
+    assert_eq!(indices(&c23, "stalls", "checkpoint"), vec![23]);
+    assert_eq!(
+        c23["sessions"][0]["checkpoints"][0],
+        all["sessions"][0]["checkpoints"][23]
+    );
+    for key in [
+        "phase_stats",
+        "downtime_stats",
+        "checkpoint_rate",
+        "pages_per_checkpoint",
+    ] {
+        assert_eq!(c23["sessions"][0][key], all["sessions"][0][key], "{key}");
+    }
+    assert_eq!(c23["selection"]["checkpoint"], 23);
+    // -Y before the subcommand, and its other spellings
+    for args in [
+        vec!["-Y", "c:23", "report", "--format", "json", demo],
+        vec![
+            "report",
+            "--format",
+            "json",
+            "-r",
+            demo,
+            "--display-filter=checkpoint:#23",
+        ],
+    ] {
+        let out = migscope().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["sessions"], c23["sessions"], "{args:?}");
+    }
+
+    // Checkpoint 31's memory phase (1.2 s) lies after 5.8 s; 23's apply
+    // (3.45 s to 5.75 s) overlaps 5.7 s.
+    let late = report_json(&[demo, "--session", "0", "--from", "5.7"]);
+    let late_cps = indices(&late, "checkpoints", "index");
+    assert_eq!(late_cps, (23..40).collect::<Vec<_>>());
+    assert_eq!(indices(&late, "stalls", "checkpoint"), vec![23, 31]);
+    let early = report_json(&[demo, "--to", "3.0s"]);
+    let early_cps = indices(&early, "checkpoints", "index");
+    assert!(
+        !early_cps.is_empty() && early_cps.iter().all(|&i| i < 23),
+        "{early_cps:?}"
+    );
+    assert!(indices(&early, "stalls", "checkpoint").is_empty());
+    // A checkpoint is listed when its span, NEW to its last event, overlaps.
+    let window = report_json(&[demo, "--from", "6", "--to", "6500ms"]);
+    assert_eq!(window["selection"]["from"], 6.0);
+    assert_eq!(window["selection"]["to"], 6.5);
+    let overlapping: Vec<u64> = all["sessions"][0]["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            // (checkpoint 0, the initial migration, has no NEW; it ends
+            // long before 6 s)
+            let Some(start) = c["events"]["new"].as_f64() else {
+                return false;
+            };
+            let end = c["events"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter_map(|t| t.as_f64())
+                .fold(start, f64::max);
+            end >= 6.0 && start <= 6.5
+        })
+        .map(|c| c["index"].as_u64().unwrap())
+        .collect();
+    assert!(!overlapping.is_empty());
+    assert_eq!(indices(&window, "checkpoints", "index"), overlapping);
+
+    // Text and CSV list the same.
+    let text = migscope()
+        .args(["report", demo, "-Y", "ckpt:31"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("Listing checkpoint 31 (statistics, thresholds and stalls are judged over whole sessions)."), "{text}");
+    assert!(
+        text.contains("  1 of 40 checkpoints (1 complete, 0 partial)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("checkpoint 31 at") && !text.contains("checkpoint 23 at"),
+        "{text}"
+    );
+    let csv = migscope()
+        .args(["report", "--format", "csv", demo, "-Y", "ckpt:31"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("0,colo,31,"),
+        "{csv}"
+    );
+    // A time range with nothing in it is an empty listing, not an error.
+    migscope()
+        .args(["report", demo, "--from", "100"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "None of the 1 sessions found has anything in the selection.",
+        ));
+}
+
+#[test]
+fn report_selection_errors_are_one_sentence_and_exit_2() {
+    let demo = "captures/colo-demo.pcap";
+    for (args, says) in [
+        (
+            vec!["-Y", "type:PAGE_DATA ckpt:3"],
+            "migscope: report -Y takes ckpt:N only, and \"type:PAGE_DATA ckpt:3\" selects records (type:, layer:, dir:, words); use it with `migscope records -Y`\n",
+        ),
+        (
+            vec!["-Y", "svm_ready"],
+            "migscope: report -Y takes ckpt:N only, and \"svm_ready\" selects records (type:, layer:, dir:, words); use it with `migscope records -Y`\n",
+        ),
+        (
+            vec!["--session", "3"],
+            "migscope: captures/colo-demo.pcap has no session 3 (1 migration session found; `migscope report` without --session lists them)\n",
+        ),
+        (
+            vec!["-Y", "ckpt:99"],
+            "migscope: captures/colo-demo.pcap has no checkpoint 99; `migscope report` lists how many each session has\n",
+        ),
+        (
+            vec!["--from", "5", "--to", "4"],
+            "migscope: --from 5 s comes after --to 4 s; give the earlier time to --from\n",
+        ),
+    ] {
+        migscope()
+            .arg("report")
+            .arg(demo)
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::diff(says));
+    }
+}
