@@ -1,6 +1,11 @@
 //! The `migscope` command: parses the command line, wires the stages
 //! together for one job and maps its outcome to an exit status (0 clean,
 //! 1 problems found, 2 input unreadable or refused).
+//!
+//! The options shared by every command that reads a capture ([`Common`]:
+//! `-r`, the analysis and the stall options) are accepted before or after
+//! the subcommand, as tshark users place them (`migscope -r F report` and
+//! `migscope report -r F`); [`Common::merge`] joins the two places.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
@@ -22,33 +27,28 @@ use migscope::synth::cli::{parse_duration, parse_size, SynthArgs};
     name = "migscope",
     version,
     about = "Inspect Xen migration traffic: libxl/libxc stream v2, COLO and Remus checkpoints",
-    args_conflicts_with_subcommands = true
+    after_help = "-r, the analysis options and the stall options go before or after the subcommand: `migscope -r F report` and `migscope report -r F` are the same."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    common: Common,
 }
 
-/// Where packets come from, and how they are analysed.
-#[derive(Args, Debug, Clone)]
+/// What only the terminal UI and the summary (no subcommand) take.
+#[derive(Args, Debug, Clone, Default)]
 struct InputArgs {
     /// Open a capture in the terminal UI (sessions, checkpoint timeline, handshake ladders).
-    #[arg(value_name = "CAPTURE", conflicts_with_all = ["read", "interface"])]
+    #[arg(value_name = "CAPTURE")]
     capture: Option<PathBuf>,
-    /// With CAPTURE: play it back with its own timing, SPEED times real time
-    /// (default 1), with pause (space) and step by checkpoint (.).
-    #[arg(long, value_name = "SPEED", num_args = 0..=1, default_missing_value = "1", requires = "capture")]
+    /// Open the capture (CAPTURE or -r FILE) in the terminal UI and play it
+    /// back with its own timing, SPEED times real time (default 1), with
+    /// pause (space) and step by checkpoint (.).
+    #[arg(long, value_name = "SPEED", num_args = 0..=1, default_missing_value = "1")]
     replay: Option<f64>,
-    /// Read packets from a pcap or pcapng file ('-' for standard input; .gz is read too).
-    #[arg(
-        short = 'r',
-        long = "read",
-        value_name = "FILE",
-        conflicts_with = "interface"
-    )]
-    read: Option<PathBuf>,
     /// Capture live on an interface (needs the `live` feature and capture privileges).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     interface: Option<String>,
@@ -68,6 +68,22 @@ struct InputArgs {
         requires = "interface"
     )]
     write: Option<PathBuf>,
+    /// For `records` and `report`, before or after them: what they list
+    /// (`migscope records --help`, `migscope report --help`).
+    #[arg(short = 'Y', long = "display-filter", value_name = "FILTER")]
+    display_filter: Option<String>,
+}
+
+/// The options of every command that reads a capture (the terminal UI,
+/// the summary, `records`, `report`, `export`), before or after the
+/// subcommand.
+#[derive(Args, Debug, Clone, Default)]
+struct Common {
+    /// Read this file: a pcap or pcapng capture ('-' for standard input;
+    /// .gz is read too), or for `records` a raw stream file. Before or after
+    /// the subcommand; instead of its FILE or CAPTURE argument.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    read: Option<PathBuf>,
     #[command(flatten)]
     analysis: AnalysisArgs,
     #[command(flatten)]
@@ -76,19 +92,23 @@ struct InputArgs {
 
 /// What counts as a slow phase or a stalled checkpoint (docs/FIGURES.md),
 /// the same for `report` and the terminal UI.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Stall options (report and the terminal UI)")]
 struct StallArgs {
     /// Floor of a phase, e.g. apply=200ms: shorter is never slow
     /// (repeatable; "off" disables one). Defaults: suspend, dirty_sync,
     /// memory, resume 100ms; device, apply 250ms; run off.
     #[arg(long = "slow", value_name = "PHASE=DURATION", value_parser = parse_slow)]
     slow: Vec<(migscope::model::Phase, Option<u64>)>,
-    /// A slow phase must also exceed this multiple of the session's median for it (unless the evidence says it is slow: a receiver's zero window, a sender waiting for acknowledgements).
-    #[arg(long, default_value_t = 4.0)]
-    slow_factor: f64,
-    /// Both directions silent this long in the middle of a checkpoint: stalled.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    quiet: u64,
+    /// A slow phase must also exceed this multiple of the session's median
+    /// for it (unless the evidence says it is slow: a receiver's zero
+    /// window, a sender waiting for acknowledgements) [default: 4].
+    #[arg(long, value_name = "FACTOR")]
+    slow_factor: Option<f64>,
+    /// Both directions silent this long in the middle of a checkpoint:
+    /// stalled [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    quiet: Option<u64>,
 }
 
 impl StallArgs {
@@ -97,31 +117,38 @@ impl StallArgs {
         for &(p, d) in &self.slow {
             t.absolute[p.index()] = d;
         }
-        t.factor = self.slow_factor;
-        t.quiet_ns = self.quiet;
+        if let Some(f) = self.slow_factor {
+            t.factor = f;
+        }
+        if let Some(q) = self.quiet {
+            t.quiet_ns = q;
+        }
         t
     }
 }
 
 /// Tunables of reassembly and recognition.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Analysis options")]
 struct AnalysisArgs {
     /// Decode TCP connections to or from this port as migrations, whatever
     /// their first bytes (like Wireshark's "Decode As"); repeatable.
     #[arg(long = "port", value_name = "PORT")]
     ports: Vec<u16>,
-    /// Out-of-order bytes held per direction before a hole is declared missing.
-    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
-    ooo_per_flow: u64,
-    /// Out-of-order bytes held over all connections.
-    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
-    ooo_total: u64,
-    /// Capture time a hole may stay open before its bytes count as missing.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    gap_timeout: u64,
-    /// A direction silent for this long is reported as idle.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    idle: u64,
+    /// Out-of-order bytes held per direction before a hole is declared
+    /// missing [default: 8M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    ooo_per_flow: Option<u64>,
+    /// Out-of-order bytes held over all connections [default: 64M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    ooo_total: Option<u64>,
+    /// Capture time a hole may stay open before its bytes count as missing
+    /// [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    gap_timeout: Option<u64>,
+    /// A direction silent for this long is reported as idle [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    idle: Option<u64>,
 }
 
 impl AnalysisArgs {
@@ -130,21 +157,121 @@ impl AnalysisArgs {
             ports: self.ports.clone(),
             ..Config::default()
         };
-        c.tcp.reassembly.flow_cap = usize::try_from(self.ooo_per_flow).unwrap_or(usize::MAX);
-        c.tcp.global_cap = usize::try_from(self.ooo_total).unwrap_or(usize::MAX);
-        c.tcp.reassembly.gap_timeout_ns = self.gap_timeout;
-        c.tcp.idle_ns = self.idle;
+        if let Some(n) = self.ooo_per_flow {
+            c.tcp.reassembly.flow_cap = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.ooo_total {
+            c.tcp.global_cap = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(d) = self.gap_timeout {
+            c.tcp.reassembly.gap_timeout_ns = d;
+        }
+        if let Some(d) = self.idle {
+            c.tcp.idle_ns = d;
+        }
         c
     }
 }
+
+/// Joins an option given before the subcommand with the same one given
+/// after it: refused when both are (as clap refuses one given twice).
+fn once<T>(name: &str, before: Option<T>, after: Option<T>) -> Result<Option<T>, String> {
+    match (before, after) {
+        (Some(_), Some(_)) => Err(format!(
+            "{name} is given both before and after the subcommand; give it once"
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+impl Common {
+    /// Whether any of these options was given.
+    fn given(&self) -> bool {
+        let (a, s) = (&self.analysis, &self.stalls);
+        self.read.is_some()
+            || !a.ports.is_empty()
+            || a.ooo_per_flow.is_some()
+            || a.ooo_total.is_some()
+            || a.gap_timeout.is_some()
+            || a.idle.is_some()
+            || !s.slow.is_empty()
+            || s.slow_factor.is_some()
+            || s.quiet.is_some()
+    }
+
+    /// The options given before the subcommand (`self`) joined with those
+    /// given after it: repeatable ones add up (a later --slow for the same
+    /// phase wins), others may be given once.
+    fn merge(self, after: Common) -> Result<Common, String> {
+        let (a, b) = (self.analysis, after.analysis);
+        let (s, t) = (self.stalls, after.stalls);
+        Ok(Common {
+            read: once("-r", self.read, after.read)?,
+            analysis: AnalysisArgs {
+                ports: [a.ports, b.ports].concat(),
+                ooo_per_flow: once("--ooo-per-flow", a.ooo_per_flow, b.ooo_per_flow)?,
+                ooo_total: once("--ooo-total", a.ooo_total, b.ooo_total)?,
+                gap_timeout: once("--gap-timeout", a.gap_timeout, b.gap_timeout)?,
+                idle: once("--idle", a.idle, b.idle)?,
+            },
+            stalls: StallArgs {
+                slow: [s.slow, t.slow].concat(),
+                slow_factor: once("--slow-factor", s.slow_factor, t.slow_factor)?,
+                quiet: once("--quiet", s.quiet, t.quiet)?,
+            },
+        })
+    }
+
+    /// The file to read: `positional` (the command's FILE or CAPTURE) or -r.
+    fn file(&self, positional: Option<PathBuf>, what: &str) -> Result<Option<PathBuf>, String> {
+        match (positional, &self.read) {
+            (Some(p), Some(r)) => Err(format!(
+                "the {what} is given twice, as {} and with -r {}; give it once",
+                p.display(),
+                r.display()
+            )),
+            (p, r) => Ok(p.or_else(|| r.clone())),
+        }
+    }
+
+    /// Checks what clap cannot: the thresholds are usable.
+    fn check(&self) -> Result<(), String> {
+        match self.stalls.slow_factor {
+            Some(f) if !(f.is_finite() && f >= 0.0) => Err(format!(
+                "--slow-factor takes a non-negative number, not {f}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The filter language of `records -Y` and of the terminal UI's Records
+/// view (`/`), as `migscope records --help` shows it.
+const RECORDS_FILTER_HELP: &str = "\
+List only the records that pass FILTER, in the filter language of the terminal UI's Records view (`/`): words separated by spaces; a record must pass every word, and several type: words mean any of those types.
+  type:NAME   the record type, any case, e.g. type:PAGE_DATA (t: for short)
+  layer:L     xl, libxl or libxc (l:)
+  dir:D       fwd (the migration stream) or back (what the receiver sends back) (d:)
+  ckpt:N      a record of checkpoint N, as `migscope report` numbers them (c:, checkpoint:, ckpt:#N); captures only: a raw stream file has no checkpoint numbers
+  WORD        any other word: found in the type name or the one-line summary, any case
+Example: -Y 'type:PAGE_DATA dir:fwd ckpt:23'. Records keep their unfiltered numbers; session lines stay; diagnostics and decoder markers are counted in the footer, not listed. -Y keeps the Records view's index of every record (52 bytes and its one-line summary, at most 96 bytes, per record).";
+
+/// `report -Y`: the same language, with the one key that selects checkpoints.
+const REPORT_FILTER_HELP: &str = "\
+List only what concerns checkpoint N: -Y ckpt:N (also c:N, checkpoint:N, ckpt:#N), in the filter language of `migscope records -Y` and the terminal UI's Records view. Its other keys (type:, layer:, dir: and words) select records, not checkpoints, and are refused here: use them with `migscope records -Y`.";
+
+/// The help heading of report's selection options.
+const SELECTION: &str =
+    "Selection (what the report lists; statistics stay those of whole sessions)";
 
 #[derive(Subcommand)]
 enum Command {
     /// List the records of a capture (every migration in it) or of a raw
     /// stream file (xl save file, libxl or libxc stream, COLO back channel).
     Records {
-        /// A pcap/pcapng capture or a raw stream file ('-' for standard input).
-        file: PathBuf,
+        /// A pcap/pcapng capture or a raw stream file ('-' for standard input); or give it with -r.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
         /// Show the field tree of every record.
         #[arg(short = 'V', long)]
         verbose: bool,
@@ -154,13 +281,17 @@ enum Command {
         /// The raw stream file holds a COLO back channel (secondary -> primary).
         #[arg(long)]
         back_channel: bool,
+        /// List only the records that pass FILTER, e.g. 'type:PAGE_DATA ckpt:23' (--help says more).
+        #[arg(short = 'Y', long = "display-filter", value_name = "FILTER", long_help = RECORDS_FILTER_HELP)]
+        display_filter: Option<String>,
         #[command(flatten)]
-        analysis: AnalysisArgs,
+        common: Common,
     },
     /// Write one direction of a migration found in a capture to a file.
     Export {
-        /// The pcap/pcapng capture ('-' for standard input).
-        capture: PathBuf,
+        /// The pcap/pcapng capture ('-' for standard input); or give it with -r.
+        #[arg(value_name = "CAPTURE")]
+        capture: Option<PathBuf>,
         /// Session number, as `migscope -r` lists them.
         #[arg(long, default_value_t = 0)]
         session: u32,
@@ -174,21 +305,16 @@ enum Command {
         #[arg(long)]
         zero_fill: bool,
         #[command(flatten)]
-        analysis: AnalysisArgs,
+        common: Common,
     },
     /// The checkpoint timeline of every migration in a capture (or live with
     /// -i): phases with their latency, statistics, stalls with TCP evidence.
     Report {
-        /// The pcap/pcapng capture ('-' for standard input).
-        #[arg(required_unless_present = "interface")]
+        /// The pcap/pcapng capture ('-' for standard input); or give it with -r.
+        #[arg(value_name = "CAPTURE")]
         capture: Option<PathBuf>,
         /// Capture live on an interface instead (the `live` feature); Ctrl-C ends it.
-        #[arg(
-            short = 'i',
-            long = "interface",
-            value_name = "IFACE",
-            conflicts_with = "capture"
-        )]
+        #[arg(short = 'i', long = "interface", value_name = "IFACE")]
         interface: Option<String>,
         /// Capture filter for -i, in BPF syntax.
         #[arg(
@@ -204,13 +330,25 @@ enum Command {
         /// Exit with status 1 when a slow phase or a stalled checkpoint is found.
         #[arg(long)]
         fail_on_stall: bool,
-        #[command(flatten)]
-        stalls: StallArgs,
         /// Checkpoints in the text report's "worst" list.
         #[arg(long, default_value_t = 5)]
         worst: usize,
+        /// List only session N (as the report numbers them).
+        #[arg(long, value_name = "N", help_heading = SELECTION)]
+        session: Option<u32>,
+        /// List only what overlaps the time from SECONDS since the capture's
+        /// first packet on (e.g. 12.5, or 12500ms).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, help_heading = SELECTION)]
+        from: Option<u64>,
+        /// List only what overlaps the time until SECONDS since the capture's
+        /// first packet.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, help_heading = SELECTION)]
+        to: Option<u64>,
+        /// List only checkpoint N: -Y ckpt:N (--help says more).
+        #[arg(short = 'Y', long = "display-filter", value_name = "FILTER", long_help = REPORT_FILTER_HELP, help_heading = SELECTION)]
+        display_filter: Option<String>,
         #[command(flatten)]
-        analysis: AnalysisArgs,
+        common: Common,
     },
     /// Generate a synthetic migration (plain, Remus, COLO) as raw streams or a capture.
     Synth(Box<SynthArgs>),
@@ -248,73 +386,311 @@ enum DirArg {
     Back,
 }
 
+/// One sentence for a command line that cannot run as given: exit 2.
+fn refuse(why: impl std::fmt::Display) -> ExitCode {
+    eprintln!("migscope: {why}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Records {
+    let input = cli.input;
+    let Some(command) = cli.command else {
+        return no_subcommand(input, cli.common);
+    };
+    // Before a subcommand only the options it shares with the others go.
+    let name = match &command {
+        Command::Records { .. } => "records",
+        Command::Export { .. } => "export",
+        Command::Report { .. } => "report",
+        Command::Synth(_) => "synth",
+    };
+    if let Some(c) = &input.capture {
+        return refuse(format!(
+            "{} comes before the subcommand; give it after it (`migscope {name} {}`) or with -r (`migscope -r {} {name}`)",
+            c.display(),
+            c.display(),
+            c.display()
+        ));
+    }
+    if input.replay.is_some() {
+        return refuse("--replay plays a capture back in the terminal UI, without a subcommand: `migscope CAPTURE --replay`");
+    }
+    if input.write.is_some() {
+        return refuse("-w saves a live capture for the summary or the terminal UI, without a subcommand: `migscope -i IFACE -w FILE`");
+    }
+    if input.display_filter.is_some() && !matches!(name, "records" | "report") {
+        return refuse(format!(
+            "-Y selects what records and report list; `{name}` takes no filter"
+        ));
+    }
+    if input.interface.is_some() && name != "report" {
+        return refuse(format!(
+            "-i captures live for report and the terminal UI; `{name}` reads a file: capture with `migscope -i IFACE -w FILE` first"
+        ));
+    }
+    if name == "synth" && cli.common.given() {
+        return refuse("synth takes its own options after it (`migscope synth --help`); -r, the analysis and the stall options are for commands that read a capture");
+    }
+    let before = cli.common;
+    let merge = |after: Common| {
+        before
+            .clone()
+            .merge(after)
+            .and_then(|c| c.check().map(|_| c))
+    };
+    match command {
+        Command::Records {
             file,
             verbose,
             json,
             back_channel,
-            analysis,
-        }) => {
+            display_filter,
+            common,
+        } => {
+            let common = match merge(common) {
+                Ok(c) => c,
+                Err(e) => return refuse(e),
+            };
+            let file = match common.file(file, "file") {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return refuse(
+                        "records needs a file: `migscope records FILE` or `migscope records -r FILE` ('-' for standard input)",
+                    )
+                }
+                Err(e) => return refuse(e),
+            };
             let opts = records::Options {
                 verbose,
                 json,
                 back_channel,
             };
-            records_cmd(&file, opts, &analysis)
+            let display_filter = match once("-Y", input.display_filter, display_filter) {
+                Ok(f) => f,
+                Err(e) => return refuse(e),
+            };
+            let filter = match display_filter.as_deref().map(parse_filter).transpose() {
+                Ok(f) => f.map(|f| (f, display_filter.unwrap_or_default())),
+                Err(e) => return refuse(e),
+            };
+            records_cmd(&file, opts, filter, &common.analysis)
         }
-        Some(Command::Export {
+        Command::Export {
             capture,
             session,
             dir,
             output,
             zero_fill,
-            analysis,
-        }) => export_cmd(&capture, session, dir, &output, zero_fill, &analysis),
-        Some(Command::Report {
+            common,
+        } => {
+            let common = match merge(common) {
+                Ok(c) => c,
+                Err(e) => return refuse(e),
+            };
+            let capture = match common.file(capture, "capture") {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    return refuse(
+                        "export needs a capture: `migscope export CAPTURE -o FILE` or `migscope export -r CAPTURE -o FILE` ('-' for standard input)",
+                    )
+                }
+                Err(e) => return refuse(e),
+            };
+            export_cmd(&capture, session, dir, &output, zero_fill, &common.analysis)
+        }
+        Command::Report {
             capture,
             interface,
             filter,
             format,
             fail_on_stall,
-            stalls,
             worst,
-            analysis,
-        }) => {
-            let t = stalls.thresholds();
-            let input = InputArgs {
-                capture: None,
-                replay: None,
-                read: capture,
+            session,
+            from,
+            to,
+            display_filter,
+            common,
+        } => {
+            let common = match merge(common) {
+                Ok(c) => c,
+                Err(e) => return refuse(e),
+            };
+            let read = match common.file(capture, "capture") {
+                Ok(r) => r,
+                Err(e) => return refuse(e),
+            };
+            let interface = match once("-i", input.interface, interface) {
+                Ok(i) => i,
+                Err(e) => return refuse(e),
+            };
+            let filter = match once("-f", input.filter, filter) {
+                Ok(f) => f,
+                Err(e) => return refuse(e),
+            };
+            match (&read, &interface) {
+                (Some(r), Some(i)) => {
+                    return refuse(format!(
+                        "report reads {} or captures live on {i}, not both; give one",
+                        r.display()
+                    ))
+                }
+                (None, None) => {
+                    return refuse("report needs a capture: `migscope report CAPTURE`, `migscope report -r CAPTURE` ('-' for standard input) or `migscope report -i IFACE`")
+                }
+                _ => {}
+            }
+            let display_filter = match once("-Y", input.display_filter, display_filter) {
+                Ok(f) => f,
+                Err(e) => return refuse(e),
+            };
+            let selection = match selection(session, from, to, display_filter.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return refuse(e),
+            };
+            let src = Input {
+                read,
                 interface,
                 filter,
                 write: None,
-                analysis,
-                stalls,
             };
             let format = match format {
                 ReportFormat::Text => timeline::Format::Text,
                 ReportFormat::Json => timeline::Format::Json,
                 ReportFormat::Csv => timeline::Format::Csv,
             };
-            report_cmd(&input, format, &t, fail_on_stall, worst)
+            let t = common.stalls.thresholds();
+            report_cmd(
+                &src,
+                &common.analysis,
+                format,
+                &t,
+                fail_on_stall,
+                worst,
+                &selection,
+            )
         }
-        Some(Command::Synth(args)) => match migscope::synth::cli::run(&args) {
+        Command::Synth(args) => match migscope::synth::cli::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("migscope: {e:#}");
                 ExitCode::from(2)
             }
         },
-        None if cli.input.capture.is_some()
-            || (cli.input.interface.is_some() && io::stdout().is_terminal()) =>
-        {
-            ui_cmd(&cli.input)
-        }
-        None => summary_cmd(&cli.input),
     }
+}
+
+/// No subcommand: the terminal UI (CAPTURE, --replay, or -i on a
+/// terminal) or the summary (-r, or -i into a pipe).
+fn no_subcommand(input: InputArgs, common: Common) -> ExitCode {
+    if let Err(e) = common.check() {
+        return refuse(e);
+    }
+    if input.display_filter.is_some() {
+        return refuse("-Y selects what `migscope records` and `migscope report` list; in the terminal UI, / filters the Records view");
+    }
+    if let (Some(c), Some(r)) = (&input.capture, &common.read) {
+        return refuse(format!(
+            "the capture is given twice, as {} and with -r {}; give it once",
+            c.display(),
+            r.display()
+        ));
+    }
+    let file = input.capture.clone().or_else(|| common.read.clone());
+    if let (Some(f), Some(i)) = (&file, &input.interface) {
+        return refuse(format!(
+            "read {} or capture live on {i}, not both; give one",
+            f.display()
+        ));
+    }
+    if let Some(speed) = input.replay {
+        if input.interface.is_some() {
+            return refuse("--replay plays back a capture file, not a live capture: `migscope CAPTURE --replay=4` or `migscope -r CAPTURE --replay=4`");
+        }
+        if file.is_none() {
+            return refuse("--replay plays back a capture file; give one: `migscope CAPTURE --replay=4` or `migscope -r CAPTURE --replay=4`");
+        }
+        if !(speed.is_finite() && speed > 0.0) {
+            return refuse("--replay takes a positive speed, e.g. --replay=10");
+        }
+    }
+    let src = Input {
+        read: file,
+        interface: input.interface,
+        filter: input.filter,
+        write: input.write,
+    };
+    let tui = input.capture.is_some()
+        || input.replay.is_some()
+        || (src.interface.is_some() && io::stdout().is_terminal());
+    if tui {
+        ui_cmd(&src, &common, input.replay)
+    } else {
+        summary_cmd(&src, &common.analysis)
+    }
+}
+
+/// What `report` lists, from its selection options.
+fn selection(
+    session: Option<u32>,
+    from: Option<u64>,
+    to: Option<u64>,
+    filter: Option<&str>,
+) -> Result<timeline::Selection, String> {
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(format!(
+                "--from {} s comes after --to {} s; give the earlier time to --from",
+                f as f64 / 1e9,
+                t as f64 / 1e9
+            ));
+        }
+    }
+    let mut checkpoint = None;
+    if let Some(text) = filter {
+        let f = parse_filter(text)?;
+        if !(f.types.is_empty() && f.layer.is_none() && f.dir.is_none() && f.text.is_empty()) {
+            return Err(format!(
+                "report -Y takes ckpt:N only, and {text:?} selects records (type:, layer:, dir:, words); use it with `migscope records -Y`"
+            ));
+        }
+        checkpoint = f.checkpoint;
+    }
+    Ok(timeline::Selection {
+        session,
+        from,
+        to,
+        checkpoint,
+    })
+}
+
+/// Parses a time since the first packet: seconds (`12.5`) or a duration
+/// with its unit (`12500ms`); in ns.
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * 1e9 < u64::MAX as f64 => Ok((v * 1e9) as u64),
+        Ok(_) => Err(format!(
+            "{s:?} is not a time since the first packet (seconds, 0 or more)"
+        )),
+        Err(_) => parse_duration(s),
+    }
+}
+
+/// Parses a display filter (-Y), with a sentence naming it when it does
+/// not parse.
+fn parse_filter(text: &str) -> Result<migscope::model::records::Filter, String> {
+    migscope::model::records::Filter::parse(text).map_err(|e| {
+        format!("the filter {text:?} does not parse: {e}; `migscope records --help` describes the language")
+    })
+}
+
+/// Where packets come from.
+#[derive(Debug, Clone, Default)]
+struct Input {
+    read: Option<PathBuf>,
+    interface: Option<String>,
+    filter: Option<String>,
+    write: Option<PathBuf>,
 }
 
 /// Sets a flag on Ctrl-C so that the analysis stops reading and reports.
@@ -327,7 +703,7 @@ fn stop_flag() -> Arc<AtomicBool> {
 }
 
 /// Opens what -r or -i names.
-fn open_input(input: &InputArgs) -> Result<Source, CaptureError> {
+fn open_input(input: &Input) -> Result<Source, CaptureError> {
     if let Some(iface) = &input.interface {
         let live = capture::live::open(iface, input.filter.as_deref(), input.write.as_deref())?;
         return Ok(Source::Live(live));
@@ -336,26 +712,45 @@ fn open_input(input: &InputArgs) -> Result<Source, CaptureError> {
     Ok(Source::File(FileSource::open(path)?))
 }
 
-/// Runs the analysis over a source; prints reading problems as they are met.
+/// Runs the analysis over a source; prints reading problems on standard
+/// error.
 fn analyse<O: Observer>(src: &mut Source, analyzer: &mut Analyzer<O>) -> ExitStatus {
-    analyse_with(src, analyzer).0
+    analyse_with(src, analyzer, true).0
 }
 
-/// As [`analyse`], also returning the reading problems as sentences.
+/// As [`analyse`], also returning the reading problems as sentences; with
+/// `echo` false they are printed only if nothing else will say them (the
+/// input was unreadable), for an output that carries them itself (the text
+/// report), so that each is said once.
 fn analyse_with<O: Observer>(
     src: &mut Source,
     analyzer: &mut Analyzer<O>,
+    echo: bool,
 ) -> (ExitStatus, Vec<String>) {
     let stop = stop_flag();
     let problems = pipeline::feed(src, analyzer, &stop);
     analyzer.finish();
     let mut problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     problems.extend(analyzer.stats().clock_problem());
-    let mut status = ExitStatus::Clean;
-    for p in &problems {
-        eprintln!("migscope: {p}");
-        status = ExitStatus::Problems;
+    let packets = analyzer.stats().packets;
+    if let (Source::File(f), 0, true) = (&*src, packets, problems.is_empty()) {
+        // A file header and nothing after it: as unreadable as an empty file.
+        problems.push(format!(
+            "{} holds no packets (only its file header); check that the capture ran while the migration did, and its filter",
+            f.name()
+        ));
     }
+    let status = match (packets, problems.is_empty()) {
+        (0, false) => ExitStatus::Unreadable,
+        (_, false) => ExitStatus::Problems,
+        (_, true) => ExitStatus::Clean,
+    };
+    if echo || status == ExitStatus::Unreadable {
+        for p in &problems {
+            eprintln!("migscope: {p}");
+        }
+    }
+    let mut status = status;
     if let Source::Live(l) = src {
         if let Ok(st) = l.stats() {
             eprintln!(
@@ -366,15 +761,12 @@ fn analyse_with<O: Observer>(
                 st.if_dropped
             );
             if st.dropped + st.if_dropped > 0 {
-                status = ExitStatus::Problems;
+                status = status.max(ExitStatus::Problems);
             }
         }
         if let Err(e) = l.flush() {
             eprintln!("migscope: {e}");
         }
-    }
-    if analyzer.stats().packets == 0 && !problems.is_empty() {
-        status = ExitStatus::Unreadable;
     }
     (status, problems)
 }
@@ -393,16 +785,14 @@ impl From<ExitStatus> for ExitCode {
 }
 
 fn report_cmd(
-    input: &InputArgs,
+    input: &Input,
+    analysis: &AnalysisArgs,
     format: timeline::Format,
     t: &migscope::model::Thresholds,
     fail_on_stall: bool,
     worst: usize,
+    selection: &timeline::Selection,
 ) -> ExitCode {
-    if !(t.factor.is_finite() && t.factor >= 0.0) {
-        eprintln!("migscope: --slow-factor must be a non-negative number");
-        return ExitCode::from(2);
-    }
     let mut src = match open_input(input) {
         Ok(s) => s,
         Err(e) => {
@@ -411,13 +801,40 @@ fn report_cmd(
         }
     };
     let source = src.name().to_string();
-    let mut analyzer = Analyzer::new(input.analysis.config(), migscope::model::Model::new());
-    let (status, problems) = analyse_with(&mut src, &mut analyzer);
+    let mut analyzer = Analyzer::new(analysis.config(), migscope::model::Model::new());
+    // The text report lists the reading problems itself.
+    let echo = format != timeline::Format::Text;
+    let (status, problems) = analyse_with(&mut src, &mut analyzer, echo);
     if status == ExitStatus::Unreadable {
         return status.into();
     }
     let stats = analyzer.stats();
     let model = analyzer.into_observer();
+    if let Some(n) = selection.session {
+        if model.sessions.len() <= n as usize {
+            let found = model.sessions.len();
+            return refuse(format!(
+                "{} has no session {n} ({found} migration session{} found; `migscope report` without --session lists them)",
+                source,
+                if found == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if let Some(n) = selection.checkpoint {
+        let has = |s: &migscope::model::SessionModel| {
+            selection.session.map_or(true, |k| k == s.info.id)
+                && s.listed_checkpoints().iter().any(|c| c.index == n)
+        };
+        if !model.sessions.iter().any(has) {
+            return refuse(format!(
+                "{source} has no checkpoint {n}{}; `migscope report` lists how many each session has",
+                selection
+                    .session
+                    .map(|k| format!(" in session {k}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     // Decoder diagnostics and missing bytes are problems, as in the summary.
     let trouble = model.sessions.iter().any(|m| {
         m.dirs
@@ -439,7 +856,7 @@ fn report_cmd(
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    match timeline::write(&model, &ctx, format, &mut out) {
+    match timeline::write_selected(&model, &ctx, format, selection, &mut out) {
         Ok(stalls) if stalls > 0 && fail_on_stall => ExitCode::from(1),
         Ok(_) if fail_on_stall => ExitCode::SUCCESS,
         Ok(_) => status.into(),
@@ -447,52 +864,38 @@ fn report_cmd(
     }
 }
 
-fn ui_cmd(input: &InputArgs) -> ExitCode {
-    let (src, total) = if let Some(path) = &input.capture {
+fn ui_cmd(input: &Input, common: &Common, replay: Option<f64>) -> ExitCode {
+    let (src, total) = if let Some(path) = &input.read {
         let total = std::fs::metadata(path).ok().map(|m| m.len());
         match FileSource::open(path) {
             Ok(f) => {
                 let total = if f.compressed() { None } else { total };
                 (Source::File(f), total)
             }
-            Err(e) => {
-                eprintln!("migscope: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return refuse(e),
         }
     } else {
         match open_input(input) {
             Ok(s) => (s, None),
-            Err(e) => {
-                eprintln!("migscope: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return refuse(e),
         }
     };
     if !io::stdout().is_terminal() {
-        eprintln!("migscope: the terminal UI needs a terminal; use `migscope report` or `migscope -r` for text output");
-        return ExitCode::from(2);
-    }
-    if input.replay.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
-        eprintln!("migscope: --replay takes a positive speed, e.g. --replay=10");
-        return ExitCode::from(2);
+        return refuse("the terminal UI needs a terminal; use `migscope report` or `migscope -r` for text output");
     }
     match migscope::ui::run(
         src,
-        input.analysis.config(),
-        input.stalls.thresholds(),
+        common.analysis.config(),
+        common.stalls.thresholds(),
         total,
-        input.replay,
+        replay,
     ) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("migscope: the terminal UI failed: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => refuse(format!("the terminal UI failed: {e}")),
     }
 }
 
-fn summary_cmd(input: &InputArgs) -> ExitCode {
+fn summary_cmd(input: &Input, analysis: &AnalysisArgs) -> ExitCode {
     if input.read.is_none() && input.interface.is_none() {
         eprintln!("migscope: nothing to read; give a capture with -r FILE (or -r - for standard input), or an interface with -i IFACE; see migscope --help");
         return ExitCode::from(2);
@@ -505,8 +908,11 @@ fn summary_cmd(input: &InputArgs) -> ExitCode {
         }
     };
     let stdout = io::stdout();
-    let mut analyzer = Analyzer::new(input.analysis.config(), Summary::new(stdout.lock()));
+    let mut analyzer = Analyzer::new(analysis.config(), Summary::new(stdout.lock()));
     let mut status = analyse(&mut src, &mut analyzer);
+    if status == ExitStatus::Unreadable {
+        return status.into();
+    }
     let stats = analyzer.stats();
     let mut summary = analyzer.into_observer();
     let result = match summary.error.take() {
@@ -568,7 +974,18 @@ fn peek(mut input: Box<dyn Read + Send>) -> io::Result<(Box<dyn Read + Send>, Ve
     Ok((Box::new(rest), head))
 }
 
-fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> ExitCode {
+fn records_cmd(
+    file: &Path,
+    opts: records::Options,
+    filter: Option<(migscope::model::records::Filter, String)>,
+    analysis: &AnalysisArgs,
+) -> ExitCode {
+    if file.is_dir() {
+        return refuse(format!(
+            "cannot open {}: it is a directory; give a capture or stream file",
+            file.display()
+        ));
+    }
     let (mut input, head) = match open_peek(file) {
         Ok(x) => x,
         Err(e) => {
@@ -576,6 +993,18 @@ fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> 
             return ExitCode::from(2);
         }
     };
+    if head.is_empty() {
+        // As `report` and `-r` say it: nothing to read is not a stream that
+        // ends early.
+        return refuse(format!(
+            "{} is empty, so there are no packets or records to read; check that it was written out",
+            if file.as_os_str() == "-" {
+                "standard input".to_string()
+            } else {
+                file.display().to_string()
+            }
+        ));
+    }
     let stdout = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     if is_capture(&head) && !opts.back_channel {
@@ -591,12 +1020,15 @@ fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> 
                 return ExitCode::from(2);
             }
         };
-        let printer = match records::CaptureRecords::new(opts, &mut out) {
-            Ok(p) => p,
-            Err(e) => return write_failed(e),
-        };
+        let mut printer = records::CaptureRecords::new(opts, &mut out);
+        if let Some((f, text)) = filter {
+            printer = printer.with_filter(f, &text);
+        }
         let mut analyzer = Analyzer::new(analysis.config(), printer);
         let status = analyse(&mut src, &mut analyzer);
+        if status == ExitStatus::Unreadable {
+            return status.into();
+        }
         let result = analyzer.into_observer().finish();
         let result = result.and_then(|o| out.flush().map(|_| o));
         return match result {
@@ -605,7 +1037,15 @@ fn records_cmd(file: &Path, opts: records::Options, analysis: &AnalysisArgs) -> 
             Ok(_) => status.into(),
         };
     }
-    let result = records::run(&mut input, opts, &mut out).and_then(|o| out.flush().map(|_| o));
+    if filter.as_ref().is_some_and(|(f, _)| f.checkpoint.is_some()) {
+        return refuse(format!(
+            "-Y ckpt: needs a capture: {} is a raw stream file, whose records have no checkpoint numbers here; give the capture it came from, or filter with type:, layer:, dir: and words",
+            file.display()
+        ));
+    }
+    let filter = filter.as_ref().map(|(f, t)| (f, t.as_str()));
+    let result =
+        records::run(&mut input, opts, filter, &mut out).and_then(|o| out.flush().map(|_| o));
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
@@ -637,6 +1077,50 @@ fn write_failed(e: io::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Where `export` writes: standard output, or a file created when its
+/// first byte is written (or once the session turns out to have no bytes
+/// that way), so that a capture without the session leaves no empty file
+/// behind and a file of that name is kept.
+enum ExportOut {
+    Stdout(io::StdoutLock<'static>),
+    File {
+        path: PathBuf,
+        file: Option<File>,
+        /// Creating the file failed (the error went to the writer).
+        failed: bool,
+    },
+}
+
+impl ExportOut {
+    /// The writer, creating the file on first use.
+    fn writer(&mut self) -> io::Result<&mut dyn Write> {
+        match self {
+            ExportOut::Stdout(s) => Ok(s),
+            ExportOut::File { path, file, failed } => {
+                let f = match file.take() {
+                    Some(f) => f,
+                    None => File::create(&*path).inspect_err(|_| *failed = true)?,
+                };
+                Ok(file.insert(f))
+            }
+        }
+    }
+}
+
+impl Write for ExportOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ExportOut::Stdout(s) => s.flush(),
+            ExportOut::File { file: Some(f), .. } => f.flush(),
+            ExportOut::File { file: None, .. } => Ok(()),
+        }
+    }
+}
+
 fn export_cmd(
     capture: &Path,
     session: u32,
@@ -647,24 +1131,43 @@ fn export_cmd(
 ) -> ExitCode {
     let mut src = match FileSource::open(capture) {
         Ok(s) => Source::File(s),
-        Err(e) => {
-            eprintln!("migscope: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(e),
     };
-    let out: Box<dyn Write> = if output.as_os_str() == "-" {
-        Box::new(io::stdout().lock())
+    let out = if output.as_os_str() == "-" {
+        ExportOut::Stdout(io::stdout().lock())
     } else {
-        match File::create(output) {
-            Ok(f) => Box::new(f),
-            Err(e) => {
-                eprintln!(
-                    "migscope: cannot create {}: {}",
-                    output.display(),
-                    describe(&e)
-                );
-                return ExitCode::from(2);
+        // What can be told before reading the capture is told now.
+        let cannot = |why: &str| refuse(format!("cannot create {}: {why}", output.display()));
+        if output.is_dir() {
+            return cannot("it is a directory; give a file name");
+        }
+        match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => {
+                return cannot("its directory does not exist; check the path")
             }
+            _ => {}
+        }
+        // Whether it can be written, without changing a file of that name
+        // (or leaving one).
+        let probe = if output.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(output)
+                .map(drop)
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(output)
+                .and_then(|_| std::fs::remove_file(output))
+        };
+        if let Err(e) = probe {
+            return cannot(&describe(&e));
+        }
+        ExportOut::File {
+            path: output.into(),
+            file: None,
+            failed: false,
         }
     };
     let direction = match dir {
@@ -681,16 +1184,29 @@ fn export_cmd(
     let mut status = analyse(&mut src, &mut analyzer);
     let sessions = analyzer.sessions().len();
     let mut export = analyzer.into_observer();
-    if let Err(e) = export.flush() {
+    let flushed = export.flush();
+    let found = export.found.take();
+    let gaps = std::mem::take(&mut export.gaps);
+    let (written, first_offset) = (export.written, export.first_offset);
+    // Without the writer's drop, which would write again what failed.
+    let (mut out, _) = export.into_inner().into_parts();
+    if let Err(e) = flushed {
         if e.kind() == io::ErrorKind::BrokenPipe || output.as_os_str() == "-" {
             return write_failed(e);
+        }
+        if let ExportOut::File { failed: true, .. } = out {
+            return refuse(format!(
+                "cannot create {}: {}",
+                output.display(),
+                describe(&e)
+            ));
         }
         // A stream cut short looks like a stream that ended: do not leave it
         // (only regular files are removed, never a device like /dev/full).
         let removed = std::fs::metadata(output).is_ok_and(|m| m.is_file())
             && std::fs::remove_file(output).is_ok();
-        eprintln!(
-            "migscope: writing {} failed: {}; {}",
+        return refuse(format!(
+            "writing {} failed: {}; {}",
             output.display(),
             describe(&e),
             if removed {
@@ -698,19 +1214,28 @@ fn export_cmd(
             } else {
                 "what it holds is incomplete"
             }
-        );
-        return ExitCode::from(2);
+        ));
     }
-    let Some(found) = &export.found else {
-        eprintln!(
-            "migscope: {} has no session {session} ({sessions} migration session{} found; `migscope -r {}` lists them)",
+    if status == ExitStatus::Unreadable {
+        return status.into();
+    }
+    let Some(found) = found else {
+        return refuse(format!(
+            "{} has no session {session} ({sessions} migration session{} found; `migscope -r {}` lists them)",
             capture.display(),
             if sessions == 1 { "" } else { "s" },
             capture.display()
-        );
-        return ExitCode::from(2);
+        ));
     };
-    let missing: u64 = export.gaps.iter().map(|g| g.len).sum();
+    // A direction without bytes is an empty file.
+    if let Err(e) = out.writer() {
+        return refuse(format!(
+            "cannot create {}: {}",
+            output.display(),
+            describe(&e)
+        ));
+    }
+    let missing: u64 = gaps.iter().map(|g| g.len).sum();
     eprintln!(
         "migscope: session {session} {} ({} -> {}): wrote {} bytes from stream offset {}; {} gap{} ({} bytes missing{})",
         match dir {
@@ -719,14 +1244,14 @@ fn export_cmd(
         },
         found.primary,
         found.secondary,
-        export.written,
-        export.first_offset.unwrap_or(0),
-        export.gaps.len(),
-        if export.gaps.len() == 1 { "" } else { "s" },
+        written,
+        first_offset.unwrap_or(0),
+        gaps.len(),
+        if gaps.len() == 1 { "" } else { "s" },
         missing,
         if zero_fill { ", written as zeros" } else { ", left out" }
     );
-    for g in &export.gaps {
+    for g in &gaps {
         eprintln!(
             "migscope:   gap at stream offset {}: {} bytes ({})",
             g.offset,
@@ -734,7 +1259,7 @@ fn export_cmd(
             g.cause.name()
         );
     }
-    if !export.gaps.is_empty() {
+    if !gaps.is_empty() {
         status = status.max(ExitStatus::Problems);
     }
     status.into()
@@ -744,7 +1269,9 @@ fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file; check the path".into(),
         io::ErrorKind::PermissionDenied => "permission denied; check the file's permissions".into(),
-        // ENOSPC (io::ErrorKind::StorageFull is newer than our MSRV).
+        // EISDIR and ENOSPC (io::ErrorKind::IsADirectory and StorageFull
+        // are newer than our MSRV).
+        _ if e.raw_os_error() == Some(21) => "it is a directory; give a file".into(),
         _ if e.raw_os_error() == Some(28) => {
             "no space left on the device; free some space or write elsewhere".into()
         }

@@ -8,6 +8,18 @@
 //! `kind`, `offset`, `message`. `resync`, `layer_switch` and
 //! `static_data_end_inferred` mark decoder state changes; a last `summary`
 //! object counts records and diagnostics.
+//!
+//! A display filter (`-Y`, [`Filter`]: the language of the terminal UI's
+//! Records view) selects the records listed, decided by the view's own
+//! [`RecordIndex`] and [`Filtered`], so the two never disagree: over a
+//! capture the index is the one the model keeps (it knows each record's
+//! checkpoint, [`crate::model::records::entry`]); over a raw stream file it is
+//! filled here, without checkpoint numbers. Under a filter, records keep the
+//! number they have unfiltered, diagnostics and decoder markers are counted
+//! but not listed, and the footer says how many were listed (JSON: `listed`
+//! and `filter` in the `summary` object).
+//! The index costs what it costs the UI: 52 bytes per record and its
+//! one-line summary (at most 96 bytes).
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -16,6 +28,10 @@ use serde_json::json;
 
 use crate::decode::detail::Field;
 use crate::decode::{Decoder, DiagKind, Direction, Event, Item, ItemKind, Severity};
+use crate::model::records::{entry, Filter, Filtered, RecordIndex};
+use crate::model::Model;
+use crate::pipeline::{DirectionStats, Observer, Session, SessionId};
+use crate::tcp::{GapCause, TcpEvent};
 
 /// Options of the `records` command.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,17 +51,66 @@ pub struct Outcome {
     pub notes: u64,
     /// The input is not a decodable stream (legacy, SSH, not a migration stream).
     pub refused: Option<String>,
+    /// Records listed: all of them, or those that passed the filter.
+    pub listed: u64,
+}
+
+/// Which of a batch of decoder events are listed under a filter (one per
+/// [`RecordIndex`], since [`Filtered`] remembers how far it looked).
+#[derive(Debug)]
+struct Selector {
+    filtered: Filtered,
+}
+
+impl Selector {
+    fn new(filter: &Filter) -> Self {
+        Selector {
+            filtered: Filtered::new(filter.clone()),
+        }
+    }
+
+    /// `events` are the latest events of `idx`'s session, whose items are
+    /// the entries from `from` on: one flag per event, true for an item
+    /// that passes.
+    fn mask(&mut self, idx: &RecordIndex, from: usize, events: &[Event]) -> Vec<bool> {
+        self.filtered.update(idx);
+        // Only the positions found by this update are kept (4 bytes each).
+        let passed = std::mem::take(&mut self.filtered.matches);
+        let mut pos = from as u32;
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Item(_) => {
+                    pos += 1;
+                    passed.binary_search(&(pos - 1)).is_ok()
+                }
+                _ => false,
+            })
+            .collect()
+    }
 }
 
 /// Size of the reads from the input.
 const READ_CHUNK: usize = 1 << 20;
 
-/// Decodes `input` and writes the listing to `out`.
-pub fn run(input: &mut dyn Read, opts: Options, out: &mut dyn Write) -> io::Result<Outcome> {
+/// Decodes `input` and writes the listing to `out`; with `filter` (and its
+/// text, for the footer) only the records that pass are listed. A raw stream
+/// has no checkpoint numbers: a filter's `ckpt:` term passes nothing.
+pub fn run(
+    input: &mut dyn Read,
+    opts: Options,
+    filter: Option<(&Filter, &str)>,
+    out: &mut dyn Write,
+) -> io::Result<Outcome> {
+    let dir = if opts.back_channel {
+        Direction::Reverse
+    } else {
+        Direction::Forward
+    };
     let mut dec = if opts.back_channel {
         Decoder::back_channel()
     } else {
-        Decoder::new(Direction::Forward)
+        Decoder::new(dir)
     };
     let mut printer = Printer {
         opts,
@@ -53,6 +118,22 @@ pub fn run(input: &mut dyn Read, opts: Options, out: &mut dyn Write) -> io::Resu
         outcome: Outcome::default(),
         by_kind: BTreeMap::new(),
         ctx: None,
+        filter: filter.map(|(_, t)| t.to_string()),
+    };
+    // Under a filter: the records, as the Records view indexes them.
+    let mut select = filter.map(|(f, _)| (RecordIndex::default(), Selector::new(f)));
+    let mut print = |printer: &mut Printer<'_>, events: &[Event]| match &mut select {
+        None => printer.print(events, None),
+        Some((index, sel)) => {
+            let from = index.len();
+            for e in events {
+                if let Event::Item(item) = e {
+                    index.push(entry(item, dir, 0, None), &item.info);
+                }
+            }
+            let mask = sel.mask(index, from, events);
+            printer.print(events, Some(&mask))
+        }
     };
     let mut buf = vec![0u8; READ_CHUNK];
     let mut events = Vec::new();
@@ -72,11 +153,11 @@ pub fn run(input: &mut dyn Read, opts: Options, out: &mut dyn Write) -> io::Resu
         };
         printer.outcome.bytes += n as u64;
         dec.push(&buf[..n], &mut events);
-        printer.print(&events)?;
+        print(&mut printer, &events)?;
         events.clear();
     }
     dec.finish(&mut events);
-    printer.print(&events)?;
+    print(&mut printer, &events)?;
     printer.footer()?;
     Ok(printer.outcome)
 }
@@ -88,6 +169,8 @@ struct Printer<'a> {
     by_kind: BTreeMap<&'static str, u64>,
     /// Capture mode: the session direction and time of the events printed.
     ctx: Option<Ctx>,
+    /// The filter the records listed passed, as given (for the footer).
+    filter: Option<String>,
 }
 
 /// Where the events being printed come from, in capture mode.
@@ -124,20 +207,23 @@ impl Printer<'_> {
 }
 
 impl Printer<'_> {
-    fn print(&mut self, events: &[Event]) -> io::Result<()> {
-        for ev in events {
+    /// Prints `events`; with `shown`, only the items it flags (the others
+    /// and every non-item are counted, not printed).
+    fn print(&mut self, events: &[Event], shown: Option<&[bool]>) -> io::Result<()> {
+        for (i, ev) in events.iter().enumerate() {
+            let listed = shown.map_or(true, |m| m.get(i).copied().unwrap_or(false));
+            if !listed {
+                match ev {
+                    Event::Item(_) => self.outcome.records += 1,
+                    Event::Diagnostic(d) => self.count(d),
+                    _ => {}
+                }
+                continue;
+            }
             match ev {
                 Event::Item(item) => self.item(item)?,
                 Event::Diagnostic(d) => {
-                    match d.severity {
-                        Severity::Error => self.outcome.errors += 1,
-                        Severity::Warning => self.outcome.warnings += 1,
-                        Severity::Note => self.outcome.notes += 1,
-                    }
-                    if d.kind == DiagKind::Unrecognised && d.severity == Severity::Error {
-                        self.outcome.refused = Some(d.message.clone());
-                    }
-                    *self.by_kind.entry(kind_name(d.kind)).or_default() += 1;
+                    self.count(d);
                     if self.opts.json {
                         let v = self.tag(
                             json!({"event": "diagnostic", "severity": d.severity, "kind": d.kind,
@@ -203,8 +289,21 @@ impl Printer<'_> {
         Ok(())
     }
 
+    fn count(&mut self, d: &crate::decode::Diagnostic) {
+        match d.severity {
+            Severity::Error => self.outcome.errors += 1,
+            Severity::Warning => self.outcome.warnings += 1,
+            Severity::Note => self.outcome.notes += 1,
+        }
+        if d.kind == DiagKind::Unrecognised && d.severity == Severity::Error {
+            self.outcome.refused = Some(d.message.clone());
+        }
+        *self.by_kind.entry(kind_name(d.kind)).or_default() += 1;
+    }
+
     fn item(&mut self, item: &Item) -> io::Result<()> {
         self.outcome.records += 1;
+        self.outcome.listed += 1;
         let no = self.outcome.records;
         let type_name = match item.kind {
             ItemKind::Record(t) if !t.is_known() => t.to_string(),
@@ -251,9 +350,13 @@ impl Printer<'_> {
     fn footer(&mut self) -> io::Result<()> {
         let o = &self.outcome;
         if self.opts.json {
-            let v = json!({"event": "summary", "records": o.records, "bytes": o.bytes,
+            let mut v = json!({"event": "summary", "records": o.records, "bytes": o.bytes,
                 "errors": o.errors, "warnings": o.warnings, "notes": o.notes,
                 "diagnostics_by_kind": self.by_kind});
+            if let Some(f) = &self.filter {
+                v["listed"] = json!(o.listed);
+                v["filter"] = json!(f);
+            }
             writeln!(self.out, "{v}")?;
         } else {
             writeln!(
@@ -261,6 +364,14 @@ impl Printer<'_> {
                 "\n{} items in {} bytes; {} errors, {} warnings, {} notes",
                 o.records, o.bytes, o.errors, o.warnings, o.notes
             )?;
+            if let Some(f) = &self.filter {
+                writeln!(
+                    self.out,
+                    "{} of them listed (-Y {})",
+                    o.listed,
+                    crate::decode::text::escape_str(f)
+                )?;
+            }
             for (k, n) in &self.by_kind {
                 writeln!(self.out, "  {n:>6} {k}")?;
             }
@@ -288,33 +399,56 @@ fn kind_name(k: DiagKind) -> &'static str {
 
 /// `records` over a capture: an observer that lists the records of every
 /// session direction, each line led by its time, session and direction.
+/// The table header is written with the first line (or the footer), so a
+/// capture found unreadable before any line leaves no output.
 pub struct CaptureRecords<'a> {
     printer: Printer<'a>,
     t0: Option<u64>,
+    header: bool,
+    /// Under a filter: the model fed alongside (it numbers the checkpoints
+    /// and keeps each session's [`RecordIndex`]) and a selector per session.
+    select: Option<(Model, Vec<Selector>, Filter)>,
     /// The first write error; printing stops there.
     pub error: Option<io::Error>,
 }
 
 impl<'a> CaptureRecords<'a> {
-    pub fn new(opts: Options, out: &'a mut dyn Write) -> io::Result<Self> {
-        if !opts.json {
-            writeln!(
-                out,
-                "{:>12}  {:>4} {:<7}  {:>6}  {:>12}  {:<6} {:<26} {:>9}  summary",
-                "time", "sess", "dir", "no", "offset", "layer", "type", "length"
-            )?;
-        }
-        Ok(CaptureRecords {
+    pub fn new(opts: Options, out: &'a mut dyn Write) -> Self {
+        CaptureRecords {
             printer: Printer {
                 opts,
                 out,
                 outcome: Outcome::default(),
                 by_kind: BTreeMap::new(),
                 ctx: None,
+                filter: None,
             },
             t0: None,
+            header: false,
+            select: None,
             error: None,
-        })
+        }
+    }
+
+    /// Lists only the records that pass `filter` (`text` is how it was
+    /// given, for the footer).
+    pub fn with_filter(mut self, filter: Filter, text: &str) -> Self {
+        self.printer.filter = Some(text.to_string());
+        self.select = Some((Model::with_record_index(), Vec::new(), filter));
+        self
+    }
+
+    /// Writes the table header once, before the first line.
+    fn header(&mut self) -> io::Result<()> {
+        if self.header || self.printer.opts.json {
+            return Ok(());
+        }
+        self.header = true;
+        writeln!(
+            self.printer.out,
+            "{:>12}  {:>4} {:<7}  {:>6}  {:>12}  {:<6} {:<26} {:>9}  summary",
+            "time", "sess", "dir", "no", "offset", "layer", "type", "length"
+        )
     }
 
     /// The capture time shown as 0.
@@ -332,47 +466,111 @@ impl<'a> CaptureRecords<'a> {
             return Err(e);
         }
         self.printer.ctx = None;
+        self.header()?;
         self.printer.footer()?;
         Ok(self.printer.outcome)
     }
-}
 
-impl crate::pipeline::Observer for CaptureRecords<'_> {
-    fn start(&mut self, ts_ns: u64) {
-        self.set_t0(ts_ns);
+    /// Under a filter: feeds `events` to the model, which indexes their
+    /// records with their checkpoint, and says which of them pass.
+    fn select(
+        &mut self,
+        s: SessionId,
+        dir: Direction,
+        first: u64,
+        ts: u64,
+        events: &[Event],
+    ) -> Option<Vec<bool>> {
+        let (model, selectors, filter) = self.select.as_mut()?;
+        let len = |m: &Model| {
+            m.sessions
+                .get(s as usize)
+                .map_or(0, |x| x.record_index.len())
+        };
+        let from = len(model);
+        model.decoded_span(s, dir, first, ts, events);
+        let Some(session) = model.sessions.get(s as usize) else {
+            return Some(vec![false; events.len()]);
+        };
+        while selectors.len() <= s as usize {
+            selectors.push(Selector::new(filter));
+        }
+        Some(selectors[s as usize].mask(&session.record_index, from, events))
     }
 
-    fn session(&mut self, s: &crate::pipeline::Session) {
+    /// The model fed alongside, under a filter.
+    fn model(&mut self) -> Option<&mut Model> {
+        self.select.as_mut().map(|(m, _, _)| m)
+    }
+}
+
+impl Observer for CaptureRecords<'_> {
+    fn start(&mut self, ts_ns: u64) {
+        self.set_t0(ts_ns);
+        if let Some(m) = self.model() {
+            m.start(ts_ns);
+        }
+    }
+
+    fn clock(&mut self, ts_ns: u64) {
+        if let Some(m) = self.model() {
+            m.clock(ts_ns);
+        }
+    }
+
+    fn session(&mut self, s: &Session) {
+        if let Some(m) = self.model() {
+            m.session(s);
+        }
         if self.error.is_some() {
             return;
         }
         let time = self.time(s.first_ts);
-        let r = if self.printer.opts.json {
-            let v = json!({"event": "session", "session": s.id, "time": time, "session_info": s});
-            writeln!(self.printer.out, "{v}")
-        } else {
-            writeln!(
-                self.printer.out,
-                "{time:>12.6}  {:>4} {:<7}  session {}: {} -> {} ({}{})",
-                s.id,
-                "",
-                s.id,
-                s.primary,
-                s.secondary,
-                s.recognised_by,
-                if s.mid_stream { ", mid-stream" } else { "" }
-            )
-        };
+        let r = self.header();
+        let r = r.and_then(|()| {
+            if self.printer.opts.json {
+                let v =
+                    json!({"event": "session", "session": s.id, "time": time, "session_info": s});
+                writeln!(self.printer.out, "{v}")
+            } else {
+                writeln!(
+                    self.printer.out,
+                    "{time:>12.6}  {:>4} {:<7}  session {}: {} -> {} ({}{})",
+                    s.id,
+                    "",
+                    s.id,
+                    s.primary,
+                    s.secondary,
+                    s.recognised_by,
+                    if s.mid_stream { ", mid-stream" } else { "" }
+                )
+            }
+        });
         if let Err(e) = r {
             self.error = Some(e);
         }
     }
 
-    fn decoded(&mut self, s: u32, dir: Direction, ts: u64, events: &[Event]) {
+    fn back_channel(&mut self, s: &Session) {
+        if let Some(m) = self.model() {
+            m.back_channel(s);
+        }
+    }
+
+    fn decoded(&mut self, s: SessionId, dir: Direction, ts: u64, events: &[Event]) {
         self.decoded_span(s, dir, ts, ts, events);
     }
 
-    fn decoded_span(&mut self, s: u32, dir: Direction, first: u64, ts: u64, events: &[Event]) {
+    fn decoded_span(
+        &mut self,
+        s: SessionId,
+        dir: Direction,
+        first: u64,
+        ts: u64,
+        events: &[Event],
+    ) {
+        // The model sees every event, also after a write error.
+        let shown = self.select(s, dir, first, ts, events);
         if self.error.is_some() {
             return;
         }
@@ -382,12 +580,36 @@ impl crate::pipeline::Observer for CaptureRecords<'_> {
             time: self.time(ts),
             first: self.time(first),
         });
-        if let Err(e) = self.printer.print(events) {
+        let r = self
+            .header()
+            .and_then(|()| self.printer.print(events, shown.as_deref()));
+        if let Err(e) = r {
             self.error = Some(e);
         }
     }
 
-    fn bytes(&mut self, _s: u32, _dir: Direction, _offset: u64, data: &[u8]) {
+    fn bytes(&mut self, s: SessionId, dir: Direction, offset: u64, data: &[u8]) {
         self.printer.outcome.bytes += data.len() as u64;
+        if let Some(m) = self.model() {
+            m.bytes(s, dir, offset, data);
+        }
+    }
+
+    fn gap(&mut self, s: SessionId, d: Direction, ts: u64, offset: u64, len: u64, c: GapCause) {
+        if let Some(m) = self.model() {
+            m.gap(s, d, ts, offset, len, c);
+        }
+    }
+
+    fn tcp(&mut self, s: SessionId, d: Direction, ev: &TcpEvent) {
+        if let Some(m) = self.model() {
+            m.tcp(s, d, ev);
+        }
+    }
+
+    fn ended(&mut self, s: SessionId, d: Direction, stats: &DirectionStats) {
+        if let Some(m) = self.model() {
+            m.ended(s, d, stats);
+        }
     }
 }

@@ -37,6 +37,117 @@ pub struct Context<'a> {
     pub worst: usize,
 }
 
+/// What a report lists: everything (the default), or only one session
+/// (`--session`), what overlaps a time range (`--from`, `--to`) or one
+/// checkpoint (`-Y ckpt:N`). Statistics, thresholds and stalls are still
+/// those of whole sessions: a selection leaves out what it does not cover,
+/// it does not change how the rest is judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub session: Option<u32>,
+    /// Nanoseconds since the first packet.
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub checkpoint: Option<u64>,
+}
+
+impl Selection {
+    pub fn is_all(&self) -> bool {
+        *self == Selection::default()
+    }
+
+    /// Whether capture times `a..=b` overlap the time range.
+    fn overlaps(&self, m: &Model, a: u64, b: u64) -> bool {
+        let t0 = m.start.unwrap_or(0);
+        let (a, b) = (a.saturating_sub(t0), b.saturating_sub(t0));
+        self.from.map_or(true, |f| b >= f) && self.to.map_or(true, |t| a <= t)
+    }
+
+    /// A checkpoint is listed from its NEW (or first record) to its last event.
+    fn checkpoint(&self, m: &Model, c: &Checkpoint) -> bool {
+        if self.checkpoint.is_some_and(|n| n != c.index) {
+            return false;
+        }
+        if self.from.is_none() && self.to.is_none() {
+            return true;
+        }
+        let Some(a) = c.event(CheckpointEvent::New).or(c.first_record) else {
+            return false;
+        };
+        self.overlaps(m, a, c.last_event().unwrap_or(a).max(a))
+    }
+
+    fn stall(&self, m: &Model, x: &Stall) -> bool {
+        let end = x.start.saturating_add((x.duration * 1e9) as u64);
+        self.checkpoint.map_or(true, |n| n == x.checkpoint) && self.overlaps(m, x.start, end)
+    }
+
+    /// Rounds belong to the initial migration (checkpoint 0).
+    fn round(&self, m: &Model, r: &crate::model::Round) -> bool {
+        self.checkpoint.map_or(true, |n| n == 0) && self.overlaps(m, r.start, r.end)
+    }
+
+    /// A session is listed when something of it is.
+    fn session(&self, m: &Model, s: &SessionModel) -> bool {
+        if self.session.is_some_and(|n| n != s.info.id) {
+            return false;
+        }
+        if self.checkpoint.is_some() {
+            return s.listed_checkpoints().iter().any(|c| self.checkpoint(m, c));
+        }
+        // From the connection's first packet to the session's last.
+        let first = s
+            .first_activity
+            .map_or(s.info.first_ts, |a| a.min(s.info.first_ts));
+        self.overlaps(m, first, s.last_activity.max(first))
+    }
+
+    /// A decoder diagnostic: in a listed session, in the time range, and
+    /// with a checkpoint term, inside that checkpoint.
+    fn diagnostic(&self, m: &Model, d: &crate::model::Diagnostic) -> bool {
+        let Some(s) = m.sessions.get(d.session as usize) else {
+            return self.is_all();
+        };
+        if !self.session(m, s) || !self.overlaps(m, d.ts, d.ts) {
+            return false;
+        }
+        let Some(n) = self.checkpoint else {
+            return true;
+        };
+        s.listed_checkpoints().iter().any(|c| {
+            let a = c.event(CheckpointEvent::New).or(c.first_record);
+            c.index == n
+                && a.is_some_and(|a| (a..=c.last_event().unwrap_or(a).max(a)).contains(&d.ts))
+        })
+    }
+
+    /// For people: what is listed (None for everything).
+    fn describe(&self) -> Option<String> {
+        if self.is_all() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if let Some(s) = self.session {
+            parts.push(format!("session {s}"));
+        }
+        if let Some(c) = self.checkpoint {
+            parts.push(format!("checkpoint {c}"));
+        }
+        match (self.from, self.to) {
+            (Some(f), Some(t)) => parts.push(format!("{} s to {} s", secs(f), secs(t))),
+            (Some(f), None) => parts.push(format!("from {} s", secs(f))),
+            (None, Some(t)) => parts.push(format!("until {} s", secs(t))),
+            (None, None) => {}
+        }
+        Some(parts.join(", "))
+    }
+
+    fn json(&self) -> Value {
+        json!({"session": self.session, "checkpoint": self.checkpoint,
+            "from": self.from.map(secs), "to": self.to.map(secs)})
+    }
+}
+
 /// Seconds since the first packet.
 fn rel(m: &Model, ts: u64) -> f64 {
     ts.saturating_sub(m.start.unwrap_or(ts)) as f64 / 1e9
@@ -62,11 +173,30 @@ pub fn write(
     format: Format,
     out: &mut dyn Write,
 ) -> io::Result<usize> {
-    let all = stalls(m, ctx);
+    write_selected(m, ctx, format, &Selection::default(), out)
+}
+
+/// As [`write`], listing only what `sel` selects; returns the number of
+/// stalls listed.
+pub fn write_selected(
+    m: &Model,
+    ctx: &Context<'_>,
+    format: Format,
+    sel: &Selection,
+    out: &mut dyn Write,
+) -> io::Result<usize> {
+    // Judged over whole sessions, then selected.
+    let mut all = stalls(m, ctx);
+    for (s, x) in m.sessions.iter().zip(&mut all) {
+        if !sel.session(m, s) {
+            x.clear();
+        }
+        x.retain(|x| sel.stall(m, x));
+    }
     match format {
-        Format::Json => json_report(m, ctx, &all, out)?,
-        Format::Csv => csv(m, out)?,
-        Format::Text => text(m, ctx, &all, out)?,
+        Format::Json => json_report(m, ctx, sel, &all, out)?,
+        Format::Csv => csv(m, sel, out)?,
+        Format::Text => text(m, ctx, sel, &all, out)?,
     }
     out.flush()?;
     Ok(all.iter().map(Vec::len).sum())
@@ -177,6 +307,7 @@ fn evidence_json(m: &Model, e: &Evidence) -> Value {
 fn json_report(
     m: &Model,
     ctx: &Context<'_>,
+    sel: &Selection,
     all: &[Vec<Stall>],
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -184,18 +315,28 @@ fn json_report(
     let duration = st.first_ts.map(|f| secs(st.last_ts.saturating_sub(f)));
     let capture = json!({"source": ctx.source, "start": st.first_ts.map(rfc3339),
         "packets": st.packets, "bytes": st.bytes, "duration": duration});
-    write!(out, "{{\"capture\":{capture},\"sessions\":[")?;
-    for (n, (s, stalls)) in m.sessions.iter().zip(all).enumerate() {
+    write!(out, "{{\"capture\":{capture},")?;
+    if !sel.is_all() {
+        write!(out, "\"selection\":{},", sel.json())?;
+    }
+    out.write_all(b"\"sessions\":[")?;
+    let listed = m
+        .sessions
+        .iter()
+        .zip(all)
+        .filter(|(s, _)| sel.session(m, s));
+    for (n, (s, stalls)) in listed.enumerate() {
         if n > 0 {
             out.write_all(b",")?;
         }
         // The session object without its closing brace, then the checkpoints.
-        let text = session_json(m, s, stalls).to_string();
+        let text = session_json(m, s, sel, stalls).to_string();
         out.write_all(&text.as_bytes()[..text.len() - 1])?;
         out.write_all(b",\"checkpoints\":[")?;
         let cps = s.listed_checkpoints();
-        for (i, c) in cps.iter().enumerate() {
-            if i > 0 {
+        let picked = cps.iter().enumerate().filter(|(_, c)| sel.checkpoint(m, c));
+        for (k, (i, c)) in picked.enumerate() {
+            if k > 0 {
                 out.write_all(b",")?;
             }
             write!(out, "{}", checkpoint_json(m, s, c, cps.get(i + 1)))?;
@@ -210,15 +351,20 @@ fn json_report(
             "offset": null, "message": p})
         })
         .collect();
-    diagnostics.extend(m.diagnostics.iter().map(|d| {
-        json!({"severity": d.severity, "session": d.session, "dir": d.dir.label(),
+    diagnostics.extend(
+        m.diagnostics
+            .iter()
+            .filter(|d| sel.diagnostic(m, d))
+            .map(|d| {
+                json!({"severity": d.severity, "session": d.session, "dir": d.dir.label(),
         "ts": rel(m, d.ts), "offset": d.offset, "message": d.message})
-    }));
+            }),
+    );
     writeln!(out, "],\"diagnostics\":{}}}", Value::Array(diagnostics))
 }
 
 /// A session's JSON object, without its checkpoints.
-fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
+fn session_json(m: &Model, s: &SessionModel, sel: &Selection, stalls: &[Stall]) -> Value {
     let i = &s.info;
     let fwd = &s.dirs[0];
     let back = &s.dirs[1];
@@ -250,7 +396,7 @@ fn session_json(m: &Model, s: &SessionModel, stalls: &[Stall]) -> Value {
         "back": if back_seen { dir_json(bsrc.to_string(), bdst.to_string(), back) } else { Value::Null },
         "domain": s.domain,
         "records": records,
-        "rounds": s.rounds.iter().map(|r| json!({"index": r.index, "pages": r.pages, "pfns": r.pfns, "bytes": r.bytes,
+        "rounds": s.rounds.iter().filter(|r| sel.round(m, r)).map(|r| json!({"index": r.index, "pages": r.pages, "pfns": r.pfns, "bytes": r.bytes,
             "start": rel(m, r.start), "end": rel(m, r.end), "duration": secs(r.end.saturating_sub(r.start)),
             "throughput": if r.end > r.start { json!(r.bytes as f64 / secs(r.end.saturating_sub(r.start))) } else { Value::Null },
             "final": s.final_round().is_some_and(|f| f.index == r.index)})).collect::<Vec<_>>(),
@@ -301,7 +447,7 @@ fn dir_json(src: String, dst: String, x: &crate::model::DirTally) -> Value {
     })
 }
 
-fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
+fn csv(m: &Model, sel: &Selection, out: &mut dyn Write) -> io::Result<()> {
     let mut head = vec![
         "session".to_string(),
         "kind".into(),
@@ -323,10 +469,13 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
     );
     writeln!(out, "{}", head.join(","))?;
     let f = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.9}"));
-    for s in &m.sessions {
+    for s in m.sessions.iter().filter(|s| sel.session(m, s)) {
         let colo = s.is_colo();
         let cps = s.listed_checkpoints();
         for (i, c) in cps.iter().enumerate() {
+            if !sel.checkpoint(m, c) {
+                continue;
+            }
             let mut row = vec![
                 s.info.id.to_string(),
                 s.kind().name().to_string(),
@@ -353,7 +502,7 @@ fn csv(m: &Model, out: &mut dyn Write) -> io::Result<()> {
         }
         // A plain migration is one row: no index, its downtime, the pages
         // and pfns of all its rounds and its forward bytes.
-        if s.kind() == crate::model::Kind::Plain {
+        if s.kind() == crate::model::Kind::Plain && sel.checkpoint.is_none() {
             let mut row = vec![
                 s.info.id.to_string(),
                 s.kind().name().to_string(),
@@ -508,7 +657,13 @@ pub fn evidence_text(m: &Model, e: &Evidence) -> String {
     }
 }
 
-fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -> io::Result<()> {
+fn text(
+    m: &Model,
+    ctx: &Context<'_>,
+    sel: &Selection,
+    all: &[Vec<Stall>],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let st = ctx.stats;
     let dur = st
         .first_ts
@@ -524,10 +679,27 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             .map(|t| format!(", from {}", rfc3339(t)))
             .unwrap_or_default()
     )?;
+    if let Some(what) = sel.describe() {
+        writeln!(
+            out,
+            "Listing {what} (statistics, thresholds and stalls are judged over whole sessions)."
+        )?;
+    }
     if m.sessions.is_empty() {
         writeln!(out, "No migration found.")?;
+    } else if !m.sessions.iter().any(|s| sel.session(m, s)) {
+        writeln!(
+            out,
+            "None of the {} sessions found has anything in the selection.",
+            m.sessions.len()
+        )?;
     }
-    for (s, stalls) in m.sessions.iter().zip(all) {
+    for (s, stalls) in m
+        .sessions
+        .iter()
+        .zip(all)
+        .filter(|(s, _)| sel.session(m, s))
+    {
         let i = &s.info;
         writeln!(out)?;
         let dom = &s.domain;
@@ -572,13 +744,21 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             )?;
         }
         let colo = s.is_colo();
-        let cps = s.listed_checkpoints();
+        let all_cps = s.listed_checkpoints();
+        let cps: Vec<&Checkpoint> = all_cps.iter().filter(|c| sel.checkpoint(m, c)).collect();
+        if !all_cps.is_empty() && cps.is_empty() {
+            writeln!(out, "  no checkpoint selected")?;
+        }
         if !cps.is_empty() {
             let complete = cps.iter().filter(|c| c.complete(colo)).count();
             writeln!(
                 out,
                 "  {} checkpoints ({} complete, {} partial){}",
-                cps.len(),
+                if sel.is_all() {
+                    cps.len().to_string()
+                } else {
+                    format!("{} of {}", cps.len(), all_cps.len())
+                },
                 complete,
                 cps.len() - complete,
                 s.stats
@@ -623,7 +803,7 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             // The worst checkpoints, by downtime.
             let mut worst: Vec<(&Checkpoint, u64)> = cps
                 .iter()
-                .filter_map(|c| Some((c, c.downtime(colo)?)))
+                .filter_map(|&c| Some((c, c.downtime(colo)?)))
                 .collect();
             worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.index.cmp(&b.0.index)));
             if !worst.is_empty() && ctx.worst > 0 {
@@ -647,10 +827,10 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
                 }
             }
         }
-        if !s.rounds.is_empty() {
+        if s.rounds.iter().any(|r| sel.round(m, r)) {
             writeln!(out, "  rounds of the initial migration:")?;
             let last = s.final_round().map(|r| r.index);
-            for r in &s.rounds {
+            for r in s.rounds.iter().filter(|r| sel.round(m, r)) {
                 let d = r.end.saturating_sub(r.start);
                 writeln!(
                     out,
@@ -690,7 +870,7 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
             let at = cps
                 .iter()
                 .find(|c| c.index == x.checkpoint)
-                .and_then(Checkpoint::start)
+                .and_then(|c| c.start())
                 .unwrap_or(x.start);
             writeln!(
                 out,
@@ -708,13 +888,23 @@ fn text(m: &Model, ctx: &Context<'_>, all: &[Vec<Stall>], out: &mut dyn Write) -
     for p in ctx.problems {
         writeln!(out, "capture: {p}")?;
     }
-    if !m.diagnostics.is_empty() {
+    let diagnostics: Vec<_> = m
+        .diagnostics
+        .iter()
+        .filter(|d| sel.diagnostic(m, d))
+        .collect();
+    if let Some(d) = diagnostics.first() {
         writeln!(out)?;
-        let d = &m.diagnostics[0];
+        // Those past the model's cap are counted only when all are listed.
+        let dropped = if sel.is_all() {
+            m.diagnostics_dropped
+        } else {
+            0
+        };
         writeln!(
             out,
             "{} decoder diagnostics (first: session {} {} at {:.3} s, stream offset {}: {})",
-            m.diagnostics.len() as u64 + m.diagnostics_dropped,
+            diagnostics.len() as u64 + dropped,
             d.session,
             d.dir.label(),
             rel(m, d.ts),

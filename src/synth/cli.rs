@@ -341,6 +341,12 @@ fn create(path: &Path) -> anyhow::Result<Box<dyn io::Write>> {
             io::stdout().lock(),
         )));
     }
+    if path.is_dir() {
+        return Err(anyhow!(
+            "cannot create {}: it is a directory; give a file name",
+            path.display()
+        ));
+    }
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(Box::new(BufWriter::with_capacity(1 << 20, file)))
 }
