@@ -586,7 +586,7 @@ fn records_display_filter_selects_the_records_listed() {
     let text = String::from_utf8(out.stdout).unwrap();
     let types: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains(" forward ") || l.contains(" reverse "))
+        .filter(|l| l.contains(" forward ") || l.contains(" back "))
         .map(|l| l.split_whitespace().nth(6).unwrap())
         .collect();
     assert_eq!(types.first(), Some(&"CHECKPOINT_STATE"), "{text}");

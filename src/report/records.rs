@@ -189,7 +189,7 @@ impl Printer<'_> {
     /// Text columns that precede every line in capture mode.
     fn lead(&self) -> String {
         match self.ctx {
-            Some(c) => format!("{:>12.6}  {:>4} {:<7}  ", c.time, c.session, c.dir.name()),
+            Some(c) => format!("{:>12.6}  {:>4} {:<7}  ", c.time, c.session, c.dir.label()),
             None => String::new(),
         }
     }
