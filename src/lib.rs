@@ -13,4 +13,3 @@ pub mod report;
 pub mod synth;
 pub mod tcp;
 pub mod ui;
-pub mod units;

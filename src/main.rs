@@ -889,10 +889,33 @@ fn ui_cmd(input: &Input, common: &Common, replay: Option<f64>) -> ExitCode {
         common.stalls.thresholds(),
         total,
         replay,
+        &export_report,
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => refuse(format!("the terminal UI failed: {e}")),
     }
+}
+
+/// The terminal UI's `e`: the report module writes what the UI exports.
+fn export_report(
+    m: &migscope::model::Model,
+    x: &migscope::ui::ExportInput<'_>,
+    format: migscope::ui::ExportFormat,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let ctx = timeline::Context {
+        source: x.source,
+        stats: x.stats,
+        problems: x.problems,
+        thresholds: x.thresholds,
+        capture_ended: x.capture_ended,
+        worst: 5,
+    };
+    let format = match format {
+        migscope::ui::ExportFormat::Json => timeline::Format::Json,
+        migscope::ui::ExportFormat::Csv => timeline::Format::Csv,
+    };
+    timeline::write(m, &ctx, format, out).map(|_| ())
 }
 
 fn summary_cmd(input: &Input, analysis: &AnalysisArgs) -> ExitCode {

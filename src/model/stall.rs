@@ -138,7 +138,7 @@ pub struct Stall {
 /// unacknowledged counts from `at_least` ns (the phase's floor: shorter
 /// pauses are TCP's ordinary rhythm).
 fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Owner, String) {
-    use crate::units::{human_bytes, human_ns};
+    use crate::present::{human_bytes, human_ns};
     let sender = awaited.owner();
     let receiver = sender.other();
     let closed: f64 = evidence

@@ -306,7 +306,7 @@ fn causes(c: &BTreeMap<&'static str, u64>) -> String {
     format!(": {}", v.join(", "))
 }
 
-pub use crate::units::{human_bytes, human_ns};
+use crate::present::{human_bytes, human_ns};
 
 impl<W: Write> Observer for Summary<W> {
     fn start(&mut self, ts_ns: u64) {

@@ -5,7 +5,7 @@
 use crate::decode::{Direction, Severity};
 use crate::model::stall::{Stall, StallKind};
 use crate::model::{Checkpoint, Model, Phase, SessionModel, Thresholds};
-use crate::report::summary::{human_bytes, human_ns};
+use crate::present::{human_bytes, human_ns};
 
 use super::records::RecordsView;
 

@@ -15,7 +15,7 @@ use super::render::{rel, Theme};
 use crate::decode::Direction;
 use crate::model::stall::{Stall, StallKind};
 use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel};
-use crate::units::{human_bytes, human_ns};
+use crate::present::{human_bytes, human_ns};
 
 /// Width of the time and delta columns and the gaps around them.
 const LEAD: usize = 10 + 1 + 9 + 2;
@@ -283,7 +283,7 @@ pub fn lines(
         out.extend(wrapped(&text, width, plain));
     }
     for e in &evidence {
-        let text = format!("tcp: {}", crate::report::timeline::evidence_text(m, e));
+        let text = format!("tcp: {}", crate::present::evidence_text(m, e));
         out.extend(wrapped(&text, width, plain));
     }
     out

@@ -33,8 +33,8 @@ use ratatui::crossterm::execute;
 
 use crate::capture::{Next, Source};
 use crate::model::{Model, Thresholds};
+use crate::pipeline::CaptureStats;
 use crate::pipeline::{Analyzer, Config};
-use crate::report::timeline::{self, Context, Format};
 pub use app::{Action, App, Key, View};
 use refetch::{FetchRequest, Fetched};
 pub use render::{Progress, Theme};
@@ -368,9 +368,31 @@ fn map_key(code: KeyCode, mods: KeyModifiers) -> Option<Key> {
     })
 }
 
+/// The formats `e` exports the report in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+/// What an export knows besides the model.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportInput<'a> {
+    pub source: &'a str,
+    pub stats: &'a CaptureStats,
+    pub problems: &'a [String],
+    pub thresholds: &'a Thresholds,
+    pub capture_ended: bool,
+}
+
+/// Writes a report in one format. The UI knows no report format: the
+/// caller (the command line) gives the report module's writer.
+pub type Exporter =
+    dyn Fn(&Model, &ExportInput<'_>, ExportFormat, &mut dyn io::Write) -> io::Result<()> + Send;
+
 /// Writes the capture's report as JSON and CSV in the current directory;
 /// returns the message for the status bar.
-fn export(shared: &Shared, app: &App) -> String {
+fn export(shared: &Shared, app: &App, exporter: &Exporter) -> String {
     let model = shared.analyzer.observer();
     let stats = shared.analyzer.stats();
     let source = shared.progress.source.clone();
@@ -380,20 +402,19 @@ fn export(shared: &Shared, app: &App) -> String {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     );
-    let ctx = Context {
+    let input = ExportInput {
         source: &source,
         stats: &stats,
         problems: &shared.progress.problems,
         thresholds: &app.thresholds,
         capture_ended: shared.progress.done,
-        worst: 5,
     };
     let mut written = Vec::new();
-    for (fmt, ext) in [(Format::Json, "json"), (Format::Csv, "csv")] {
+    for (fmt, ext) in [(ExportFormat::Json, "json"), (ExportFormat::Csv, "csv")] {
         let path = format!("{stem}.{ext}");
         let r = File::create(&path).and_then(|f| {
             let mut w = BufWriter::new(f);
-            timeline::write(model, &ctx, fmt, &mut w)?;
+            exporter(model, &input, fmt, &mut w)?;
             // The last bytes are written here: a full disk must be seen.
             w.into_inner().map_err(|e| e.into_error())?.sync_all()
         });
@@ -421,6 +442,7 @@ pub fn run(
     thresholds: Thresholds,
     total: Option<u64>,
     replay: Option<f64>,
+    exporter: &Exporter,
 ) -> io::Result<()> {
     let live = matches!(src, Source::Live(_));
     let path = match &src {
@@ -531,7 +553,7 @@ pub fn run(
                     if let Some(key) = map_key(k.code, k.modifiers) {
                         match app.key(key, g.analyzer.observer(), ended) {
                             Action::Quit => break,
-                            Action::Export => app.message = Some(export(&g, &app)),
+                            Action::Export => app.message = Some(export(&g, &app, exporter)),
                             Action::Pause => {
                                 if let Some(r) = g.replay.as_mut() {
                                     r.paused = !r.paused;

@@ -12,8 +12,8 @@ use ratatui::Frame;
 use super::app::{App, Sort, TimeFormat, View};
 use crate::model::stall::StallKind;
 use crate::model::{Checkpoint, Model, Phase, SessionModel};
-use crate::report::summary::{human_bytes, human_ns};
-use crate::report::timeline::rfc3339;
+use crate::present::rfc3339;
+use crate::present::{human_bytes, human_ns};
 
 /// What the reader thread has done, for the gauge.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -623,14 +623,14 @@ fn rounds(f: &mut Frame<'_>, area: Rect, m: &Model, s: &SessionModel) {
             }
         )));
     }
-    if let Some(h) = crate::report::timeline::handover_text(m, &s.handover, 6) {
+    if let Some(h) = crate::present::handover_text(m, &s.handover, 6) {
         lines.push(Line::raw(""));
         lines.push(Line::raw(h));
     }
-    if let Some(d) = crate::report::timeline::migration_downtime_text(m, s, 6) {
+    if let Some(d) = crate::present::migration_downtime_text(m, s, 6) {
         lines.push(Line::raw(d));
     }
-    if let Some(t) = crate::report::timeline::unfinished_text(m, s) {
+    if let Some(t) = crate::present::unfinished_text(m, s) {
         lines.push(Line::raw(t));
     }
     let title = format!(

@@ -22,7 +22,7 @@ use super::render::{rel, Theme};
 use crate::decode::{Direction, Severity};
 use crate::model::series::Series;
 use crate::model::{Model, RttSecond, SessionModel};
-use crate::report::summary::{human_bytes, human_ns};
+use crate::present::{human_bytes, human_ns};
 
 /// Points plotted per series at most.
 pub const MAX_POINTS: usize = 512;

@@ -1,10 +1,9 @@
-//! Sentences the report and the terminal UI share: one wording per finding,
-//! so a stall reads the same in `migscope report`, the TCP view's Expert
-//! Info and the handshake ladder.
+//! Stall sentences: one wording per finding, so a stall reads the same in
+//! `migscope report`, the TCP view's Expert Info and the handshake ladder.
 
+use super::units::human_ns;
 use crate::model::stall::{Stall, StallKind};
 use crate::model::{Checkpoint, Phase, SessionModel};
-use crate::units::human_ns;
 
 /// Seconds for people, in the unit that suits them ("2.300 s", "250.0 ms").
 pub fn secs(s: f64) -> String {
@@ -102,7 +101,7 @@ pub fn verdict(s: &SessionModel, c: &Checkpoint, stalls: &[&Stall]) -> String {
         return if c.lost > 0 {
             format!(
                 "partial: the capture lost {} of it",
-                crate::units::human_bytes(c.lost)
+                super::units::human_bytes(c.lost)
             )
         } else {
             "partial: records of it fell into a capture gap".into()
