@@ -9,6 +9,7 @@ use ratatui::Terminal;
 use migscope::capture::{FileSource, Next, Source};
 use migscope::model::{Model, Thresholds};
 use migscope::pipeline::{Analyzer, Config};
+use migscope::present::finding_text;
 use migscope::ui::app::checkpoint_at;
 use migscope::ui::{render, Action, App, Key, Progress, Theme, View};
 
@@ -207,7 +208,7 @@ fn tcp_view_of_the_zero_window_capture() {
     let mut app = App::new(Thresholds::default());
     app.capture_ended = true;
     let list = app.expert(&m);
-    let has = |s: &str| list.iter().any(|e| e.text.contains(s));
+    let has = |s: &str| list.iter().any(|e| finding_text(e).contains(s));
     assert!(has("zero window"), "{list:#?}");
     assert!(has("capture gap"), "{list:#?}");
     assert!(has("decoder at offset"), "{list:#?}");
@@ -234,7 +235,7 @@ fn tab_cycles_the_views_and_enter_on_tcp_goes_to_the_checkpoint() {
     let list = app.expert(&m);
     let i = list
         .iter()
-        .position(|e| e.text.contains("zero window"))
+        .position(|e| finding_text(e).contains("zero window"))
         .unwrap();
     for _ in 0..i {
         keys(&mut app, &m, &[Key::Down]);
@@ -590,10 +591,11 @@ fn plain_migration_records_belong_to_no_checkpoint() {
 #[test]
 fn a_single_retransmission_reads_plainly() {
     let m = model("captures/colo-demo.pcap");
-    let list = migscope::ui::app::expert(&m, 0, &Thresholds::default(), true);
-    let retx: Vec<&str> = list
+    let list = migscope::model::expert::findings(&m, 0, &Thresholds::default(), true);
+    let texts: Vec<String> = list.iter().map(finding_text).collect();
+    let retx: Vec<&str> = texts
         .iter()
-        .map(|e| e.text.as_str())
+        .map(String::as_str)
         .filter(|t| t.contains("retransmission"))
         .collect();
     assert!(!retx.is_empty());

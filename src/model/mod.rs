@@ -21,6 +21,7 @@
 //! decoded content of the latest [`records::RECENT_INFO`] records.
 
 pub mod checkpoint;
+pub mod expert;
 pub mod records;
 pub mod series;
 pub mod stall;

@@ -9,6 +9,7 @@ mod units;
 
 pub use stall::{count, secs, stall_what, verdict};
 pub use text::{
-    evidence_text, handover_text, migration_downtime_text, rel, rfc3339, unfinished_text,
+    evidence_text, finding_text, handover_text, migration_downtime_text, rel, rfc3339,
+    unfinished_text,
 };
 pub use units::{human_bytes, human_ns};

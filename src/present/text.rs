@@ -3,6 +3,7 @@
 //! handover, a plain migration's downtime and end, TCP evidence.
 
 use crate::decode::Direction;
+use crate::model::expert::{Finding, What};
 use crate::model::stall::Evidence;
 use crate::model::{Model, SessionModel};
 
@@ -166,5 +167,38 @@ pub fn evidence_text(m: &Model, e: &Evidence) -> String {
                 rel(m, *at)
             )
         }
+    }
+}
+
+/// One expert finding for people (the TCP view's list).
+pub fn finding_text(f: &Finding) -> String {
+    let side = f.dir.map_or("", Direction::label);
+    match &f.what {
+        What::Diagnostic { offset, message } => format!("decoder at offset {offset}: {message}"),
+        What::DiagnosticsDropped(n) => format!("{n} decoder diagnostics of the capture not kept"),
+        What::ZeroWindow { duration } => format!(
+            "zero window advertised by the {side} side, {}",
+            match duration {
+                Some(d) => format!("for {}", human_ns(*d)),
+                None => "still closed".into(),
+            }
+        ),
+        What::Gap { bytes } => format!("capture gap: {} never seen", human_bytes(*bytes)),
+        What::Retransmissions { count, span } if *span > 0 => {
+            format!("{count} retransmissions over {}", human_ns(*span))
+        }
+        What::Retransmissions { count, .. } => {
+            super::count(*count, "retransmission", "retransmissions")
+        }
+        What::Close { reset } => format!(
+            "{} from the {side} side",
+            if *reset { "RST" } else { "FIN" }
+        ),
+        What::Stall(x) => format!(
+            "checkpoint {}: {}",
+            x.checkpoint,
+            super::stall_what(x, None)
+        ),
+        What::More { count, what } => format!("{count} more {what} not listed"),
     }
 }

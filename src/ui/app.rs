@@ -2,10 +2,9 @@
 //! views render from `App` plus the model, and key handling is tested here
 //! without rendering (gitui's habit).
 
-use crate::decode::{Direction, Severity};
+use crate::model::expert::Finding;
 use crate::model::stall::{Stall, StallKind};
 use crate::model::{Checkpoint, Model, Phase, SessionModel, Thresholds};
-use crate::present::{human_bytes, human_ns};
 
 use super::records::RecordsView;
 
@@ -29,171 +28,6 @@ impl View {
             (View::Records, false) | (View::Timeline, true) => View::Sessions,
         }
     }
-}
-
-/// One line of the TCP view's list (Wireshark's Expert Info): something
-/// that went wrong or is worth a look, at a capture time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expert {
-    pub severity: Severity,
-    /// Capture time (ns).
-    pub ts: u64,
-    /// The direction concerned, when there is one.
-    pub dir: Option<Direction>,
-    pub text: String,
-}
-
-/// Entries listed per kind (zero windows, gaps, retransmission bursts,
-/// closes, stalls); the rest are summed up in one note per kind.
-pub const MAX_EXPERT_PER_KIND: usize = 1000;
-
-/// Retransmissions closer than this to the previous one belong to the
-/// same burst.
-pub const BURST_GAP_NS: u64 = 1_000_000_000;
-
-/// The TCP view's list for session `si`: decoder diagnostics, zero-window
-/// episodes and gaps (warnings), retransmission bursts (notes), RST and
-/// stalls (errors), by time. Each kind lists at most
-/// [`MAX_EXPERT_PER_KIND`] entries, so the list stays short however
-/// troubled the capture.
-pub fn expert(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Vec<Expert> {
-    let Some(s) = m.sessions.get(si) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let more = |out: &mut Vec<Expert>, n: usize, what: &str| {
-        if n > MAX_EXPERT_PER_KIND {
-            out.push(Expert {
-                severity: Severity::Note,
-                ts: u64::MAX,
-                dir: None,
-                text: format!("{} more {what} not listed", n - MAX_EXPERT_PER_KIND),
-            });
-        }
-    };
-    let diags: Vec<_> = m
-        .diagnostics
-        .iter()
-        .filter(|d| d.session == s.info.id)
-        .collect();
-    for d in &diags {
-        out.push(Expert {
-            severity: d.severity,
-            ts: d.ts,
-            dir: Some(d.dir),
-            text: format!("decoder at offset {}: {}", d.offset, d.message),
-        });
-    }
-    if m.diagnostics_dropped > 0 {
-        out.push(Expert {
-            severity: Severity::Note,
-            ts: u64::MAX,
-            dir: None,
-            text: format!(
-                "{} decoder diagnostics of the capture not kept",
-                m.diagnostics_dropped
-            ),
-        });
-    }
-    let zw = &s.tcp.zero_windows;
-    for z in zw.iter().take(MAX_EXPERT_PER_KIND) {
-        let how = match z.end {
-            Some(e) => format!("for {}", human_ns(e.saturating_sub(z.start))),
-            None => "still closed".into(),
-        };
-        out.push(Expert {
-            severity: Severity::Warning,
-            ts: z.start,
-            dir: Some(z.dir),
-            text: format!(
-                "zero window advertised by the {} side, {how}",
-                z.dir.label()
-            ),
-        });
-    }
-    more(&mut out, zw.len(), "zero-window episodes");
-    let gaps = &s.tcp.gaps;
-    for &(ts, d, len) in gaps.iter().take(MAX_EXPERT_PER_KIND) {
-        out.push(Expert {
-            severity: Severity::Warning,
-            ts,
-            dir: Some(d),
-            text: format!("capture gap: {} never seen", human_bytes(len)),
-        });
-    }
-    more(&mut out, gaps.len(), "gaps");
-    // Retransmissions of each direction, in bursts.
-    let mut bursts = 0usize;
-    for d in [Direction::Forward, Direction::Reverse] {
-        let mut cur: Option<(u64, u64, u64)> = None; // first, last, count
-        let mut flush = |out: &mut Vec<Expert>, b: (u64, u64, u64)| {
-            bursts += 1;
-            if bursts <= MAX_EXPERT_PER_KIND {
-                out.push(Expert {
-                    severity: Severity::Note,
-                    ts: b.0,
-                    dir: Some(d),
-                    text: if b.1 > b.0 {
-                        format!("{} retransmissions over {}", b.2, human_ns(b.1 - b.0))
-                    } else {
-                        crate::present::count(b.2, "retransmission", "retransmissions")
-                    },
-                });
-            }
-        };
-        for &(ts, _) in s.tcp.retransmissions.iter().filter(|r| r.1 == d) {
-            cur = match cur {
-                Some((a, b, n)) if ts.saturating_sub(b) <= BURST_GAP_NS => {
-                    Some((a, b.max(ts), n + 1))
-                }
-                Some(b) => {
-                    flush(&mut out, b);
-                    Some((ts, ts, 1))
-                }
-                None => Some((ts, ts, 1)),
-            };
-        }
-        if let Some(b) = cur {
-            flush(&mut out, b);
-        }
-    }
-    more(&mut out, bursts, "retransmission bursts");
-    for &(ts, d, reset) in s.tcp.closes.iter().take(MAX_EXPERT_PER_KIND) {
-        out.push(Expert {
-            severity: if reset {
-                Severity::Error
-            } else {
-                Severity::Note
-            },
-            ts,
-            dir: Some(d),
-            text: if reset {
-                format!("RST from the {} side", d.label())
-            } else {
-                format!("FIN from the {} side", d.label())
-            },
-        });
-    }
-    more(&mut out, s.tcp.closes.len(), "FIN/RST");
-    let stalls = m.stalls(s, t, capture_ended);
-    for x in stalls.iter().take(MAX_EXPERT_PER_KIND) {
-        let text = format!(
-            "checkpoint {}: {}",
-            x.checkpoint,
-            crate::present::stall_what(x, None)
-        );
-        out.push(Expert {
-            severity: Severity::Error,
-            ts: x.start,
-            dir: None,
-            text,
-        });
-    }
-    more(&mut out, stalls.len(), "slow phases and stalls");
-    // By time; at the same time the most severe first. Notes about entries
-    // left out (time u64::MAX) come last.
-    out.sort_by(|a, b| a.ts.cmp(&b.ts).then(b.severity.cmp(&a.severity)));
-    out
 }
 
 /// Start of a checkpoint: its first event or record.
@@ -556,9 +390,9 @@ impl App {
         }
     }
 
-    /// The TCP view's list for the selected session.
-    pub fn expert(&self, m: &Model) -> Vec<Expert> {
-        expert(m, self.session, &self.thresholds, self.capture_ended)
+    /// The TCP view's list (Expert Info) for the selected session.
+    pub fn expert(&self, m: &Model) -> Vec<Finding> {
+        crate::model::expert::findings(m, self.session, &self.thresholds, self.capture_ended)
     }
 
     /// Keeps the TCP list's selection inside `len` entries and on screen.

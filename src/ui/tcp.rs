@@ -322,7 +322,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
                     Some(Direction::Reverse) => "back",
                     None => "",
                 }),
-                Line::raw(e.text.clone()),
+                Line::raw(crate::present::finding_text(e)),
             ]);
             if i == app.tcp_row {
                 row.style(theme.selected())
