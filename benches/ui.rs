@@ -9,7 +9,7 @@ use ratatui::Terminal;
 use migscope::decode::info::Info;
 use migscope::decode::{Direction, Event, Item, ItemKind, Layer, LibxcType, RecordType};
 use migscope::model::{Model, Thresholds};
-use migscope::pipeline::{Observer, Session};
+use migscope::session::{Observer, Session};
 use migscope::tcp::Endpoint;
 use migscope::ui::{render, App, Key, Progress, Theme};
 

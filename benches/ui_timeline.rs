@@ -13,7 +13,7 @@ use migscope::decode::libxc::PfnSummary;
 use migscope::decode::libxl::ControlId;
 use migscope::decode::{Direction, Event, Item, ItemKind, Layer, LibxcType, LibxlType, RecordType};
 use migscope::model::{Model, Thresholds};
-use migscope::pipeline::{Observer, Session};
+use migscope::session::{Observer, Session};
 use migscope::tcp::Endpoint;
 use migscope::ui::{render, App, Key, Progress, Theme};
 

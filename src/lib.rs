@@ -7,9 +7,9 @@
 pub mod capture;
 pub mod decode;
 pub mod model;
-pub mod pipeline;
 pub mod present;
 pub mod report;
+pub mod session;
 pub mod synth;
 pub mod tcp;
 pub mod ui;

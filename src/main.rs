@@ -18,8 +18,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use migscope::capture::{self, CaptureError, FileSource, Source};
 use migscope::decode::Direction;
-use migscope::pipeline::{self, Analyzer, Config, Observer};
 use migscope::report::{export::Export, records, summary::Summary, timeline};
+use migscope::session::{self, Analyzer, Config, Observer};
 use migscope::synth::cli::{parse_duration, parse_size, SynthArgs};
 
 #[derive(Parser)]
@@ -728,7 +728,7 @@ fn analyse_with<O: Observer>(
     echo: bool,
 ) -> (ExitStatus, Vec<String>) {
     let stop = stop_flag();
-    let problems = pipeline::feed(src, analyzer, &stop);
+    let problems = session::feed(src, analyzer, &stop);
     analyzer.finish();
     let mut problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     problems.extend(analyzer.stats().clock_problem());

@@ -13,7 +13,7 @@ use std::io::Cursor;
 
 use migscope::capture::{FileSource, Next, Source};
 use migscope::decode::{Decoder, Direction, Event, Item};
-use migscope::pipeline::{Analyzer, Config, Observer, Session};
+use migscope::session::{Analyzer, Config, Observer, Session};
 use migscope::synth::capture::{write_capture, CaptureManifest, CaptureOptions, Format, Link};
 use migscope::synth::{generate, Phase, Scenario, StreamFiles};
 use migscope::tcp::{GapCause, TcpEvent, TcpEventKind};

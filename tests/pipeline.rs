@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use migscope::capture::{TcpFlags, TcpSegment};
 use migscope::decode::{Decoder, Direction, Event, Item, ItemKind};
-use migscope::pipeline::{Analyzer, Config, Observer, Session};
+use migscope::session::{Analyzer, Config, Observer, Session};
 use migscope::synth::{generate, Scenario, StreamFiles};
 use migscope::tcp::{GapCause, TcpEvent, TcpEventKind};
 
@@ -173,7 +173,7 @@ impl Observer for Log {
     fn tcp(&mut self, s: u32, d: Direction, ev: &TcpEvent) {
         self.tcp.push((s, d, *ev));
     }
-    fn ended(&mut self, _s: u32, _d: Direction, _stats: &migscope::pipeline::DirectionStats) {
+    fn ended(&mut self, _s: u32, _d: Direction, _stats: &migscope::session::DirectionStats) {
         self.ended += 1;
     }
 }

@@ -11,7 +11,7 @@ use ratatui::Terminal;
 
 use migscope::capture::{FileSource, Next, Source};
 use migscope::model::{Model, Thresholds};
-use migscope::pipeline::{Analyzer, Config};
+use migscope::session::{Analyzer, Config};
 use migscope::synth::capture::{write_capture, CaptureOptions};
 use migscope::synth::Scenario;
 use migscope::ui::{render, App, Key, Progress, Theme};

@@ -9,8 +9,8 @@ use std::io::Cursor;
 use migscope::capture::{FileSource, Next, Source};
 use migscope::model::stall::StallKind;
 use migscope::model::{CheckpointEvent, Kind, Model, Owner, Phase, Thresholds};
-use migscope::pipeline::{Analyzer, Config};
 use migscope::report::timeline::{self, Context, Format};
+use migscope::session::{Analyzer, Config};
 use migscope::synth::capture::{write_capture, CaptureManifest, CaptureOptions};
 use migscope::synth::{self, Scenario};
 
@@ -25,7 +25,7 @@ fn capture(s: &Scenario, opts: &CaptureOptions) -> (Vec<u8>, CaptureManifest) {
 
 /// Runs the model over a capture; `snapshot_every` > 0 writes a report every
 /// that many packets along the way, as a live view would.
-fn model(file: &[u8], snapshot_every: usize) -> (Model, migscope::pipeline::CaptureStats) {
+fn model(file: &[u8], snapshot_every: usize) -> (Model, migscope::session::CaptureStats) {
     let src = FileSource::from_reader(Box::new(Cursor::new(file.to_vec())), "t").unwrap();
     let mut src = Source::File(src);
     let mut an = Analyzer::new(Config::default(), Model::new());
@@ -44,7 +44,7 @@ fn model(file: &[u8], snapshot_every: usize) -> (Model, migscope::pipeline::Capt
     (an.into_observer(), stats)
 }
 
-fn ctx(stats: &migscope::pipeline::CaptureStats, ended: bool) -> Context<'_> {
+fn ctx(stats: &migscope::session::CaptureStats, ended: bool) -> Context<'_> {
     static T: std::sync::OnceLock<Thresholds> = std::sync::OnceLock::new();
     Context {
         source: "t",
@@ -143,7 +143,7 @@ fn colo_event_times_phases_and_sizes_equal_the_ground_truth() {
 
 fn stalls_of(
     m: &Model,
-    stats: &migscope::pipeline::CaptureStats,
+    stats: &migscope::session::CaptureStats,
 ) -> Vec<(StallKind, u64, Phase, CheckpointEvent, Owner)> {
     let c = ctx(stats, true);
     timeline::stalls(m, &c)

@@ -8,8 +8,8 @@ use ratatui::Terminal;
 
 use migscope::capture::{FileSource, Next, Source};
 use migscope::model::{Model, Thresholds};
-use migscope::pipeline::{Analyzer, Config};
 use migscope::present::finding_text;
+use migscope::session::{Analyzer, Config};
 use migscope::ui::app::checkpoint_at;
 use migscope::ui::{render, Action, App, Key, Progress, Theme, View};
 

@@ -11,7 +11,7 @@ use std::io::Cursor;
 use libfuzzer_sys::fuzz_target;
 use migscope::capture::FileSource;
 use migscope::model::{Model, Thresholds};
-use migscope::pipeline::{Analyzer, Config};
+use migscope::session::{Analyzer, Config};
 use migscope::report::timeline::{self, Context, Format};
 
 const MAGICS: [[u8; 4]; 7] = [

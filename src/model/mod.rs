@@ -1,7 +1,7 @@
 //! The migration model: sessions, checkpoints, phases, stalls and
 //! statistics, built record by record from what the pipeline reports.
 //!
-//! [`Model`] is a [`crate::pipeline::Observer`]: it is updated as decoder
+//! [`Model`] is a [`crate::session::Observer`]: it is updated as decoder
 //! events and TCP events arrive, so a live capture shows a checkpoint the
 //! moment its last record completes. Checkpoint events follow PROTOCOL.md
 //! section 6: each is stamped with the capture time of the packet that
@@ -36,7 +36,7 @@ use crate::decode::libxl::ControlId;
 use crate::decode::{
     DiagKind, Direction, Event, Item, ItemKind, Layer, LibxcType, LibxlType, RecordType, Severity,
 };
-use crate::pipeline::{DirectionStats, Observer, Session, SessionId};
+use crate::session::{DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
 pub use checkpoint::{Checkpoint, CheckpointEvent, MemoryParts, Owner, Phase};
 pub use stall::{Evidence, Stall, Thresholds};

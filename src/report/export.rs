@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::decode::Direction;
-use crate::pipeline::{Observer, Session, SessionId};
+use crate::session::{Observer, Session, SessionId};
 use crate::tcp::GapCause;
 
 /// A run of missing bytes.

@@ -30,7 +30,7 @@ use crate::decode::detail::Field;
 use crate::decode::{Decoder, DiagKind, Direction, Event, Item, ItemKind, Severity};
 use crate::model::records::{entry, Filter, Filtered, RecordIndex};
 use crate::model::Model;
-use crate::pipeline::{DirectionStats, Observer, Session, SessionId};
+use crate::session::{DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, TcpEvent};
 
 /// Options of the `records` command.

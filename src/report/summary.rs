@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::decode::{Direction, Event, Severity};
-use crate::pipeline::{CaptureStats, DirectionStats, Observer, Session, SessionId};
+use crate::session::{CaptureStats, DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, RttKind, TcpEvent, TcpEventKind};
 
 /// Per-direction tallies.

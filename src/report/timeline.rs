@@ -10,12 +10,12 @@ use serde_json::{json, Map, Value};
 use crate::decode::text::escape_str;
 use crate::model::stall::{Evidence, Stall};
 use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel, Thresholds};
-use crate::pipeline::CaptureStats;
 pub use crate::present::rfc3339;
 use crate::present::{
     evidence_text, handover_text, human_bytes, human_ns, migration_downtime_text, rel,
     unfinished_text,
 };
+use crate::session::CaptureStats;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,8 +33,8 @@ use ratatui::crossterm::execute;
 
 use crate::capture::{Next, Source};
 use crate::model::{Model, Thresholds};
-use crate::pipeline::CaptureStats;
-use crate::pipeline::{Analyzer, Config};
+use crate::session::CaptureStats;
+use crate::session::{Analyzer, Config};
 pub use app::{Action, App, Key, View};
 use refetch::{FetchRequest, Fetched};
 pub use render::{Progress, Theme};

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::capture::{FileSource, Next, Source};
 use crate::decode::Direction;
-use crate::pipeline::{Analyzer, Config, Observer, SessionId};
+use crate::session::{Analyzer, Config, Observer, SessionId};
 use crate::tcp::GapCause;
 
 /// Bytes of one record that [`fetch`] copies at most.
