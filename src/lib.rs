@@ -5,6 +5,7 @@
 //! streams for tests, demos and benchmarks. See `docs/ARCHITECTURE.md`.
 
 pub mod capture;
+pub mod cli;
 pub mod decode;
 pub mod model;
 pub mod present;
