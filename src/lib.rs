@@ -11,6 +11,7 @@ pub mod model;
 pub mod present;
 pub mod report;
 pub mod session;
+#[cfg(feature = "synth")]
 pub mod synth;
 pub mod tcp;
 pub mod ui;

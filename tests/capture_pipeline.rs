@@ -7,6 +7,7 @@
 //!   with loss, every byte outside the reported gaps is equal and the gap
 //!   list equals the manifest's.
 //! - The decoder's records from the capture equal those from the raw stream.
+#![cfg(feature = "synth")]
 
 use std::collections::BTreeMap;
 use std::io::Cursor;

@@ -3,6 +3,7 @@
 //! shipped beside them, against the scenario the loopback capture replayed,
 //! and against tshark's "Follow TCP stream" where tshark is installed), and
 //! `records` lists the same records from a capture as from its raw stream.
+#![cfg(feature = "synth")]
 
 use std::path::Path;
 use std::process::Command as Std;

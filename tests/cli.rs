@@ -1,4 +1,5 @@
 //! The `migscope` binary as a user runs it: exit statuses, messages, JSON lines.
+#![cfg(feature = "synth")]
 
 use assert_cmd::Command;
 use predicates::prelude::*;

@@ -6,6 +6,7 @@
 //! Needs the `live` feature and the right to capture (root or
 //! CAP_NET_RAW); without the right the test says so and passes.
 #![cfg(feature = "live")]
+#![cfg(feature = "synth")]
 
 use std::sync::mpsc;
 use std::thread;

@@ -2,6 +2,7 @@
 //! (no capture file), so that recognition, mid-stream starts, back-channel
 //! pairing, "Decode As" and the cost of non-migration flows are tested apart
 //! from the capture readers and writers.
+#![cfg(feature = "synth")]
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -2,6 +2,7 @@
 //! exactly the items synth wrote (direction, layer, name, offset, length),
 //! with no diagnostics. (The decoder's independence from synth is covered by
 //! tests/decoder.rs, which builds its bytes by hand.)
+#![cfg(feature = "synth")]
 
 use migscope::decode::{Decoder, Direction, Event, Severity};
 use migscope::synth::{generate, Manifest, Scenario, StreamFiles};

@@ -6,6 +6,7 @@
 //! must equal the raw streams synth writes for the same scenario, byte for
 //! byte, except inside the manifest's lost ranges, which must be exactly
 //! the bytes that no captured packet carries.
+#![cfg(feature = "synth")]
 
 use std::io::Read as _;
 use std::net::IpAddr;

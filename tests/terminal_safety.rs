@@ -2,6 +2,7 @@
 //! with ANSI escape sequences and control characters (carried in the xl
 //! config of a synthesized migration) is shown escaped by the text report,
 //! the summary, the record listing and the terminal UI.
+#![cfg(feature = "synth")]
 
 use std::io::Cursor;
 

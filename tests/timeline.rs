@@ -3,6 +3,7 @@
 //! checkpoint, live rounds, injected stalls (and no others), partial
 //! checkpoints on damaged captures, and the same result however the
 //! capture is read.
+#![cfg(feature = "synth")]
 
 use std::io::Cursor;
 

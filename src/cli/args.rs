@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::session::Config;
+#[cfg(feature = "synth")]
 use crate::synth::cli::SynthArgs;
 
 use super::units::{parse_duration, parse_size};
@@ -348,6 +349,7 @@ pub(crate) enum Command {
         common: Common,
     },
     /// Generate a synthetic migration (plain, Remus, COLO) as raw streams or a capture.
+    #[cfg(feature = "synth")]
     Synth(Box<SynthArgs>),
 }
 

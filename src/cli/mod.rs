@@ -41,6 +41,7 @@ pub fn main() -> ExitCode {
         Command::Records { .. } => "records",
         Command::Export { .. } => "export",
         Command::Report { .. } => "report",
+        #[cfg(feature = "synth")]
         Command::Synth(_) => "synth",
     };
     if let Some(c) = &input.capture {
@@ -208,6 +209,7 @@ pub fn main() -> ExitCode {
                 &selection,
             )
         }
+        #[cfg(feature = "synth")]
         Command::Synth(args) => match crate::synth::cli::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
