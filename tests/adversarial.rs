@@ -14,6 +14,9 @@
 //! `getrusage(RUSAGE_CHILDREN)` reports it. `cargo test --test adversarial
 //! NAME` runs the cases whose name contains NAME.
 
+mod common;
+
+use common::rec;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -284,15 +287,6 @@ impl Flow {
 // ---------------------------------------------------------------------------
 // Stream bytes, from PROTOCOL.md sections 3 and 4.
 
-/// A record: u32 type, u32 body length, body, zero padding to 8.
-fn rec(t: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = t.to_le_bytes().to_vec();
-    v.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    v.extend_from_slice(body);
-    v.resize(v.len().div_ceil(8) * 8, 0);
-    v
-}
-
 /// A record header claiming `len` body bytes, with no body.
 fn header(t: u32, len: u32) -> Vec<u8> {
     let mut v = t.to_le_bytes().to_vec();
@@ -323,13 +317,7 @@ fn stream_start() -> Vec<u8> {
 
 /// PAGE_DATA for `pfns`, one page each, the page filled with `fill`.
 fn page_data(pfns: &[u64], fill: u8) -> Vec<u8> {
-    let mut body = (pfns.len() as u32).to_le_bytes().to_vec();
-    body.extend_from_slice(&[0; 4]);
-    for p in pfns {
-        body.extend_from_slice(&p.to_le_bytes());
-    }
-    body.resize(body.len() + 4096 * pfns.len(), fill);
-    rec(1, &body)
+    common::page_data(pfns, |_| fill)
 }
 
 /// The CPU state of a checkpoint: X86_TSC_INFO, HVM_CONTEXT, HVM_PARAMS.

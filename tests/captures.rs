@@ -5,15 +5,13 @@
 //! `records` lists the same records from a capture as from its raw stream.
 #![cfg(feature = "synth")]
 
+mod common;
+
+use common::migscope;
 use std::path::Path;
 use std::process::Command as Std;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
-
-fn migscope() -> Command {
-    Command::cargo_bin("migscope").unwrap()
-}
 
 fn export(capture: &str, dir: &str) -> Vec<u8> {
     let out = migscope()

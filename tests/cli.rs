@@ -1,20 +1,10 @@
 //! The `migscope` binary as a user runs it: exit statuses, messages, JSON lines.
 #![cfg(feature = "synth")]
 
-use assert_cmd::Command;
+mod common;
+
+use common::{migscope, rec};
 use predicates::prelude::*;
-
-fn migscope() -> Command {
-    Command::cargo_bin("migscope").unwrap()
-}
-
-fn rec(t: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = t.to_le_bytes().to_vec();
-    v.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    v.extend_from_slice(body);
-    v.resize(v.len().div_ceil(8) * 8, 0);
-    v
-}
 
 fn libxc_start() -> Vec<u8> {
     let mut s = b"LibxlFmt\0\0\0\x02\0\0\0\0".to_vec();

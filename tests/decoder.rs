@@ -1,6 +1,14 @@
 //! Decoder behaviour on streams built by hand from PROTOCOL.md (not by
 //! `synth`, which would share the author's reading of the spec).
 
+mod common;
+
+use common::{image_header, libxl_header, rec};
+
+/// PAGE_DATA whose pages are filled with the low byte of their pfn entry.
+fn page_data(pfns: &[u64]) -> Vec<u8> {
+    common::page_data(pfns, |e| (e & 0xff) as u8)
+}
 use migscope::decode::{
     Anchor, Decoder, DiagKind, Direction, Event, Info, ItemKind, Layer, LibxcType, LibxlType,
     RecordType, Severity,
@@ -9,45 +17,8 @@ use proptest::prelude::*;
 
 // ---- byte builders, written out from PROTOCOL.md sections 2-4 ----
 
-fn rec(t: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = t.to_le_bytes().to_vec();
-    v.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    v.extend_from_slice(body);
-    while v.len() % 8 != 0 {
-        v.push(0);
-    }
-    v
-}
-
-fn libxl_header() -> Vec<u8> {
-    let mut v = b"LibxlFmt".to_vec();
-    v.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 0]);
-    v
-}
-
-fn image_header(version: u8) -> Vec<u8> {
-    let mut v = vec![0xff; 8];
-    v.extend_from_slice(b"XENF");
-    v.extend_from_slice(&[0, 0, 0, version, 0, 0, 0, 0, 0, 0, 0, 0]);
-    v
-}
-
 fn domain_header_hvm() -> Vec<u8> {
     vec![2, 0, 0, 0, 12, 0, 0, 0, 4, 0, 0, 0, 19, 0, 0, 0]
-}
-
-fn page_data(pfns: &[u64]) -> Vec<u8> {
-    let mut b = (pfns.len() as u32).to_le_bytes().to_vec();
-    b.extend_from_slice(&[0; 4]);
-    for p in pfns {
-        b.extend_from_slice(&p.to_le_bytes());
-    }
-    for p in pfns {
-        if !matches!(p >> 60, 0xD..=0xF) {
-            b.extend(std::iter::repeat((*p & 0xff) as u8).take(4096));
-        }
-    }
-    rec(0x01, &b)
 }
 
 fn tsc() -> Vec<u8> {
@@ -117,7 +88,7 @@ fn plain_hvm(version: u8) -> Vec<u8> {
     let mut s = [
         libxl_header(),
         rec(1, &[]),
-        image_header(version),
+        image_header(u32::from(version)),
         domain_header_hvm(),
     ]
     .concat();

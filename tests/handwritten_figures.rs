@@ -6,7 +6,9 @@
 //! downtime from first bytes that arrive segments before their records
 //! complete.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{libxl_header, migscope, rec};
 use etherparse::PacketBuilder;
 use serde_json::Value;
 
@@ -14,22 +16,6 @@ const MS: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000 * 1_000_000_000;
 
 // --- stream bytes (libxl-migration-stream, libxc-migration-stream) ---------
-
-fn libxl_header() -> Vec<u8> {
-    let mut v = b"LibxlFmt".to_vec();
-    v.extend(2u32.to_be_bytes());
-    v.extend(0u32.to_be_bytes());
-    v
-}
-
-/// A record: LE type and length, the body, zero padding to 8 bytes.
-fn record(rtype: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = rtype.to_le_bytes().to_vec();
-    v.extend((body.len() as u32).to_le_bytes());
-    v.extend(body);
-    v.resize(v.len().next_multiple_of(8), 0);
-    v
-}
 
 /// libxc image header (BE) and an x86 HVM domain header (LE), Xen 4.17.
 fn libxc_headers() -> Vec<u8> {
@@ -51,17 +37,8 @@ const XTAB: u64 = 0xf;
 /// PAGE_DATA (libxc type 1): count, reserved, the pfn entries, a page of
 /// data for every entry whose type carries one.
 fn page_data(entries: &[(u64, u64)]) -> Vec<u8> {
-    let mut body = (entries.len() as u32).to_le_bytes().to_vec();
-    body.extend(0u32.to_le_bytes());
-    for &(pfn, t) in entries {
-        body.extend((pfn | t << 60).to_le_bytes());
-    }
-    for &(pfn, t) in entries {
-        if t != XTAB {
-            body.extend(std::iter::repeat(pfn as u8).take(4096));
-        }
-    }
-    record(1, &body)
+    let raw: Vec<u64> = entries.iter().map(|&(pfn, t)| pfn | t << 60).collect();
+    common::page_data(&raw, |e| e as u8)
 }
 
 const LIBXL_LIBXC_CONTEXT: u32 = 1;
@@ -140,19 +117,13 @@ fn report(pcap: &[u8]) -> Value {
     if let Some(keep) = std::env::var_os("KEEP_PCAP") {
         std::fs::write(keep, pcap).unwrap();
     }
-    let out = Command::cargo_bin("migscope")
-        .unwrap()
+    let out = migscope()
         .args(["report", "--format", "json"])
         .arg(&file)
         .output()
         .unwrap();
     if out.status.code() != Some(0) {
-        let text = Command::cargo_bin("migscope")
-            .unwrap()
-            .args(["report"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let text = migscope().args(["report"]).arg(&file).output().unwrap();
         panic!(
             "exit {:?}: {}{}",
             out.status.code(),
@@ -184,17 +155,17 @@ fn plain_migration_pages_rounds_and_downtime_by_hand() {
     let round1 = page_data(&[(0, NORMAL), (1, NORMAL), (2, XTAB), (3, XTAB)]);
     let round2 = page_data(&[(1, NORMAL)]);
     let mut s = libxl_header();
-    s.extend(record(LIBXL_LIBXC_CONTEXT, &[]));
+    s.extend(rec(LIBXL_LIBXC_CONTEXT, &[]));
     s.extend(libxc_headers());
-    s.extend(record(STATIC_DATA_END, &[]));
+    s.extend(rec(STATIC_DATA_END, &[]));
     let r1 = s.len();
     s.extend(&round1);
     let r2 = s.len();
     s.extend(&round2);
-    s.extend(record(END, &[])); // libxc END
-    s.extend(record(END, &[])); // libxl END
-                                // round 1 begins in the segment at 100 ms and completes at 110 ms;
-                                // round 2 begins at 150 ms and completes, with both ENDs, at 160 ms
+    s.extend(rec(END, &[])); // libxc END
+    s.extend(rec(END, &[])); // libxl END
+                             // round 1 begins in the segment at 100 ms and completes at 110 ms;
+                             // round 2 begins at 150 ms and completes, with both ENDs, at 160 ms
     let cap = capture(&pieces(
         &s,
         &[
@@ -241,8 +212,7 @@ fn plain_migration_pages_rounds_and_downtime_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain.pcap");
     std::fs::write(&file, &cap).unwrap();
-    let out = Command::cargo_bin("migscope")
-        .unwrap()
+    let out = migscope()
         .args(["report", "--format", "csv"])
         .arg(&file)
         .output()
@@ -259,22 +229,22 @@ fn plain_migration_pages_rounds_and_downtime_by_hand() {
 #[test]
 fn remus_memory_device_and_downtime_by_hand() {
     let mut s = libxl_header();
-    s.extend(record(LIBXL_LIBXC_CONTEXT, &[]));
+    s.extend(rec(LIBXL_LIBXC_CONTEXT, &[]));
     s.extend(libxc_headers());
-    s.extend(record(STATIC_DATA_END, &[]));
+    s.extend(rec(STATIC_DATA_END, &[]));
     let c0 = s.len();
     s.extend(page_data(&[(0, NORMAL), (1, NORMAL), (5, XTAB)]));
-    s.extend(record(LIBXC_CHECKPOINT, &[]));
-    s.extend(record(LIBXL_CHECKPOINT_END, &[]));
+    s.extend(rec(LIBXC_CHECKPOINT, &[]));
+    s.extend(rec(LIBXL_CHECKPOINT_END, &[]));
     let c1 = s.len();
     s.extend(page_data(&[(1, NORMAL), (3, NORMAL)]));
     let cp1 = s.len();
-    s.extend(record(LIBXC_CHECKPOINT, &[]));
-    s.extend(record(LIBXL_CHECKPOINT_END, &[]));
+    s.extend(rec(LIBXC_CHECKPOINT, &[]));
+    s.extend(rec(LIBXL_CHECKPOINT_END, &[]));
     let c2 = s.len();
     s.extend(page_data(&[(2, NORMAL)]));
-    s.extend(record(LIBXC_CHECKPOINT, &[]));
-    s.extend(record(LIBXL_CHECKPOINT_END, &[]));
+    s.extend(rec(LIBXC_CHECKPOINT, &[]));
+    s.extend(rec(LIBXL_CHECKPOINT_END, &[]));
     let cap = capture(&pieces(
         &s,
         &[

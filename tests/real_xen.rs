@@ -7,9 +7,11 @@
 //! record, round, page count, checkpoint phase and downtime must agree to the
 //! nanosecond (times) or exactly (everything else).
 
+mod common;
+
+use common::migscope;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 /// The shipped captures; `MIGSCOPE_REAL_XEN=DIR` points the same tests at
@@ -17,10 +19,6 @@ use serde_json::Value;
 fn dir() -> PathBuf {
     std::env::var_os("MIGSCOPE_REAL_XEN")
         .map_or_else(|| PathBuf::from("captures/xen-4.17"), PathBuf::from)
-}
-
-fn migscope() -> Command {
-    Command::cargo_bin("migscope").unwrap()
 }
 
 /// Each `*.expected.json` with the capture (or raw stream) it describes.
