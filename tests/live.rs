@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use migscope::capture::{self, CaptureError, Next, Source};
 use migscope::decode::Direction;
 use migscope::model::{Model, Thresholds};
-use migscope::report::timeline::{self, Context, Format};
+use migscope::report::timeline::{self, Context, ReportFormat};
 use migscope::session::{Analyzer, Config, Observer, Session};
 use migscope::synth::replay::replay;
 use migscope::synth::Scenario;
@@ -142,7 +142,7 @@ fn a_colo_session_replayed_on_loopback_is_captured_and_reassembled_exactly() {
             worst: 5,
         };
         let mut out = Vec::new();
-        timeline::write(m, &ctx, Format::Json, &mut out).unwrap();
+        timeline::write(m, &ctx, ReportFormat::Json, &mut out).unwrap();
         out
     };
     let live_json = report(&live_model, &live_stats);

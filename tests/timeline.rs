@@ -9,8 +9,8 @@ use std::io::Cursor;
 
 use migscope::capture::{FileSource, Next, Source};
 use migscope::model::stall::StallKind;
-use migscope::model::{CheckpointEvent, Kind, Model, Owner, Phase, Thresholds};
-use migscope::report::timeline::{self, Context, Format};
+use migscope::model::{CheckpointEvent, Model, Owner, Phase, SessionKind, Thresholds};
+use migscope::report::timeline::{self, Context, ReportFormat};
 use migscope::session::{Analyzer, Config};
 use migscope::synth::capture::{write_capture, CaptureManifest, CaptureOptions};
 use migscope::synth::{self, Scenario};
@@ -37,7 +37,13 @@ fn model(file: &[u8], snapshot_every: usize) -> (Model, migscope::session::Captu
         if snapshot_every > 0 && n % snapshot_every == 0 {
             let stats = an.stats();
             let ctx = ctx(&stats, false);
-            timeline::write(an.observer(), &ctx, Format::Text, &mut std::io::sink()).unwrap();
+            timeline::write(
+                an.observer(),
+                &ctx,
+                ReportFormat::Text,
+                &mut std::io::sink(),
+            )
+            .unwrap();
         }
     }
     an.finish();
@@ -83,7 +89,7 @@ fn colo_event_times_phases_and_sizes_equal_the_ground_truth() {
     let (m, _) = model(&file, 0);
     assert_eq!(m.sessions.len(), 1);
     let sm = &m.sessions[0];
-    assert_eq!(sm.kind(), Kind::Colo);
+    assert_eq!(sm.kind(), SessionKind::Colo);
     assert_eq!(sm.domain.name.as_deref(), Some("app-7"));
     assert_eq!(sm.domain.memory_kib, Some(2048));
     let st = &truth.sessions[0];
@@ -443,7 +449,7 @@ fn the_report_is_the_same_read_in_one_go_or_with_live_snapshots() {
     let json = |snap| {
         let (m, stats) = model(&file, snap);
         let mut out = Vec::new();
-        timeline::write(&m, &ctx(&stats, true), Format::Json, &mut out).unwrap();
+        timeline::write(&m, &ctx(&stats, true), ReportFormat::Json, &mut out).unwrap();
         out
     };
     let once = json(0);
@@ -462,7 +468,7 @@ fn remus_and_plain_sessions() {
     let (file, truth) = capture(&s, &CaptureOptions::default());
     let (m, stats) = model(&file, 0);
     let sm = &m.sessions[0];
-    assert_eq!(sm.kind(), Kind::Remus);
+    assert_eq!(sm.kind(), SessionKind::Remus);
     let st = &truth.sessions[0];
     let cps: Vec<_> = sm
         .checkpoints
@@ -491,7 +497,7 @@ fn remus_and_plain_sessions() {
     let (file, truth) = capture(&p, &CaptureOptions::default());
     let (m, stats) = model(&file, 0);
     let sm = &m.sessions[0];
-    assert_eq!(sm.kind(), Kind::Plain);
+    assert_eq!(sm.kind(), SessionKind::Plain);
     let st = &truth.sessions[0];
     assert_eq!(sm.rounds.len(), st.stream.rounds.len());
     for (r, t) in sm.rounds.iter().zip(&st.stream.rounds) {

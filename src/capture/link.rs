@@ -98,7 +98,7 @@ pub enum Parsed<'a> {
 
 /// The layer a [`Malformed`] packet broke in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
+pub enum PacketLayer {
     /// The link-layer header (Ethernet, SLL, SLL2, loopback).
     Link(LinkType),
     Vlan,
@@ -111,19 +111,19 @@ pub enum Layer {
     Tcp,
 }
 
-impl fmt::Display for Layer {
+impl fmt::Display for PacketLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Layer::Link(l) => match l.name() {
+            PacketLayer::Link(l) => match l.name() {
                 Some(n) => write!(f, "{n} header"),
                 None => write!(f, "{l} header"),
             },
-            Layer::Vlan => f.write_str("VLAN tag"),
-            Layer::Ip => f.write_str("IP header"),
-            Layer::Ipv4 => f.write_str("IPv4 header"),
-            Layer::Ipv6 => f.write_str("IPv6 header"),
-            Layer::IpExtension => f.write_str("IP extension header"),
-            Layer::Tcp => f.write_str("TCP header"),
+            PacketLayer::Vlan => f.write_str("VLAN tag"),
+            PacketLayer::Ip => f.write_str("IP header"),
+            PacketLayer::Ipv4 => f.write_str("IPv4 header"),
+            PacketLayer::Ipv6 => f.write_str("IPv6 header"),
+            PacketLayer::IpExtension => f.write_str("IP extension header"),
+            PacketLayer::Tcp => f.write_str("TCP header"),
         }
     }
 }
@@ -136,7 +136,7 @@ pub enum Malformed {
     /// `by_length_field`, leaves only `have`.
     #[error("{layer} cut short: {need} bytes needed at offset {offset}, {have} {}", if *.by_length_field { "allowed by the IP length" } else { "captured" })]
     Short {
-        layer: Layer,
+        layer: PacketLayer,
         offset: u32,
         need: u32,
         have: u32,
@@ -176,7 +176,7 @@ pub fn parse(link: LinkType, data: &[u8], orig_len: u32) -> Parsed<'_> {
                 eth.header_len(),
                 cut,
             ),
-            Err(e) => Parsed::Malformed(short(Layer::Link(link), 0, &e)),
+            Err(e) => Parsed::Malformed(short(PacketLayer::Link(link), 0, &e)),
         },
         113 => {
             if data.len() < sll::LEN {
@@ -233,7 +233,7 @@ fn to_u32(n: usize) -> u32 {
 
 fn link_short(link: LinkType, need: usize, have: usize) -> Parsed<'static> {
     Parsed::Malformed(Malformed::Short {
-        layer: Layer::Link(link),
+        layer: PacketLayer::Link(link),
         offset: 0,
         need: to_u32(need),
         have: to_u32(have),
@@ -241,7 +241,7 @@ fn link_short(link: LinkType, need: usize, have: usize) -> Parsed<'static> {
     })
 }
 
-fn short(layer: Layer, base: usize, e: &LenError) -> Malformed {
+fn short(layer: PacketLayer, base: usize, e: &LenError) -> Malformed {
     Malformed::Short {
         layer,
         offset: to_u32(base.saturating_add(e.layer_start_offset)),
@@ -259,7 +259,7 @@ fn by_ether_type(mut et: u16, mut rest: &[u8], mut offset: usize, cut: u32) -> P
             ether_type::VLAN | ether_type::QINQ | ether_type::QINQ_OLD => {
                 let tag = match SingleVlanSlice::from_slice(rest) {
                     Ok(t) => t,
-                    Err(e) => return Parsed::Malformed(short(Layer::Vlan, offset, &e)),
+                    Err(e) => return Parsed::Malformed(short(PacketLayer::Vlan, offset, &e)),
                 };
                 et = tag.ether_type().0;
                 offset += tag.header_len();
@@ -277,9 +277,9 @@ fn ip(data: &[u8], offset: usize, cut: u32) -> Parsed<'_> {
         Ok(s) => s,
         Err(LaxHeaderSliceError::Len(e)) => {
             let layer = match e.layer {
-                err::Layer::Ipv4Header => Layer::Ipv4,
-                err::Layer::Ipv6Header => Layer::Ipv6,
-                _ => Layer::Ip,
+                err::Layer::Ipv4Header => PacketLayer::Ipv4,
+                err::Layer::Ipv6Header => PacketLayer::Ipv6,
+                _ => PacketLayer::Ip,
             };
             return Parsed::Malformed(short(layer, offset, &e));
         }
@@ -298,7 +298,7 @@ fn ip(data: &[u8], offset: usize, cut: u32) -> Parsed<'_> {
     if let Some((e, _)) = stop {
         use err::ipv6_exts::{HeaderError as H, HeaderSliceError as S};
         return Parsed::Malformed(match e {
-            S::Len(l) => short(Layer::IpExtension, offset, &l),
+            S::Len(l) => short(PacketLayer::IpExtension, offset, &l),
             S::Content(H::HopByHopNotAtStart) => Malformed::HopByHopNotFirst,
             S::Content(H::IpAuth(_)) => Malformed::AuthZeroLength,
         });
@@ -324,7 +324,7 @@ fn ip(data: &[u8], offset: usize, cut: u32) -> Parsed<'_> {
             } else {
                 payload.len_source
             };
-            return Parsed::Malformed(short(Layer::Tcp, tcp_offset(), &e));
+            return Parsed::Malformed(short(PacketLayer::Tcp, tcp_offset(), &e));
         }
         Err(err::tcp::HeaderSliceError::Content(err::tcp::HeaderError::DataOffsetTooSmall {
             data_offset,
@@ -509,7 +509,7 @@ pub(crate) mod tests {
         assert_eq!(
             parse(LinkType::ETHERNET, &f, f.len() as u32),
             Parsed::Malformed(Malformed::Short {
-                layer: Layer::Vlan,
+                layer: PacketLayer::Vlan,
                 offset: 14,
                 need: 4,
                 have: 2,
@@ -634,7 +634,7 @@ pub(crate) mod tests {
         assert!(matches!(
             parse(LinkType::RAW, &f, 200),
             Parsed::Malformed(Malformed::Short {
-                layer: Layer::IpExtension,
+                layer: PacketLayer::IpExtension,
                 offset: 40,
                 ..
             })
@@ -711,7 +711,7 @@ pub(crate) mod tests {
         assert_eq!(
             parse(LinkType::ETHERNET, &f[..14 + 20 + 10], f.len() as u32),
             Parsed::Malformed(Malformed::Short {
-                layer: Layer::Tcp,
+                layer: PacketLayer::Tcp,
                 offset: 34,
                 need: 20,
                 have: 10,
@@ -725,7 +725,7 @@ pub(crate) mod tests {
         assert_eq!(
             m,
             Parsed::Malformed(Malformed::Short {
-                layer: Layer::Tcp,
+                layer: PacketLayer::Tcp,
                 offset: 34,
                 need: 20,
                 have: 10,
@@ -766,7 +766,7 @@ pub(crate) mod tests {
         assert!(matches!(
             parse(LinkType::ETHERNET, &f, 80),
             Parsed::Malformed(Malformed::Short {
-                layer: Layer::Ipv4,
+                layer: PacketLayer::Ipv4,
                 offset: 14,
                 need: 20,
                 have: 12,
@@ -776,14 +776,14 @@ pub(crate) mod tests {
         assert!(matches!(
             parse(LinkType::ETHERNET, &[0; 10], 10),
             Parsed::Malformed(Malformed::Short {
-                layer: Layer::Link(LinkType::ETHERNET),
+                layer: PacketLayer::Link(LinkType::ETHERNET),
                 ..
             })
         ));
         assert!(matches!(
             parse(LinkType::RAW, &[], 0),
             Parsed::Malformed(Malformed::Short {
-                layer: Layer::Ip,
+                layer: PacketLayer::Ip,
                 ..
             })
         ));

@@ -323,8 +323,8 @@ pub(crate) enum Command {
         )]
         filter: Option<String>,
         /// text (for a terminal), json (docs/report-json.md) or csv (one row per checkpoint, and one per plain migration with its downtime).
-        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-        format: ReportFormat,
+        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+        format: FormatArg,
         /// Exit with status 1 when a slow phase or a stalled checkpoint is found.
         #[arg(long)]
         fail_on_stall: bool,
@@ -354,7 +354,7 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ReportFormat {
+pub(crate) enum FormatArg {
     Text,
     Json,
     Csv,

@@ -18,7 +18,7 @@ use super::*;
 pub(crate) fn report_cmd(
     input: &Input,
     analysis: &AnalysisArgs,
-    format: timeline::Format,
+    format: timeline::ReportFormat,
     t: &crate::model::Thresholds,
     fail_on_stall: bool,
     worst: usize,
@@ -34,7 +34,7 @@ pub(crate) fn report_cmd(
     let source = src.name().to_string();
     let mut analyzer = Analyzer::new(analysis.config(), crate::model::Model::new());
     // The text report lists the reading problems itself.
-    let echo = format != timeline::Format::Text;
+    let echo = format != timeline::ReportFormat::Text;
     let (status, problems) = analyse_with(&mut src, &mut analyzer, echo);
     if status == ExitStatus::Unreadable {
         return status.into();
@@ -143,8 +143,8 @@ pub(crate) fn export_report(
         worst: 5,
     };
     let format = match format {
-        crate::ui::ExportFormat::Json => timeline::Format::Json,
-        crate::ui::ExportFormat::Csv => timeline::Format::Csv,
+        crate::ui::ExportFormat::Json => timeline::ReportFormat::Json,
+        crate::ui::ExportFormat::Csv => timeline::ReportFormat::Csv,
     };
     timeline::write(m, &ctx, format, out).map(|_| ())
 }

@@ -194,9 +194,9 @@ pub fn main() -> ExitCode {
                 write: None,
             };
             let format = match format {
-                ReportFormat::Text => timeline::Format::Text,
-                ReportFormat::Json => timeline::Format::Json,
-                ReportFormat::Csv => timeline::Format::Csv,
+                FormatArg::Text => timeline::ReportFormat::Text,
+                FormatArg::Json => timeline::ReportFormat::Json,
+                FormatArg::Csv => timeline::ReportFormat::Csv,
             };
             let t = common.stalls.thresholds();
             report_cmd(

@@ -49,20 +49,20 @@ pub const MAX_EVIDENCE: usize = 1 << 20;
 /// What kind of migration a session is, from its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum SessionKind {
     Plain,
     Remus,
     Colo,
     Unknown,
 }
 
-impl Kind {
+impl SessionKind {
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Plain => "plain",
-            Kind::Remus => "remus",
-            Kind::Colo => "colo",
-            Kind::Unknown => "unknown",
+            SessionKind::Plain => "plain",
+            SessionKind::Remus => "remus",
+            SessionKind::Colo => "colo",
+            SessionKind::Unknown => "unknown",
         }
     }
 }
@@ -168,7 +168,7 @@ fn push_capped<T>(v: &mut Vec<T>, x: T) {
 
 /// A diagnostic from the decoder, with its session and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Diagnostic {
+pub struct SessionDiagnostic {
     pub severity: Severity,
     pub session: SessionId,
     pub dir: Direction,
@@ -314,15 +314,15 @@ impl SessionModel {
     }
 
     /// The kind of migration, as far as the records tell.
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> SessionKind {
         if self.colo {
-            Kind::Colo
+            SessionKind::Colo
         } else if self.checkpointed {
-            Kind::Remus
+            SessionKind::Remus
         } else if self.ended_plain || !self.rounds.is_empty() {
-            Kind::Plain
+            SessionKind::Plain
         } else {
-            Kind::Unknown
+            SessionKind::Unknown
         }
     }
 
@@ -353,7 +353,7 @@ impl SessionModel {
     /// the rounds were not all seen (the capture began mid-stream), the
     /// stream did not end, or the receiver reported a failure.
     pub fn migration_downtime(&self) -> Option<u64> {
-        if self.kind() != Kind::Plain || self.info.mid_stream {
+        if self.kind() != SessionKind::Plain || self.info.mid_stream {
             return None;
         }
         let start = self.final_round()?.start;
@@ -369,7 +369,7 @@ impl SessionModel {
     /// The checkpoints a timeline lists: none for plain or unknown sessions,
     /// and without a trailing Remus checkpoint that has no record yet.
     pub fn listed_checkpoints(&self) -> &[Checkpoint] {
-        if !matches!(self.kind(), Kind::Colo | Kind::Remus) {
+        if !matches!(self.kind(), SessionKind::Colo | SessionKind::Remus) {
             return &[];
         }
         match self.checkpoints.last() {
@@ -731,7 +731,7 @@ pub struct Model {
     pub start: Option<u64>,
     /// Capture time of the latest packet seen (the model's "now").
     pub now: u64,
-    pub diagnostics: Vec<Diagnostic>,
+    pub diagnostics: Vec<SessionDiagnostic>,
     pub diagnostics_dropped: u64,
     /// Keep the per-record index (the UI's Records view; 48 bytes per
     /// record). Reports do without it.
@@ -903,7 +903,7 @@ impl Observer for Model {
                         _ => x.warnings += 1,
                     }
                     if self.diagnostics.len() < MAX_DIAGNOSTICS {
-                        self.diagnostics.push(Diagnostic {
+                        self.diagnostics.push(SessionDiagnostic {
                             severity: diag.severity,
                             session: s,
                             dir: d,

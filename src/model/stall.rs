@@ -318,7 +318,10 @@ pub fn evidence(s: &SessionModel, t0: u64, t1: u64) -> Vec<Evidence> {
 /// Slow phases and the stalled checkpoint of a session, as of `now`;
 /// `capture_ended` when no more packets will come.
 pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> Vec<Stall> {
-    if !matches!(s.kind(), super::Kind::Colo | super::Kind::Remus) {
+    if !matches!(
+        s.kind(),
+        super::SessionKind::Colo | super::SessionKind::Remus
+    ) {
         return Vec::new();
     }
     let colo = s.is_colo();

@@ -19,7 +19,7 @@ use crate::session::CaptureStats;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum ReportFormat {
     Text,
     Json,
     Csv,
@@ -107,7 +107,7 @@ impl Selection {
 
     /// A decoder diagnostic: in a listed session, in the time range, and
     /// with a checkpoint term, inside that checkpoint.
-    fn diagnostic(&self, m: &Model, d: &crate::model::Diagnostic) -> bool {
+    fn diagnostic(&self, m: &Model, d: &crate::model::SessionDiagnostic) -> bool {
         let Some(s) = m.sessions.get(d.session as usize) else {
             return self.is_all();
         };
@@ -168,7 +168,7 @@ pub fn stalls(m: &Model, ctx: &Context<'_>) -> Vec<Vec<Stall>> {
 pub fn write(
     m: &Model,
     ctx: &Context<'_>,
-    format: Format,
+    format: ReportFormat,
     out: &mut dyn Write,
 ) -> io::Result<usize> {
     write_selected(m, ctx, format, &Selection::default(), out)
@@ -179,7 +179,7 @@ pub fn write(
 pub fn write_selected(
     m: &Model,
     ctx: &Context<'_>,
-    format: Format,
+    format: ReportFormat,
     sel: &Selection,
     out: &mut dyn Write,
 ) -> io::Result<usize> {
@@ -192,9 +192,9 @@ pub fn write_selected(
         x.retain(|x| sel.stall(m, x));
     }
     match format {
-        Format::Json => json_report(m, ctx, sel, &all, out)?,
-        Format::Csv => csv(m, sel, out)?,
-        Format::Text => text(m, ctx, sel, &all, out)?,
+        ReportFormat::Json => json_report(m, ctx, sel, &all, out)?,
+        ReportFormat::Csv => csv(m, sel, out)?,
+        ReportFormat::Text => text(m, ctx, sel, &all, out)?,
     }
     out.flush()?;
     Ok(all.iter().map(Vec::len).sum())
@@ -476,7 +476,7 @@ fn csv(m: &Model, sel: &Selection, out: &mut dyn Write) -> io::Result<()> {
         }
         // A plain migration is one row: no index, its downtime, the pages
         // and pfns of all its rounds and its forward bytes.
-        if s.kind() == crate::model::Kind::Plain && sel.checkpoint.is_none() {
+        if s.kind() == crate::model::SessionKind::Plain && sel.checkpoint.is_none() {
             let mut row = vec![
                 s.info.id.to_string(),
                 s.kind().name().to_string(),

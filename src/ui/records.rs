@@ -28,7 +28,7 @@ use crate::decode::libxc::PfnEntry;
 use crate::decode::wire::{le_u32, le_u64};
 use crate::decode::{Direction, ItemKind, LibxcType, RecordType};
 use crate::model::records::{Filter, Filtered, RecordEntry, RECENT_INFO};
-use crate::model::{Kind, Model, SessionModel};
+use crate::model::{Model, SessionKind, SessionModel};
 
 /// The pane that Up/Down and friends act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -769,7 +769,8 @@ fn details(
             "    checkpoint: {}",
             match e.checkpoint() {
                 // a plain migration has no checkpoints
-                Some(c) if matches!(s.kind(), Kind::Colo | Kind::Remus) => format!("#{c}"),
+                Some(c) if matches!(s.kind(), SessionKind::Colo | SessionKind::Remus) =>
+                    format!("#{c}"),
                 _ => "none".into(),
             }
         ),
