@@ -26,6 +26,7 @@ pub mod records;
 pub mod series;
 pub mod stall;
 pub mod stats;
+pub mod tally;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,7 @@ use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
 pub use checkpoint::{Checkpoint, CheckpointEvent, MemoryParts, Owner, Phase};
 pub use stall::{Evidence, Stall, Thresholds};
 pub use stats::PhaseStats;
+pub use tally::{DirTally, Rtt};
 
 /// Entries kept per kind of TCP evidence and session (retransmissions,
 /// zero windows, silences, gaps, FIN/RST).
@@ -103,27 +105,6 @@ pub struct Handover {
     pub unpause_result: Option<u64>,
     /// The receiver's result byte (0: the domain runs).
     pub result: Option<u8>,
-}
-
-/// One direction's tallies.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DirTally {
-    pub bytes: u64,
-    pub gaps: u64,
-    pub gap_bytes: u64,
-    pub records: u64,
-    pub errors: u64,
-    pub warnings: u64,
-    /// TCP counters, once the direction ended.
-    pub tcp: Option<DirectionStats>,
-    pub retransmissions: u64,
-    pub out_of_order: u64,
-    pub zero_windows: u64,
-    pub dup_acks: u64,
-    pub fin: bool,
-    pub rst: bool,
-    /// Data RTT samples of this direction: count, min, sum, max (ns).
-    pub rtt: (u64, u64, u64, u64),
 }
 
 /// A span of TCP trouble on one direction.
@@ -228,53 +209,9 @@ pub struct SessionModel {
     pub throughput_back: series::Series<u64>,
     /// Data RTT samples per bin since the session's first packet, by the
     /// direction whose data was timed (forward, back).
-    pub rtt_series: [series::Series<RttSecond>; 2],
+    pub rtt_series: [series::Series<Rtt>; 2],
     /// Every record, for the Records view (48 bytes each).
     pub record_index: records::RecordIndex,
-}
-
-/// The data RTT samples of one second of one direction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct RttSecond {
-    pub count: u32,
-    pub min: u64,
-    pub max: u64,
-    /// Sum of the samples (ns), for the average.
-    pub sum: u64,
-}
-
-impl series::Merge for RttSecond {
-    fn merge(&mut self, o: &Self) {
-        if o.count == 0 {
-            return;
-        }
-        self.min = if self.count == 0 {
-            o.min
-        } else {
-            self.min.min(o.min)
-        };
-        self.max = self.max.max(o.max);
-        self.count = self.count.saturating_add(o.count);
-        self.sum = self.sum.saturating_add(o.sum);
-    }
-}
-
-impl RttSecond {
-    fn add(&mut self, ns: u64) {
-        self.min = if self.count == 0 {
-            ns
-        } else {
-            self.min.min(ns)
-        };
-        self.max = self.max.max(ns);
-        self.count = self.count.saturating_add(1);
-        self.sum = self.sum.saturating_add(ns);
-    }
-
-    /// Average sample of the second (None without samples).
-    pub fn avg(&self) -> Option<u64> {
-        self.sum.checked_div(u64::from(self.count))
-    }
 }
 
 /// Entries of a full PAGE_DATA batch (libxc's MAX_BATCH_SIZE).
@@ -802,7 +739,7 @@ impl Observer for Model {
     fn bytes(&mut self, s: SessionId, d: Direction, _offset: u64, data: &[u8]) {
         let now = self.now;
         if let Some(m) = self.session(s) {
-            m.dirs[dir_index(d)].bytes += data.len() as u64;
+            m.dirs[dir_index(d)].bytes(data.len() as u64);
             let t0 = m.info.first_ts; // series count from the session's first packet
             let series = match d {
                 Direction::Forward => &mut m.throughput,
@@ -812,23 +749,13 @@ impl Observer for Model {
         }
     }
 
-    fn gap(
-        &mut self,
-        s: SessionId,
-        d: Direction,
-        ts: u64,
-        offset: u64,
-        len: u64,
-        _cause: GapCause,
-    ) {
+    fn gap(&mut self, s: SessionId, d: Direction, ts: u64, offset: u64, len: u64, cause: GapCause) {
         self.now = self.now.max(ts);
         if let Some(m) = self.session(s) {
             if d == Direction::Forward {
                 m.forward_lost = true;
             }
-            let x = &mut m.dirs[dir_index(d)];
-            x.gaps += 1;
-            x.gap_bytes += len;
+            m.dirs[dir_index(d)].gap(len, cause);
             push_capped(&mut m.tcp.gaps, (ts, d, len));
             m.lose(d, offset, len);
             m.touch(ts);
@@ -848,7 +775,7 @@ impl Observer for Model {
         for e in events {
             match e {
                 Event::Item(item) => {
-                    m.dirs[dir_index(d)].records += 1;
+                    m.dirs[dir_index(d)].item();
                     let layer: &'static str = match item.layer {
                         Layer::Xl => "xl",
                         Layer::Libxl => "libxl",
@@ -897,11 +824,7 @@ impl Observer for Model {
                         // cannot be trusted, so the checkpoint is partial.
                         m.damage_at(d, diag.offset, Some(first));
                     }
-                    let x = &mut m.dirs[dir_index(d)];
-                    match diag.severity {
-                        Severity::Error => x.errors += 1,
-                        _ => x.warnings += 1,
-                    }
+                    m.dirs[dir_index(d)].diagnostic(diag);
                     if self.diagnostics.len() < MAX_DIAGNOSTICS {
                         self.diagnostics.push(SessionDiagnostic {
                             severity: diag.severity,
@@ -925,14 +848,12 @@ impl Observer for Model {
         let Some(m) = self.session(s) else { return };
         let ts = ev.ts_ns;
         m.touch(ts);
-        let x = &mut m.dirs[dir_index(d)];
+        m.dirs[dir_index(d)].tcp(ev);
         match ev.kind {
             TcpEventKind::Retransmission { .. } => {
-                x.retransmissions += 1;
                 push_capped(&mut m.tcp.retransmissions, (ts, d));
             }
             TcpEventKind::ZeroWindowStart => {
-                x.zero_windows += 1;
                 push_capped(
                     &mut m.tcp.zero_windows,
                     Span {
@@ -975,35 +896,22 @@ impl Observer for Model {
                     },
                 );
             }
-            TcpEventKind::DupAck { .. } => x.dup_acks += 1,
-            TcpEventKind::OutOfOrder { .. } => x.out_of_order += 1,
             TcpEventKind::Rtt {
                 sample: crate::tcp::RttKind::Data,
                 ns,
             } => {
-                let r = &mut x.rtt;
-                r.1 = if r.0 == 0 { ns } else { r.1.min(ns) };
-                r.0 += 1;
-                r.2 = r.2.saturating_add(ns);
-                r.3 = r.3.max(ns);
                 let t0 = m.info.first_ts;
                 m.rtt_series[dir_index(d)].at(ts.saturating_sub(t0)).add(ns);
             }
-            TcpEventKind::Fin => {
-                x.fin = true;
-                push_capped(&mut m.tcp.closes, (ts, d, false));
-            }
-            TcpEventKind::Rst => {
-                x.rst = true;
-                push_capped(&mut m.tcp.closes, (ts, d, true));
-            }
+            TcpEventKind::Fin => push_capped(&mut m.tcp.closes, (ts, d, false)),
+            TcpEventKind::Rst => push_capped(&mut m.tcp.closes, (ts, d, true)),
             _ => {}
         }
     }
 
     fn ended(&mut self, s: SessionId, d: Direction, stats: &DirectionStats) {
         if let Some(m) = self.session(s) {
-            m.dirs[dir_index(d)].tcp = Some(stats.clone());
+            m.dirs[dir_index(d)].ended(stats);
             if m.dirs.iter().all(|x| x.tcp.is_some())
                 || m.info.back_channel.is_none() && d == Direction::Reverse
             {
@@ -1020,20 +928,20 @@ mod tests {
     #[test]
     fn rtt_bins_merge_keeping_min_avg_max() {
         use series::Merge;
-        let (mut a, mut b) = (RttSecond::default(), RttSecond::default());
+        let (mut a, mut b) = (Rtt::default(), Rtt::default());
         a.add(30);
         b.add(10);
         b.add(20);
         a.merge(&b);
         assert_eq!((a.count, a.min, a.max, a.avg()), (3, 10, 30, Some(20)));
-        let mut e = RttSecond::default();
-        e.merge(&RttSecond::default());
+        let mut e = Rtt::default();
+        e.merge(&Rtt::default());
         assert_eq!(e.avg(), None);
     }
 
     #[test]
     fn rtt_second_keeps_min_avg_max() {
-        let mut r = RttSecond::default();
+        let mut r = Rtt::default();
         assert_eq!(r.avg(), None);
         for ns in [30, 10, 20] {
             r.add(ns);

@@ -4,57 +4,13 @@
 //! records, gaps, decoder diagnostics and TCP health.
 
 use std::collections::BTreeMap;
+
+pub use crate::model::tally::{DirTally, Rtt};
 use std::io::{self, Write};
 
-use crate::decode::{Direction, Event, Severity};
+use crate::decode::{Direction, Event};
 use crate::session::{CaptureStats, DirectionStats, Observer, Session, SessionId};
-use crate::tcp::{GapCause, RttKind, TcpEvent, TcpEventKind};
-
-/// Per-direction tallies.
-#[derive(Debug, Default, Clone)]
-pub struct DirTally {
-    pub records: u64,
-    pub stream_bytes: u64,
-    pub gaps: u64,
-    pub gap_bytes: u64,
-    pub gap_causes: BTreeMap<&'static str, u64>,
-    pub errors: u64,
-    pub warnings: u64,
-    pub notes: u64,
-    pub first_error: Option<String>,
-    pub retransmissions: u64,
-    pub out_of_order: u64,
-    pub dup_acks: u64,
-    pub zero_windows: u64,
-    pub zero_window_max_ns: u64,
-    pub idle: u64,
-    pub idle_max_ns: u64,
-    pub fin: bool,
-    pub rst: bool,
-    pub rtt_handshake_ns: Option<u64>,
-    pub rtt: Rtt,
-    pub tcp: Option<DirectionStats>,
-}
-
-/// Running RTT statistics.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Rtt {
-    pub samples: u64,
-    pub min_ns: u64,
-    pub max_ns: u64,
-    pub sum_ns: u128,
-}
-
-impl Rtt {
-    fn add(&mut self, ns: u64) {
-        if self.samples == 0 || ns < self.min_ns {
-            self.min_ns = ns;
-        }
-        self.max_ns = self.max_ns.max(ns);
-        self.sum_ns += u128::from(ns);
-        self.samples += 1;
-    }
-}
+use crate::tcp::{GapCause, TcpEvent};
 
 /// One session's tallies.
 #[derive(Debug, Clone)]
@@ -198,7 +154,7 @@ impl<W: Write> Summary<W> {
                 writeln!(
                     out,
                     "  {name:<8} {} of stream in {} packets, {} records; {} gap{} ({} missing){}",
-                    human_bytes(x.stream_bytes),
+                    human_bytes(x.bytes),
                     packets,
                     x.records,
                     x.gaps,
@@ -276,12 +232,12 @@ impl<W: Write> Summary<W> {
                 if let Some(h) = x.rtt_handshake_ns {
                     tcp.push(format!("handshake RTT {}", human_ns(h)));
                 }
-                if x.rtt.samples > 0 {
+                if let Some(avg) = x.rtt.avg() {
                     tcp.push(format!(
                         "RTT min/avg/max {}/{}/{}",
-                        human_ns(x.rtt.min_ns),
-                        human_ns((x.rtt.sum_ns / u128::from(x.rtt.samples)) as u64),
-                        human_ns(x.rtt.max_ns)
+                        human_ns(x.rtt.min),
+                        human_ns(avg),
+                        human_ns(x.rtt.max)
                     ));
                 }
                 if x.rst {
@@ -352,9 +308,7 @@ impl<W: Write> Observer for Summary<W> {
         cause: GapCause,
     ) {
         if let Some(x) = self.dir(s, d) {
-            x.gaps += 1;
-            x.gap_bytes += len;
-            *x.gap_causes.entry(cause.name()).or_default() += 1;
+            x.gap(len, cause);
         }
     }
 
@@ -362,17 +316,8 @@ impl<W: Write> Observer for Summary<W> {
         let Some(x) = self.dir(s, d) else { return };
         for e in events {
             match e {
-                Event::Item(_) => x.records += 1,
-                Event::Diagnostic(diag) => match diag.severity {
-                    Severity::Error => {
-                        x.errors += 1;
-                        if x.first_error.is_none() {
-                            x.first_error = Some(format!("at {}: {}", diag.offset, diag.message));
-                        }
-                    }
-                    Severity::Warning => x.warnings += 1,
-                    Severity::Note => x.notes += 1,
-                },
+                Event::Item(_) => x.item(),
+                Event::Diagnostic(diag) => x.diagnostic(diag),
                 _ => {}
             }
         }
@@ -380,40 +325,19 @@ impl<W: Write> Observer for Summary<W> {
 
     fn bytes(&mut self, s: SessionId, d: Direction, _offset: u64, data: &[u8]) {
         if let Some(x) = self.dir(s, d) {
-            x.stream_bytes += data.len() as u64;
+            x.bytes(data.len() as u64);
         }
     }
 
     fn tcp(&mut self, s: SessionId, d: Direction, ev: &TcpEvent) {
-        let Some(x) = self.dir(s, d) else { return };
-        match ev.kind {
-            TcpEventKind::Retransmission { .. } => x.retransmissions += 1,
-            TcpEventKind::OutOfOrder { .. } => x.out_of_order += 1,
-            TcpEventKind::DupAck { .. } => x.dup_acks += 1,
-            TcpEventKind::ZeroWindowStart => x.zero_windows += 1,
-            TcpEventKind::ZeroWindowEnd { duration_ns } => {
-                x.zero_window_max_ns = x.zero_window_max_ns.max(duration_ns)
-            }
-            TcpEventKind::Idle { duration_ns, .. } => {
-                x.idle += 1;
-                x.idle_max_ns = x.idle_max_ns.max(duration_ns);
-            }
-            TcpEventKind::Fin => x.fin = true,
-            TcpEventKind::Rst => x.rst = true,
-            TcpEventKind::Rtt { sample, ns } => match sample {
-                RttKind::Handshake => x.rtt_handshake_ns = Some(ns),
-                RttKind::Data => x.rtt.add(ns),
-            },
-            TcpEventKind::Gap { .. }
-            | TcpEventKind::Overflow { .. }
-            | TcpEventKind::Syn
-            | TcpEventKind::Pause { .. } => {}
+        if let Some(x) = self.dir(s, d) {
+            x.tcp(ev);
         }
     }
 
     fn ended(&mut self, s: SessionId, d: Direction, stats: &DirectionStats) {
         if let Some(x) = self.dir(s, d) {
-            x.tcp = Some(stats.clone());
+            x.ended(stats);
         }
     }
 }

@@ -414,8 +414,8 @@ fn dir_json(src: String, dst: String, x: &crate::model::DirTally) -> Value {
             "out_of_order": x.out_of_order,
             "dup_acks": x.dup_acks,
             "zero_windows": x.zero_windows,
-            "rtt": if x.rtt.0 > 0 { json!({"samples": x.rtt.0, "min": secs(x.rtt.1),
-                "avg": secs(x.rtt.2 / x.rtt.0), "max": secs(x.rtt.3)}) } else { Value::Null },
+            "rtt": match x.rtt.avg() { Some(avg) => json!({"samples": x.rtt.count, "min": secs(x.rtt.min),
+                "avg": secs(avg), "max": secs(x.rtt.max)}), None => Value::Null },
             "fin": x.fin, "rst": x.rst,
         },
     })

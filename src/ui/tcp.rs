@@ -21,7 +21,7 @@ use super::app::App;
 use super::render::{rel, Theme};
 use crate::decode::{Direction, Severity};
 use crate::model::series::Series;
-use crate::model::{Model, RttSecond, SessionModel};
+use crate::model::{Model, Rtt, SessionModel};
 use crate::present::{human_bytes, human_ns};
 
 /// Points plotted per series at most.
@@ -60,7 +60,7 @@ fn points(vals: &[Option<f64>], bin: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn rtt_avg_ms(v: &[RttSecond]) -> Vec<Option<f64>> {
+fn rtt_avg_ms(v: &[Rtt]) -> Vec<Option<f64>> {
     v.iter()
         .map(|r| r.avg().map(|ns| ns as f64 / 1e6))
         .collect()
@@ -160,7 +160,7 @@ fn summary(m: &Model, s: &SessionModel, d: Direction) -> (String, String) {
             extra.push_str(&format!("out of window {}  ", t.reassembly.out_of_window));
         }
     }
-    let (n, lo, sum, hi) = x.rtt;
+    let (n, lo, hi) = (x.rtt.count, x.rtt.min, x.rtt.max);
     // An ACK stamped with its data's time (the capture beside the
     // receiver, or a clock of coarse resolution): under a microsecond.
     let t = |ns: u64| {
@@ -170,7 +170,7 @@ fn summary(m: &Model, s: &SessionModel, d: Direction) -> (String, String) {
             human_ns(ns)
         }
     };
-    let rtt = match sum.checked_div(n) {
+    let rtt = match x.rtt.avg() {
         Some(avg) => format!(
             "RTT min/avg/max {}/{}/{} ({n} samples)",
             t(lo),
