@@ -515,7 +515,7 @@ impl App {
             return Action::Quit;
         }
         if self.help {
-            let max = super::render::HELP
+            let max = super::render::help_text()
                 .len()
                 .saturating_sub(self.help_page.max(1));
             let page = self.help_page.max(1);

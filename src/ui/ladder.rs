@@ -327,7 +327,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
             String::new()
         }
     );
-    let hint = " j/k scroll  r records  n/N next stall  Esc close ";
+    let hint = format!(" {} ", super::keys::hints(super::keys::Where::Ladder));
     f.render_widget(Clear, popup);
     f.render_widget(
         Paragraph::new(text)

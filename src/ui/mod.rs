@@ -10,6 +10,7 @@
 //! module knows ratatui and crossterm.
 
 pub mod app;
+pub mod keys;
 pub mod ladder;
 pub mod records;
 pub mod refetch;

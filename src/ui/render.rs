@@ -246,11 +246,11 @@ fn status_bar(f: &mut Frame<'_>, area: Rect, app: &App, p: &Progress, theme: The
             (true, None) => format!("LIVE, {} packets  ", p.packets),
             _ => String::new(),
         };
-        let keys = if app.view == View::Tcp {
-            "? help  Tab views  Up/Down move  Enter go to checkpoint  e export  q quit"
-        } else {
-            "? help  Tab views  Enter open  n/N next/prev stall  s sort  t time  e export  q quit"
-        };
+        let keys = super::keys::hints(match app.view {
+            View::Tcp => super::keys::Where::Tcp,
+            View::Records => super::keys::Where::Records,
+            View::Sessions | View::Timeline => super::keys::Where::Timeline,
+        });
         format!("{replay}{live}{keys}")
     };
     f.render_widget(Paragraph::new(text).style(theme.dim()), area);
@@ -733,29 +733,8 @@ fn stats_strip(
     );
 }
 
-/// The help page: every key, then what the figures mean (docs/FIGURES.md).
-pub const HELP: &[&str] = &[
-    "KEYS",
-    "Tab, 1-4     views: Sessions, Timeline, TCP, Records",
-    "Enter        open the session / the checkpoint's ladder",
-    "Enter (TCP)  go to the checkpoint at the entry's time",
-    "Esc          close the ladder / clear the filter / back",
-    "Up/Down j/k  move; PgUp/PgDn, Home/End, g/G",
-    "n / N        next / previous stall or slow checkpoint",
-    "s            sort: index, downtime, each phase",
-    "t            times: since start, time of day, since previous",
-    "+ / -, 0     zoom the phase bars in / out, fit",
-    "h/l          pan the phase bars (Records: focus a pane)",
-    "p            phase shown in the histogram",
-    "f            follow the newest checkpoint (live)",
-    "space, .     replay: pause/resume, step one checkpoint",
-    "e            export the report (JSON and CSV)",
-    "/            Records filter: type:PAGE_DATA layer:libxc",
-    "             dir:back ckpt:23 words; Enter applies",
-    "Ladder       j/k PgUp/PgDn scroll, r its records, n/N",
-    "mouse        click selects, wheel scrolls",
-    "q, Ctrl-C    quit",
-    "",
+/// The help page's second part: what the figures mean (docs/FIGURES.md).
+pub const FIGURES: &[&str] = &[
     "FIGURES (docs/FIGURES.md)",
     "first byte   a record's time is its completion; a phase",
     "             that begins with a transfer begins at the",
@@ -773,32 +752,43 @@ pub const HELP: &[&str] = &[
     "STALL        stopped: waiting since its last event",
 ];
 
+/// The help page: every key (from `keys`), then what the figures mean.
+pub fn help_text() -> Vec<String> {
+    let mut v = super::keys::help_lines();
+    v.push(String::new());
+    v.extend(FIGURES.iter().map(|s| s.to_string()));
+    v
+}
+
 /// The help over everything, scrolled by `scroll` lines; returns the lines
 /// that fit (for paging).
 fn help(f: &mut Frame<'_>, area: Rect, scroll: usize) -> usize {
-    let w = (HELP.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16 + 2).min(area.width);
-    let h = (HELP.len() as u16 + 2).min(area.height);
+    let text = help_text();
+    let help: Vec<&str> = text.iter().map(String::as_str).collect();
+    let help = help.as_slice();
+    let w = (help.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16 + 2).min(area.width);
+    let h = (help.len() as u16 + 2).min(area.height);
     let page = h.saturating_sub(2) as usize;
-    let scroll = scroll.min(HELP.len().saturating_sub(page));
+    let scroll = scroll.min(help.len().saturating_sub(page));
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
     };
-    let more = if HELP.len() > page {
+    let more = if help.len() > page {
         format!(
             " Help {}-{} of {}, j/k scroll ",
             scroll + 1,
-            (scroll + page).min(HELP.len()),
-            HELP.len()
+            (scroll + page).min(help.len()),
+            help.len()
         )
     } else {
         " Help ".to_string()
     };
     f.render_widget(Clear, popup);
     f.render_widget(
-        Paragraph::new(HELP.join("\n"))
+        Paragraph::new(help.join("\n"))
             .scroll((scroll as u16, 0))
             .block(
                 Block::default()
