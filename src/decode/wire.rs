@@ -251,6 +251,19 @@ impl RecordHeader {
     }
 }
 
+/// Appends a whole record to `out`: header, `body`, zero padding.
+///
+/// # Panics
+/// If `body` is 4 GiB or more, which no record can be.
+pub fn emit_record(rtype: u32, body: &[u8], out: &mut Vec<u8>) {
+    let body_length = u32::try_from(body.len()).expect("a record body is under 4 GiB");
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    RecordHeader { rtype, body_length }.emit(&mut header);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(body);
+    out.resize(out.len() + padding(body_length) as usize, 0);
+}
+
 /// Little-endian field readers over slices whose length was checked by the
 /// caller's constructor. Out-of-range reads return 0 instead of panicking, so
 /// an accessor bug degrades into a wrong value, never a crash.
@@ -305,6 +318,21 @@ mod tests {
         h.emit(&mut out);
         assert_eq!(out, bytes);
         assert_eq!(RecordHeader::parse(&bytes[..7]), None);
+    }
+
+    #[test]
+    fn whole_record_is_padded() {
+        let mut out = vec![0xAA];
+        emit_record(0x0E, &[], &mut out);
+        emit_record(5, &[2, 0, 0, 0], &mut out);
+        assert_eq!(
+            out,
+            [
+                0xAA, // what was there before
+                0x0E, 0, 0, 0, 0, 0, 0, 0, // CHECKPOINT, empty
+                5, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, // CHECKPOINT_STATE SVM_READY
+            ]
+        );
     }
 
     #[test]
