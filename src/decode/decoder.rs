@@ -31,10 +31,12 @@
 
 use std::mem;
 
+use super::detect::{self, Opening, LIBXC_IMAGE_START, LIBXL_IDENT, XL_SAVE_MAGIC};
 use super::event::{Anchor, DiagKind, Diagnostic, Event, Item, ItemKind, Severity};
 use super::info::Info;
 use super::libxc::{self, PfnEntry, PfnSummary, DOMAIN_HEADER_LEN, IMAGE_HEADER_LEN};
 use super::libxl::{self, ControlId};
+use super::records::{back_channel_header, Guest, Stream};
 use super::text::escape_bytes;
 use super::wire::{
     le_u32, le_u64, padding, Layer, LibxcType, LibxlType, RecordHeader, RecordType,
@@ -716,18 +718,21 @@ impl Decoder {
                 }
             }
             State::AfterXl => {
-                if self.fill(data, 8) {
-                    let f = &self.fixed[..8];
-                    if f == b"LibxlFmt" {
-                        self.state = State::LibxlHeader;
-                    } else if f == [0xff; 8] {
-                        self.state = State::ImageHeader;
-                        self.switch(out, Layer::Xl, Layer::Libxc);
-                    } else {
-                        let at = self.fixed_start();
-                        self.diag(out, Severity::Error, at, DiagKind::Unrecognised,
-                            "after the xl header comes neither a libxl nor a libxc v2 stream: a legacy (pre-v2) image, which this tool does not decode".into());
-                        self.state = State::Refused;
+                if self.fill(data, detect::NEEDED) {
+                    let first: [u8; detect::NEEDED] =
+                        self.fixed[..detect::NEEDED].try_into().unwrap_or_default();
+                    match detect::sniff(&first) {
+                        Opening::Libxl => self.state = State::LibxlHeader,
+                        Opening::Libxc => {
+                            self.state = State::ImageHeader;
+                            self.switch(out, Layer::Xl, Layer::Libxc);
+                        }
+                        _ => {
+                            let at = self.fixed_start();
+                            self.diag(out, Severity::Error, at, DiagKind::Unrecognised,
+                                "after the xl header comes neither a libxl nor a libxc v2 stream: a legacy (pre-v2) image, which this tool does not decode".into());
+                            self.state = State::Refused;
+                        }
                     }
                 }
             }
@@ -913,41 +918,37 @@ impl Decoder {
             self.state = State::Reverse;
             return;
         }
-        if !self.fill(data, 8) {
+        if !self.fill(data, detect::NEEDED) {
             return;
         }
-        let f: [u8; 8] = self.fixed[..8].try_into().unwrap_or_default();
-        if f == xl::SAVE_MAGIC[..8] {
-            self.state = State::SaveHeader;
-        } else if &f == b"LibxlFmt" {
-            self.state = State::LibxlHeader;
-        } else if f == [0xff; 8] {
-            self.state = State::ImageHeader;
-        } else if f.starts_with(b"SSH-") {
-            self.diag(out, Severity::Error, 0, DiagKind::Unrecognised,
-                "this looks like SSH (xl's default transport), not a migration stream: it is encrypted and cannot be decoded; migrate with a plaintext transport (xl migrate -s) to inspect it".into());
-            self.state = State::Refused;
-        } else if f == xl::BANNER[..8] {
-            self.diag(out, Severity::Note, 0, DiagKind::Unrecognised,
-                "the stream starts with the xl receiver banner: decoding it as the reverse direction".into());
-            self.back_channel = true;
-            self.state = State::Reverse;
-        } else if back_channel_header(&f).is_some() {
-            self.diag(
-                out,
-                Severity::Note,
-                0,
-                DiagKind::Unrecognised,
-                "the stream starts with a back-channel record: decoding it as a COLO back channel"
-                    .into(),
-            );
-            self.back_channel = true;
-            self.state = State::Reverse;
-        } else {
-            self.diag(out, Severity::Error, 0, DiagKind::Unrecognised, format!(
-                "not a migration stream v2: the first 8 bytes ({}) are neither \"LibxlFmt\", the libxc marker (0xff x 8) nor the xl save-file magic; a legacy (Xen <= 4.5) image is not decoded",
-                hex8(&f)));
-            self.state = State::Refused;
+        let f: [u8; detect::NEEDED] = self.fixed[..detect::NEEDED].try_into().unwrap_or_default();
+        match detect::sniff(&f) {
+            Opening::XlHeader => self.state = State::SaveHeader,
+            Opening::Libxl => self.state = State::LibxlHeader,
+            Opening::Libxc => self.state = State::ImageHeader,
+            Opening::Ssh => {
+                self.diag(out, Severity::Error, 0, DiagKind::Unrecognised,
+                    "this looks like SSH (xl's default transport), not a migration stream: it is encrypted and cannot be decoded; migrate with a plaintext transport (xl migrate -s) to inspect it".into());
+                self.state = State::Refused;
+            }
+            Opening::XlBanner => {
+                self.diag(out, Severity::Note, 0, DiagKind::Unrecognised,
+                    "the stream starts with the xl receiver banner: decoding it as the reverse direction".into());
+                self.back_channel = true;
+                self.state = State::Reverse;
+            }
+            Opening::BackChannel => {
+                self.diag(out, Severity::Note, 0, DiagKind::Unrecognised,
+                    "the stream starts with a back-channel record: decoding it as a COLO back channel".into());
+                self.back_channel = true;
+                self.state = State::Reverse;
+            }
+            Opening::Other => {
+                self.diag(out, Severity::Error, 0, DiagKind::Unrecognised, format!(
+                    "not a migration stream v2: the first 8 bytes ({}) are neither \"LibxlFmt\", the libxc marker (0xff x 8) nor the xl save-file magic; a legacy (Xen <= 4.5) image is not decoded",
+                    hex8(&f)));
+                self.state = State::Refused;
+            }
         }
     }
 
@@ -1004,9 +1005,12 @@ impl Decoder {
             self.start_hunt();
             return;
         }
+        let checkpoint_state = LibxlType::CheckpointState;
+        let is_checkpoint_state =
+            h.rtype == checkpoint_state.to_u32() && checkpoint_state.length().allows(h.body_length);
         if self.state == State::Records(Layer::Libxl)
             && self.libxl_phase == LibxlPhase::AfterCheckpointEnd
-            && !is_checkpoint_state(&h)
+            && !is_checkpoint_state
         {
             // Remus: the next checkpoint's libxc records follow CHECKPOINT_END directly.
             self.switch_at(out, offset, Layer::Libxl, Layer::Libxc);
@@ -1016,7 +1020,10 @@ impl Decoder {
         let Some(rtype) = RecordType::of(layer, h.rtype) else {
             return;
         };
-        if let Some(want) = impossible_length(rtype, h.body_length) {
+        if let Some(want) = rtype
+            .spec()
+            .and_then(|s| s.impossible_length(h.body_length))
+        {
             // Its length is fixed by the format: the header is damaged, and
             // trusting its length would swallow the records after it.
             self.diag(out, Severity::Error, offset, DiagKind::MalformedBody, format!(
@@ -1105,27 +1112,16 @@ impl Decoder {
     /// number no Xen could write (far beyond the defined ones), or a PV
     /// record in an HVM stream and the reverse.
     fn impossible_type(&self, rtype: RecordType, raw: u32) -> Option<&'static str> {
-        use LibxcType as C;
         if !rtype.is_known() && raw & !OPTIONAL_BIT > 0xffff {
             return Some("not a type number any Xen writes");
         }
         let RecordType::Libxc(t) = rtype else {
             return None;
         };
-        let pv_only = matches!(
-            t,
-            C::X86PvInfo
-                | C::X86PvP2mFrames
-                | C::X86PvVcpuBasic
-                | C::X86PvVcpuExtended
-                | C::X86PvVcpuXsave
-                | C::X86PvVcpuMsrs
-                | C::SharedInfo
-        );
-        let hvm_only = matches!(t, C::HvmContext | C::HvmParams);
-        match self.pv {
-            Some(false) if pv_only => Some("a PV record in an HVM stream"),
-            Some(true) if hvm_only => Some("an HVM record in a PV stream"),
+        let guest = t.spec().map_or(Guest::Any, |s| s.guest);
+        match (self.pv, guest) {
+            (Some(false), Guest::Pv) => Some("a PV record in an HVM stream"),
+            (Some(true), Guest::Hvm) => Some("an HVM record in a PV stream"),
             _ => None,
         }
     }
@@ -1140,13 +1136,17 @@ impl Decoder {
         use LibxcType as C;
         use LibxlType as L;
         let unexpected = |why: &str| Some(why.to_string());
+        let stream = rtype.spec().map(|s| s.stream);
+        let on_back_channel = stream.is_some_and(Stream::on_back_channel);
+        const BACK_CHANNEL_ONLY: &str =
+            "only CHECKPOINT_STATE and CHECKPOINT_DIRTY_PFN_LIST belong on the back channel";
         let problem = match rtype {
             RecordType::Libxl(t) => {
                 let phase = self.libxl_phase;
                 match t {
                     _ if phase == LibxlPhase::Unknown => None,
                     _ if self.back_channel || self.dir == Direction::Reverse => {
-                        if t == L::CheckpointState { None } else { unexpected("only CHECKPOINT_STATE and CHECKPOINT_DIRTY_PFN_LIST belong on the back channel") }
+                        (!on_back_channel).then(|| BACK_CHANNEL_ONLY.to_string())
                     }
                     L::LibxcContext if phase != LibxlPhase::Start => unexpected("a second LIBXC_CONTEXT (checkpoints continue the libxc stream without one)"),
                     L::EmulatorXenstoreData | L::EmulatorContext
@@ -1162,11 +1162,7 @@ impl Decoder {
             }
             RecordType::Libxc(t) => {
                 if self.dir == Direction::Reverse || self.back_channel {
-                    if t == C::CheckpointDirtyPfnList {
-                        None
-                    } else {
-                        unexpected("only CHECKPOINT_STATE and CHECKPOINT_DIRTY_PFN_LIST belong on the back channel")
-                    }
+                    (!on_back_channel).then(|| BACK_CHANNEL_ONLY.to_string())
                 } else {
                     let v3 = self.libxc_version == Some(3);
                     if !self.static_end && matches!(t, C::PageData | C::X86PvP2mFrames) {
@@ -1199,13 +1195,11 @@ impl Decoder {
                         C::StaticDataEnd if self.static_end => {
                             unexpected("a second STATIC_DATA_END")
                         }
-                        C::X86PvInfo | C::X86CpuidPolicy | C::X86MsrPolicy
-                            if self.static_end && self.libxc_version.is_some() =>
-                        {
+                        _ if t.is_static() && self.static_end && self.libxc_version.is_some() => {
                             unexpected("static data after STATIC_DATA_END")
                         }
-                        C::CheckpointDirtyPfnList => {
-                            unexpected("CHECKPOINT_DIRTY_PFN_LIST belongs on the back channel")
+                        _ if stream == Some(Stream::BackChannel) => {
+                            Some(format!("{} belongs on the back channel", t.name()))
                         }
                         _ => None,
                     }
@@ -1614,18 +1608,10 @@ impl Decoder {
             self.fill(data, 8);
             return;
         }
-        if let Some(h) = back_channel_header(probe) {
+        if let Some((h, layer)) = back_channel_header(probe) {
             self.fill(data, 8);
             self.fixed_len = 0;
-            self.start_record(
-                h,
-                if h.rtype == 5 {
-                    Layer::Libxl
-                } else {
-                    Layer::Libxc
-                },
-                out,
-            );
+            self.start_record(h, layer, out);
             return;
         }
         if is_text(probe[0]) {
@@ -1817,25 +1803,15 @@ fn find_colo_boundary_at(bytes: &[u8], pos: usize, from: usize) -> Option<usize>
 /// The 16 bytes of a CHECKPOINT_STATE record (PROTOCOL.md section 3):
 /// type 5, body length 4 (or 8), a control id 0-3, zero padding.
 fn is_state_record(b: &[u8]) -> bool {
+    let Some(h) = RecordHeader::parse(b) else {
+        return false;
+    };
+    let t = LibxlType::CheckpointState;
     b.len() >= 16
-        && b[..4] == [5, 0, 0, 0]
-        && matches!(b[4..8], [4, 0, 0, 0] | [8, 0, 0, 0])
-        && b[8] <= 3
+        && h.rtype == t.to_u32()
+        && t.length().allows(h.body_length)
+        && b[8] <= ControlId::SvmResumed.to_u32() as u8
         && b[9..16].iter().all(|&x| x == 0)
-}
-
-fn is_checkpoint_state(h: &RecordHeader) -> bool {
-    h.rtype == LibxlType::CheckpointState.to_u32() && matches!(h.body_length, 4 | 8)
-}
-
-/// A header that can open a back-channel record.
-pub(crate) fn back_channel_header(b: &[u8]) -> Option<RecordHeader> {
-    let h = RecordHeader::parse(b)?;
-    let ok = is_checkpoint_state(&h)
-        || (h.rtype == LibxcType::CheckpointDirtyPfnList.to_u32()
-            && h.body_length % 8 == 0
-            && h.body_length <= MAX_RECORD_BODY);
-    ok.then_some(h)
 }
 
 /// Where the decoder resumes after an anchor.
@@ -1900,7 +1876,7 @@ fn evaluate(b: &[u8], dir: Direction, back_channel: bool) -> Verdict {
             },
         };
     }
-    if prefix(b"LibxlFmt") {
+    if prefix(LIBXL_IDENT) {
         if b.len() < 16 {
             return Verdict::NeedMore;
         }
@@ -1908,11 +1884,7 @@ fn evaluate(b: &[u8], dir: Direction, back_channel: bool) -> Verdict {
             return Verdict::Accept(Anchor::LibxlHeader, Resume::LibxlHeader);
         }
     }
-    if prefix(&[0xff; 8])
-        && prefix(&[
-            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, b'X', b'E', b'N', b'F',
-        ])
-    {
+    if prefix(&LIBXC_IMAGE_START) {
         if b.len() < 24 {
             return Verdict::NeedMore;
         }
@@ -1920,7 +1892,7 @@ fn evaluate(b: &[u8], dir: Direction, back_channel: bool) -> Verdict {
             return Verdict::Accept(Anchor::ImageHeader, Resume::ImageHeader);
         }
     }
-    if prefix(xl::SAVE_MAGIC) {
+    if prefix(XL_SAVE_MAGIC) {
         return if b.len() >= 48 {
             Verdict::Accept(Anchor::SaveHeader, Resume::SaveHeader)
         } else {
@@ -2023,9 +1995,9 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
     let Some(rtype) = RecordType::of(layer, h.rtype) else {
         return Evidence::No;
     };
-    if !rtype.is_known() {
+    let Some(spec) = rtype.spec() else {
         return Evidence::No;
-    }
+    };
     let total = h.total_len();
     let body_len = h.body_length as usize;
     // The body (and padding) if it is in the buffer.
@@ -2033,7 +2005,7 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
     let pad_ok = |b: &[u8]| b[8 + body_len..total as usize].iter().all(|&x| x == 0);
     match (back, rtype) {
         (_, RecordType::Libxl(L::CheckpointState)) => {
-            if !matches!(h.body_length, 4 | 8) {
+            if !spec.length.allows(h.body_length) {
                 return Evidence::No;
             }
             if b.len() < 16 {
@@ -2045,7 +2017,7 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
             return if ok { Evidence::Strong } else { Evidence::No };
         }
         (true, RecordType::Libxc(C::CheckpointDirtyPfnList)) => {
-            if h.body_length % 8 != 0 {
+            if !spec.length.allows(h.body_length) {
                 return Evidence::No;
             }
             if h.body_length == 0 {
@@ -2101,7 +2073,7 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
             Evidence::No
         };
     }
-    if total as usize + 8 > HUNT_WINDOW || !plausible_length(rtype, h.body_length) {
+    if total as usize + 8 > HUNT_WINDOW || !spec.plausible_length(h.body_length) {
         return Evidence::No;
     }
     let Some(body) = whole else {
@@ -2184,91 +2156,6 @@ fn record_evidence(b: &[u8], layer: Layer, back: bool) -> Evidence {
                 weak(Layer::Libxc)
             }
             _ => Evidence::No,
-        },
-    }
-}
-
-/// What a record of a type whose body length the format fixes (or bounds
-/// far below the 128 MiB limit) must have, when `len` is not that: such a
-/// header is corrupt. The bounds are generous: HVM parameters number under
-/// a hundred (4096 allowed), a CPU policy has hundreds of entries (1 MiB),
-/// an HVM context is a few KiB per vCPU (16 MiB), a PV vCPU record one
-/// context (1 MiB), xenstore data a few keys (1 MiB).
-fn impossible_length(rtype: RecordType, len: u32) -> Option<&'static str> {
-    use LibxcType as C;
-    use LibxlType as L;
-    const MIB: u32 = 1 << 20;
-    let ok = match rtype {
-        RecordType::Libxl(t) => match t {
-            L::End | L::LibxcContext | L::CheckpointEnd => len == 0,
-            L::CheckpointState => len == 4 || len == 8,
-            L::EmulatorXenstoreData => len <= MIB,
-            _ => true,
-        },
-        RecordType::Libxc(t) => match t {
-            C::End | C::Checkpoint | C::StaticDataEnd | C::Verify => len == 0,
-            C::X86TscInfo => len == 24,
-            C::X86PvInfo => len == 8,
-            C::X86CpuidPolicy => len % 24 == 0 && len <= MIB,
-            C::X86MsrPolicy => len % 16 == 0 && len <= MIB,
-            C::HvmParams => len >= 8 && (len - 8) % 16 == 0 && len <= 8 + 16 * 4096,
-            C::HvmContext => len <= 16 * MIB,
-            C::X86PvVcpuBasic | C::X86PvVcpuExtended | C::X86PvVcpuXsave | C::X86PvVcpuMsrs => {
-                len <= MIB
-            }
-            C::PageData => len >= 8,
-            C::CheckpointDirtyPfnList => len % 8 == 0,
-            _ => true,
-        },
-    };
-    if ok {
-        return None;
-    }
-    Some(match rtype {
-        RecordType::Libxl(L::CheckpointState) => "that record has 4 (or 8)",
-        RecordType::Libxc(C::X86TscInfo) => "that record has 24",
-        RecordType::Libxc(C::X86PvInfo) => "that record has 8",
-        RecordType::Libxc(C::X86CpuidPolicy) => "that record holds 24-byte entries, under 1 MiB",
-        RecordType::Libxc(C::X86MsrPolicy) => "that record holds 16-byte entries, under 1 MiB",
-        RecordType::Libxc(C::HvmParams) => {
-            "that record holds 8 bytes and at most 4096 16-byte entries"
-        }
-        RecordType::Libxc(C::HvmContext) => "an HVM context is far below 16 MiB",
-        RecordType::Libxl(L::EmulatorXenstoreData) => "xenstore data is far below 1 MiB",
-        RecordType::Libxc(C::PageData) => "that record has at least its 8-byte header",
-        RecordType::Libxc(C::CheckpointDirtyPfnList) => "that record holds 8-byte pfns",
-        RecordType::Libxc(
-            C::X86PvVcpuBasic | C::X86PvVcpuExtended | C::X86PvVcpuXsave | C::X86PvVcpuMsrs,
-        ) => "a vCPU context is far below 1 MiB",
-        _ => "that record is empty",
-    })
-}
-
-/// Type-level length sanity, checked before waiting for a body: a candidate
-/// that can never be evidence must not hold the hunt back.
-fn plausible_length(rtype: RecordType, len: u32) -> bool {
-    use LibxcType as C;
-    use LibxlType as L;
-    match rtype {
-        RecordType::Libxl(t) => match t {
-            L::LibxcContext | L::CheckpointEnd => len == 0,
-            L::EmulatorXenstoreData | L::EmulatorContext => len >= 8,
-            _ => false,
-        },
-        RecordType::Libxc(t) => match t {
-            C::Checkpoint | C::StaticDataEnd | C::Verify => len == 0,
-            C::HvmContext => len >= 16,
-            C::HvmParams => len >= 24 && (len - 8) % 16 == 0,
-            C::X86TscInfo => len == 24,
-            C::X86PvInfo => len == 8,
-            C::X86CpuidPolicy => len > 0 && len % 24 == 0,
-            C::X86MsrPolicy => len > 0 && len % 16 == 0,
-            C::SharedInfo => len == 4096,
-            C::X86PvVcpuBasic | C::X86PvVcpuExtended | C::X86PvVcpuXsave | C::X86PvVcpuMsrs => {
-                len > 8
-            }
-            C::X86PvP2mFrames => len >= 16 && len % 8 == 0,
-            _ => false,
         },
     }
 }

@@ -3,19 +3,22 @@
 //!
 //! Each view has one checked constructor; once it returns `Ok`, no accessor
 //! can panic. Each has an `emit` that writes the bytes back from the fields
-//! (tests, `synth`). PAGE_DATA and CHECKPOINT_DIRTY_PFN_LIST can
+//! (tests, `synth`); the lengths they check are the record table's
+//! ([`records`](super::records)). PAGE_DATA and CHECKPOINT_DIRTY_PFN_LIST can
 //! be megabytes, so their pfn entries are summarised by [`PfnSummary`], which
 //! the streaming decoder feeds entry by entry without ever holding the body.
 
 use serde::Serialize;
 
+use super::detect::{LIBXC_IMAGE_ID, LIBXC_MARKER};
+use super::records::LibxcType;
 use super::wire::{be_u16, be_u32, be_u64, le_u16, le_u32, le_u64, BodyError};
 
 pub const IMAGE_HEADER_LEN: usize = 24;
 pub const DOMAIN_HEADER_LEN: usize = 16;
-pub const MARKER: u64 = u64::MAX;
+pub const MARKER: u64 = u64::from_be_bytes(*LIBXC_MARKER);
 /// "XENF", big-endian.
-pub const IMAGE_ID: u32 = 0x5845_4e46;
+pub const IMAGE_ID: u32 = u32::from_be_bytes(*LIBXC_IMAGE_ID);
 
 /// Byte offsets within the image header (big-endian) and the domain header
 /// (little-endian).
@@ -58,8 +61,8 @@ impl ImageHeader {
 
     /// Writes the 24 header bytes (reserved bytes zero).
     pub fn emit(&self, out: &mut [u8; IMAGE_HEADER_LEN]) {
-        out[field::MARKER].copy_from_slice(&MARKER.to_be_bytes());
-        out[field::ID].copy_from_slice(&IMAGE_ID.to_be_bytes());
+        out[field::MARKER].copy_from_slice(LIBXC_MARKER);
+        out[field::ID].copy_from_slice(LIBXC_IMAGE_ID);
         out[field::VERSION].copy_from_slice(&self.version.to_be_bytes());
         out[field::OPTIONS].copy_from_slice(&self.options.to_be_bytes());
         out[field::IMAGE_RESERVED].fill(0);
@@ -284,8 +287,9 @@ impl PfnSummary {
     }
 }
 
-/// Bytes before the pfn entries of PAGE_DATA: u32 count, u32 reserved.
-pub const PAGE_DATA_HEADER_LEN: usize = 8;
+/// Bytes before the pfn entries of PAGE_DATA: u32 count, u32 reserved (the
+/// record table's least PAGE_DATA body).
+pub const PAGE_DATA_HEADER_LEN: usize = LibxcType::PageData.length().head() as usize;
 
 /// A whole PAGE_DATA body (used when the body is in memory, e.g. read back
 /// from a capture on demand). The streaming decoder does not build this.
@@ -297,8 +301,9 @@ pub struct PageData<'a> {
 impl<'a> PageData<'a> {
     /// Checks the count and that body_length == 8 + 8*count + page_size*(entries with data).
     pub fn new_checked(body: &'a [u8], page_size: u32) -> Result<Self, BodyError> {
-        if body.len() < PAGE_DATA_HEADER_LEN {
-            return Err(BodyError::length("at least 8", body.len()));
+        let length = LibxcType::PageData.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
         let count = le_u32(body, 0) as usize;
         let entries_end = count
@@ -372,8 +377,9 @@ pub struct X86PvInfo<'a>(&'a [u8]);
 
 impl<'a> X86PvInfo<'a> {
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        if body.len() != 8 {
-            return Err(BodyError::length("8", body.len()));
+        let length = LibxcType::X86PvInfo.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
         Ok(X86PvInfo(body))
     }
@@ -450,8 +456,9 @@ pub struct X86TscInfo<'a>(&'a [u8]);
 
 impl<'a> X86TscInfo<'a> {
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        if body.len() != 24 {
-            return Err(BodyError::length("24", body.len()));
+        let length = LibxcType::X86TscInfo.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
         Ok(X86TscInfo(body))
     }
@@ -606,12 +613,23 @@ pub fn hvm_param_name(index: u64) -> &'static str {
 pub struct HvmParams<'a>(&'a [u8]);
 
 impl<'a> HvmParams<'a> {
+    /// count and reserved: the record table's head of HVM_PARAMS.
+    const HEAD: usize = LibxcType::HvmParams.length().head() as usize;
+    /// {u64 index, u64 value}: the table's entry size.
+    const ENTRY: usize = LibxcType::HvmParams.length().entry_size() as usize;
+
+    /// Checks that the body holds exactly `count` params. (The table's cap
+    /// on their number is the decoder's business: a body read back from a
+    /// capture is shown whatever its size.)
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        if body.len() < 8 {
-            return Err(BodyError::length("at least 8", body.len()));
+        if body.len() < Self::HEAD {
+            return Err(BodyError::length(
+                format!("at least {}", Self::HEAD),
+                body.len(),
+            ));
         }
         let count = le_u32(body, 0) as u64;
-        let expected = 8 + 16 * count;
+        let expected = Self::HEAD as u64 + Self::ENTRY as u64 * count;
         if expected != body.len() as u64 {
             return Err(BodyError::length(
                 format!("{expected} for {count} params"),
@@ -624,8 +642,8 @@ impl<'a> HvmParams<'a> {
         le_u32(self.0, 0)
     }
     pub fn params(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
-        self.0[8..]
-            .chunks_exact(16)
+        self.0[Self::HEAD..]
+            .chunks_exact(Self::ENTRY)
             .map(|c| (le_u64(c, 0), le_u64(c, 8)))
     }
 
@@ -648,9 +666,10 @@ pub struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
-    pub const CPUID: usize = 24;
-    pub const MSR: usize = 16;
-    pub const PFN: usize = 8;
+    /// Entry sizes, from the record table.
+    pub const CPUID: usize = LibxcType::X86CpuidPolicy.length().entry_size() as usize;
+    pub const MSR: usize = LibxcType::X86MsrPolicy.length().entry_size() as usize;
+    pub const PFN: usize = LibxcType::CheckpointDirtyPfnList.length().entry_size() as usize;
 
     pub fn new_checked(body: &'a [u8], size: usize) -> Result<Self, BodyError> {
         if size == 0 || body.len() % size != 0 {

@@ -3,14 +3,17 @@
 //!
 //! Each view has one checked constructor (`new_checked` / `parse`); once it
 //! returns `Ok`, no accessor can panic or fail. Each has an `emit` that writes
-//! the bytes back from the fields (tests, `synth`).
+//! the bytes back from the fields (tests, `synth`). The lengths they check
+//! are the record table's ([`records`](super::records)).
 
 use serde::Serialize;
 
+use super::detect::LIBXL_IDENT;
+use super::records::LibxlType;
 use super::wire::{be_u32, be_u64, le_u32, BodyError};
 
 /// "LibxlFmt", big-endian.
-pub const IDENT: u64 = 0x4c69_6278_6c46_6d74;
+pub const IDENT: u64 = u64::from_be_bytes(*LIBXL_IDENT);
 pub const HEADER_LEN: usize = 16;
 
 /// Byte offsets within the header (all fields big-endian).
@@ -46,7 +49,7 @@ impl Header {
 
     /// Writes the 16 header bytes.
     pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
-        out[field::IDENT].copy_from_slice(&IDENT.to_be_bytes());
+        out[field::IDENT].copy_from_slice(LIBXL_IDENT);
         out[field::VERSION].copy_from_slice(&self.version.to_be_bytes());
         out[field::OPTIONS].copy_from_slice(&self.options.to_be_bytes());
     }
@@ -99,10 +102,11 @@ pub struct CheckpointState<'a>(&'a [u8]);
 
 impl<'a> CheckpointState<'a> {
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        match body.len() {
-            4 | 8 => Ok(CheckpointState(body)),
-            n => Err(BodyError::length("4 or 8", n)),
+        let length = LibxlType::CheckpointState.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
+        Ok(CheckpointState(body))
     }
 
     pub fn control_id(&self) -> ControlId {
@@ -346,7 +350,7 @@ mod tests {
         for id in [0, 1, 2, 3, 7] {
             assert_eq!(ControlId::from_u32(id).to_u32(), id);
         }
-        // Impossible lengths: 4 or 8 only.
+        // Impossible lengths: the record table allows 4 or 8 only.
         for n in [0, 3, 12, 16] {
             assert_eq!(
                 CheckpointState::new_checked(&vec![0; n]).err(),

@@ -9,13 +9,14 @@
 
 use serde::Serialize;
 
+use super::detect::XL_SAVE_MAGIC;
 use super::text::escape_bytes;
 use super::wire::{be_u32, le_u32};
 
 /// Reverse direction, first message: the receiver is ready (54 bytes, no NUL).
 pub const BANNER: &[u8] = b"xl migration receiver ready, send binary domain data.\n";
-/// Magic that opens the xl save-file header (32 bytes).
-pub const SAVE_MAGIC: &[u8] = b"Xen saved domain, xl format\n \0 \r";
+/// Magic that opens the xl save-file header (32 bytes; the stream detector's).
+pub const SAVE_MAGIC: &[u8] = XL_SAVE_MAGIC;
 /// Reverse, after a plain migration: the receiver has the domain (34 bytes).
 pub const READY_TO_UNPAUSE: &[u8] = b"domain received, ready to unpause\0";
 /// Forward, the sender's answer (44 bytes).
@@ -106,7 +107,7 @@ impl SaveHeader {
             ByteOrder::Little => v.to_le_bytes(),
             ByteOrder::Big => v.to_be_bytes(),
         };
-        out[field::MAGIC].copy_from_slice(SAVE_MAGIC);
+        out[field::MAGIC].copy_from_slice(XL_SAVE_MAGIC);
         for (at, v) in [
             (field::BYTEORDER, 0x0102_0304),
             (field::MANDATORY_FLAGS, self.mandatory_flags),
