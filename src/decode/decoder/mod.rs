@@ -58,6 +58,9 @@ mod reverse;
 mod state;
 mod xl;
 
+#[cfg(test)]
+mod tests;
+
 use std::mem;
 
 use super::event::{DiagKind, Diagnostic, Event, Item, ItemKind, Severity};
