@@ -150,7 +150,7 @@ impl Decoder {
             }
         };
         self.buf.clear();
-        self.state = State::Body(Box::new(Body {
+        self.state = State::Body(Body {
             offset,
             layer,
             rtype,
@@ -166,7 +166,7 @@ impl Decoder {
                 h.body_length,
             ),
             carry: Vec::new(),
-        }));
+        });
         if h.body_length == 0 {
             self.complete_record(out);
         }
@@ -328,7 +328,6 @@ impl Decoder {
             return;
         };
         self.buf.clear();
-        let b = *b;
         let page_size = self.libxc.page_size;
         let mut info = match b.mode {
             Mode::Pfns => {
