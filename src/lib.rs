@@ -4,6 +4,8 @@
 //! libxc, the layer state machine) feeds the later stages; `synth` generates
 //! streams for tests, demos and benchmarks. See `docs/ARCHITECTURE.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod capture;
 pub mod cli;
 pub mod decode;

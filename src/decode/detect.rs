@@ -1,10 +1,48 @@
-//! Recognising a migration stream from the first bytes of a TCP direction
-//! (PROTOCOL.md sections 1-4), so that connections which are not migrations
-//! can be dropped after their first payload.
+//! The stream detector: what the first 8 bytes of a byte stream are
+//! (PROTOCOL.md §1 for the kinds of sender, §2-§4 for their magics).
+//!
+//! The magic numbers that open each kind of stream are written here and
+//! nowhere else; the views (`xl::SAVE_MAGIC`, `libxl::IDENT`,
+//! `libxc::MARKER`, `libxc::IMAGE_ID`) are defined from them. [`sniff`] is the
+//! one test of a stream's first bytes: the pipeline's [`classify`] (which
+//! drops connections that are not migrations), the decoder at the start of a
+//! stream, and the decoder after the xl save-file header all use it.
 
+use super::records::back_channel_header;
 use super::xl;
 
-/// Bytes [`classify`] needs to decide.
+/// Magic of the xl save-file header (PROTOCOL.md §2), 32 bytes:
+/// "Xen saved domain, xl format", 0x0a, 0x20, 0x00, 0x20, 0x0d.
+pub const XL_SAVE_MAGIC: &[u8; 32] = b"Xen saved domain, xl format\n \0 \r";
+
+/// The libxl stream header's ident (PROTOCOL.md §3), big-endian u64.
+pub const LIBXL_IDENT: &[u8; 8] = b"LibxlFmt";
+
+/// The libxc image header's marker (PROTOCOL.md §4), big-endian u64 all ones.
+pub const LIBXC_MARKER: &[u8; 8] = &[0xff; 8];
+
+/// The libxc image header's id after the marker, big-endian u32.
+pub const LIBXC_IMAGE_ID: &[u8; 4] = b"XENF";
+
+/// How a libxc image header starts: the marker, then the id.
+pub const LIBXC_IMAGE_START: [u8; 12] = {
+    let mut start = [0u8; 12];
+    let mut i = 0;
+    while i < start.len() {
+        start[i] = if i < 8 {
+            LIBXC_MARKER[i]
+        } else {
+            LIBXC_IMAGE_ID[i - 8]
+        };
+        i += 1;
+    }
+    start
+};
+
+/// How an SSH server or client opens a connection (xl's default transport).
+pub const SSH_BANNER: &[u8; 4] = b"SSH-";
+
+/// Bytes [`classify`] and [`sniff`] need to decide.
 pub const NEEDED: usize = 8;
 
 /// What the first bytes of one direction of a connection are.
@@ -47,37 +85,36 @@ impl Opening {
     }
 }
 
-/// Classifies the first bytes of a direction; `None` until [`NEEDED`] bytes
-/// (or fewer, when they already rule everything out) are there.
-pub fn classify(first: &[u8]) -> Option<Opening> {
-    let n = first.len().min(NEEDED);
-    let head = &first[..n];
-    let could = |pat: &[u8]| pat.starts_with(head);
-    if first.starts_with(b"SSH-") {
-        return Some(Opening::Ssh);
-    }
-    if n < NEEDED {
-        let possible = could(&xl::SAVE_MAGIC[..NEEDED])
-            || could(&xl::BANNER[..NEEDED])
-            || could(b"LibxlFmt")
-            || could(&[0xff; NEEDED])
-            || could(b"SSH-")
-            || n < 8; // a back-channel header can start with anything
-        return if possible { None } else { Some(Opening::Other) };
-    }
-    Some(if head == &xl::SAVE_MAGIC[..NEEDED] {
+/// What a stream whose first bytes are `first` is. The magics are disjoint
+/// in their first 8 bytes, so the order of the tests does not matter.
+pub fn sniff(first: &[u8; NEEDED]) -> Opening {
+    if first[..] == XL_SAVE_MAGIC[..NEEDED] {
         Opening::XlHeader
-    } else if head == &xl::BANNER[..NEEDED] {
+    } else if first[..] == xl::BANNER[..NEEDED] {
         Opening::XlBanner
-    } else if head == b"LibxlFmt" {
+    } else if first == LIBXL_IDENT {
         Opening::Libxl
-    } else if head == [0xff; NEEDED] {
+    } else if first == LIBXC_MARKER {
         Opening::Libxc
-    } else if super::decoder::back_channel_header(head).is_some() {
+    } else if first.starts_with(SSH_BANNER) {
+        Opening::Ssh
+    } else if back_channel_header(first).is_some() {
         Opening::BackChannel
     } else {
         Opening::Other
-    })
+    }
+}
+
+/// Classifies the first bytes of a direction; `None` until [`NEEDED`] bytes
+/// are there (an SSH banner is recognised from its first 4).
+pub fn classify(first: &[u8]) -> Option<Opening> {
+    if first.starts_with(SSH_BANNER) {
+        return Some(Opening::Ssh);
+    }
+    // Short of 8 bytes nothing is ruled out: a back-channel header can start
+    // with anything.
+    let head: &[u8; NEEDED] = first.get(..NEEDED)?.try_into().ok()?;
+    Some(sniff(head))
 }
 
 #[cfg(test)]
@@ -97,6 +134,7 @@ mod tests {
         assert_eq!(classify(b"LibxlFmt\0\0"), Some(Opening::Libxl));
         assert_eq!(classify(&[0xff; 8]), Some(Opening::Libxc));
         assert_eq!(classify(b"SSH-2.0-OpenSSH_9.2"), Some(Opening::Ssh));
+        assert_eq!(classify(b"SSH-"), Some(Opening::Ssh));
         // CHECKPOINT_STATE (libxl type 5), body length 4.
         assert_eq!(
             classify(&[5, 0, 0, 0, 4, 0, 0, 0]),
@@ -104,8 +142,41 @@ mod tests {
         );
         assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Some(Opening::Other));
         assert_eq!(classify(b"Libx"), None);
+        assert_eq!(classify(b"GET / H"), None);
         assert_eq!(classify(b""), None);
         assert!(Opening::Libxc.is_forward());
         assert!(!Opening::XlBanner.is_forward());
+    }
+
+    #[test]
+    fn magics_are_the_reference_bytes() {
+        assert_eq!(
+            &XL_SAVE_MAGIC[27..],
+            &[0x0a, 0x20, 0x00, 0x20, 0x0d],
+            "\"Xen saved domain, xl format\" then 0a 20 00 20 0d"
+        );
+        assert_eq!(
+            LIBXL_IDENT,
+            &[0x4c, 0x69, 0x62, 0x78, 0x6c, 0x46, 0x6d, 0x74]
+        );
+        assert_eq!(LIBXC_IMAGE_ID, &[0x58, 0x45, 0x4e, 0x46]);
+        assert_eq!(
+            LIBXC_IMAGE_START,
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, b'X', b'E', b'N', b'F']
+        );
+        // Disjoint in their first 8 bytes, so sniff's order is free.
+        let firsts: [&[u8]; 5] = [
+            &XL_SAVE_MAGIC[..8],
+            &xl::BANNER[..8],
+            LIBXL_IDENT,
+            LIBXC_MARKER,
+            &[0x0f, 0, 0, 0, 8, 0, 0, 0],
+        ];
+        for (i, a) in firsts.iter().enumerate() {
+            for b in &firsts[i + 1..] {
+                assert_ne!(a, b);
+            }
+            assert!(!a.starts_with(SSH_BANNER));
+        }
     }
 }

@@ -1,20 +1,41 @@
-//! libxc stream views (PROTOCOL.md section 4): image header, domain header and
-//! the record bodies.
+//! libxc stream views (PROTOCOL.md §4): image header, domain header and the
+//! record bodies.
 //!
 //! Each view has one checked constructor; once it returns `Ok`, no accessor
-//! can panic. PAGE_DATA and CHECKPOINT_DIRTY_PFN_LIST can be megabytes, so
-//! their pfn entries are summarised by [`PfnSummary`], which the streaming
-//! decoder feeds entry by entry without ever holding the body.
+//! can panic. Each has an `emit` that writes the bytes back from the fields
+//! (tests, `synth`); the lengths they check are the record table's
+//! ([`records`](super::records)). PAGE_DATA and CHECKPOINT_DIRTY_PFN_LIST can
+//! be megabytes, so their pfn entries are summarised by [`PfnSummary`], which
+//! the streaming decoder feeds entry by entry without ever holding the body.
 
 use serde::Serialize;
 
+use super::detect::{LIBXC_IMAGE_ID, LIBXC_MARKER};
+use super::records::LibxcType;
 use super::wire::{be_u16, be_u32, be_u64, le_u16, le_u32, le_u64, BodyError};
 
 pub const IMAGE_HEADER_LEN: usize = 24;
 pub const DOMAIN_HEADER_LEN: usize = 16;
-pub const MARKER: u64 = u64::MAX;
+pub const MARKER: u64 = u64::from_be_bytes(*LIBXC_MARKER);
 /// "XENF", big-endian.
-pub const IMAGE_ID: u32 = 0x5845_4e46;
+pub const IMAGE_ID: u32 = u32::from_be_bytes(*LIBXC_IMAGE_ID);
+
+/// Byte offsets within the image header (big-endian) and the domain header
+/// (little-endian).
+pub mod field {
+    use std::ops::Range;
+    pub const MARKER: Range<usize> = 0..8;
+    pub const ID: Range<usize> = 8..12;
+    pub const VERSION: Range<usize> = 12..16;
+    pub const OPTIONS: Range<usize> = 16..18;
+    pub const IMAGE_RESERVED: Range<usize> = 18..24;
+
+    pub const GUEST_TYPE: Range<usize> = 0..4;
+    pub const PAGE_SHIFT: Range<usize> = 4..6;
+    pub const DOMAIN_RESERVED: Range<usize> = 6..8;
+    pub const XEN_MAJOR: Range<usize> = 8..12;
+    pub const XEN_MINOR: Range<usize> = 12..16;
+}
 
 /// Image header (all fields big-endian).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,13 +47,25 @@ pub struct ImageHeader {
 impl ImageHeader {
     /// `None` if short or the marker and id are not 0xFF x 8, "XENF".
     pub fn parse(buf: &[u8]) -> Option<Self> {
-        if buf.len() < IMAGE_HEADER_LEN || be_u64(buf, 0) != MARKER || be_u32(buf, 8) != IMAGE_ID {
+        if buf.len() < IMAGE_HEADER_LEN
+            || be_u64(buf, field::MARKER.start) != MARKER
+            || be_u32(buf, field::ID.start) != IMAGE_ID
+        {
             return None;
         }
         Some(ImageHeader {
-            version: be_u32(buf, 12),
-            options: be_u16(buf, 16),
+            version: be_u32(buf, field::VERSION.start),
+            options: be_u16(buf, field::OPTIONS.start),
         })
+    }
+
+    /// Writes the 24 header bytes (reserved bytes zero).
+    pub fn emit(&self, out: &mut [u8; IMAGE_HEADER_LEN]) {
+        out[field::MARKER].copy_from_slice(LIBXC_MARKER);
+        out[field::ID].copy_from_slice(LIBXC_IMAGE_ID);
+        out[field::VERSION].copy_from_slice(&self.version.to_be_bytes());
+        out[field::OPTIONS].copy_from_slice(&self.options.to_be_bytes());
+        out[field::IMAGE_RESERVED].fill(0);
     }
 
     pub fn big_endian(&self) -> bool {
@@ -56,6 +89,22 @@ impl GuestType {
             GuestType::Unknown(v) => format!("unknown ({v})"),
         }
     }
+
+    pub fn from_u32(v: u32) -> Self {
+        match v {
+            1 => GuestType::X86Pv,
+            2 => GuestType::X86Hvm,
+            v => GuestType::Unknown(v),
+        }
+    }
+
+    pub fn to_u32(self) -> u32 {
+        match self {
+            GuestType::X86Pv => 1,
+            GuestType::X86Hvm => 2,
+            GuestType::Unknown(v) => v,
+        }
+    }
 }
 
 /// Domain header (little-endian).
@@ -73,15 +122,20 @@ impl DomainHeader {
             return None;
         }
         Some(DomainHeader {
-            guest_type: match le_u32(buf, 0) {
-                1 => GuestType::X86Pv,
-                2 => GuestType::X86Hvm,
-                v => GuestType::Unknown(v),
-            },
-            page_shift: le_u16(buf, 4),
-            xen_major: le_u32(buf, 8),
-            xen_minor: le_u32(buf, 12),
+            guest_type: GuestType::from_u32(le_u32(buf, field::GUEST_TYPE.start)),
+            page_shift: le_u16(buf, field::PAGE_SHIFT.start),
+            xen_major: le_u32(buf, field::XEN_MAJOR.start),
+            xen_minor: le_u32(buf, field::XEN_MINOR.start),
         })
+    }
+
+    /// Writes the 16 header bytes (reserved bytes zero).
+    pub fn emit(&self, out: &mut [u8; DOMAIN_HEADER_LEN]) {
+        out[field::GUEST_TYPE].copy_from_slice(&self.guest_type.to_u32().to_le_bytes());
+        out[field::PAGE_SHIFT].copy_from_slice(&self.page_shift.to_le_bytes());
+        out[field::DOMAIN_RESERVED].fill(0);
+        out[field::XEN_MAJOR].copy_from_slice(&self.xen_major.to_le_bytes());
+        out[field::XEN_MINOR].copy_from_slice(&self.xen_minor.to_le_bytes());
     }
 
     /// Page size, if page_shift is sane (12..=21); otherwise `None`.
@@ -233,8 +287,9 @@ impl PfnSummary {
     }
 }
 
-/// Bytes before the pfn entries of PAGE_DATA: u32 count, u32 reserved.
-pub const PAGE_DATA_HEADER_LEN: usize = 8;
+/// Bytes before the pfn entries of PAGE_DATA: u32 count, u32 reserved (the
+/// record table's least PAGE_DATA body).
+pub const PAGE_DATA_HEADER_LEN: usize = LibxcType::PageData.length().head() as usize;
 
 /// A whole PAGE_DATA body (used when the body is in memory, e.g. read back
 /// from a capture on demand). The streaming decoder does not build this.
@@ -246,8 +301,9 @@ pub struct PageData<'a> {
 impl<'a> PageData<'a> {
     /// Checks the count and that body_length == 8 + 8*count + page_size*(entries with data).
     pub fn new_checked(body: &'a [u8], page_size: u32) -> Result<Self, BodyError> {
-        if body.len() < PAGE_DATA_HEADER_LEN {
-            return Err(BodyError::length("at least 8", body.len()));
+        let length = LibxcType::PageData.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
         let count = le_u32(body, 0) as usize;
         let entries_end = count
@@ -296,6 +352,24 @@ impl<'a> PageData<'a> {
     pub fn into_summary(self) -> PfnSummary {
         self.summary
     }
+
+    /// Appends a body: the count, the reserved word, the entries, then
+    /// `pages`, the data of the entries whose type carries any, in order.
+    pub fn emit(entries: &[PfnEntry], pages: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        for e in entries {
+            out.extend_from_slice(&e.0.to_le_bytes());
+        }
+        out.extend_from_slice(pages);
+    }
+}
+
+impl PfnEntry {
+    /// An entry from its pfn (bits 0-51) and page type (bits 60-63).
+    pub fn new(pfn: u64, page_type: PageType) -> Self {
+        PfnEntry((pfn & Self::PFN_MASK) | u64::from(page_type.0 & 0xf) << 60)
+    }
 }
 
 /// X86_PV_INFO: u8 guest_width, u8 pt_levels, 6 reserved.
@@ -303,8 +377,9 @@ pub struct X86PvInfo<'a>(&'a [u8]);
 
 impl<'a> X86PvInfo<'a> {
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        if body.len() != 8 {
-            return Err(BodyError::length("8", body.len()));
+        let length = LibxcType::X86PvInfo.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
         Ok(X86PvInfo(body))
     }
@@ -313,6 +388,11 @@ impl<'a> X86PvInfo<'a> {
     }
     pub fn pt_levels(&self) -> u8 {
         self.0[1]
+    }
+
+    /// Appends a body (reserved bytes zero).
+    pub fn emit(guest_width: u8, pt_levels: u8, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[guest_width, pt_levels, 0, 0, 0, 0, 0, 0]);
     }
 }
 
@@ -335,6 +415,15 @@ impl<'a> X86PvP2mFrames<'a> {
     pub fn frames(&self) -> usize {
         (self.0.len() - 8) / 8
     }
+
+    /// Appends a body: start_pfn, end_pfn, then the frame list.
+    pub fn emit(start_pfn: u32, end_pfn: u32, frames: &[u64], out: &mut Vec<u8>) {
+        out.extend_from_slice(&start_pfn.to_le_bytes());
+        out.extend_from_slice(&end_pfn.to_le_bytes());
+        for f in frames {
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+    }
 }
 
 /// X86_PV_VCPU_BASIC / _EXTENDED / _XSAVE / _MSRS: u32 vcpu_id, u32 reserved, blob.
@@ -353,6 +442,13 @@ impl<'a> VcpuContext<'a> {
     pub fn context_len(&self) -> usize {
         self.0.len() - 8
     }
+
+    /// Appends a body: vcpu_id, the reserved word, then the context blob.
+    pub fn emit(vcpu_id: u32, context: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&vcpu_id.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(context);
+    }
 }
 
 /// X86_TSC_INFO: u32 mode, u32 khz, u64 nsec, u32 incarnation, u32 reserved.
@@ -360,8 +456,9 @@ pub struct X86TscInfo<'a>(&'a [u8]);
 
 impl<'a> X86TscInfo<'a> {
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        if body.len() != 24 {
-            return Err(BodyError::length("24", body.len()));
+        let length = LibxcType::X86TscInfo.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
         Ok(X86TscInfo(body))
     }
@@ -376,6 +473,15 @@ impl<'a> X86TscInfo<'a> {
     }
     pub fn incarnation(&self) -> u32 {
         le_u32(self.0, 16)
+    }
+
+    /// Appends a body (reserved word zero).
+    pub fn emit(mode: u32, khz: u32, nsec: u64, incarnation: u32, out: &mut Vec<u8>) {
+        out.extend_from_slice(&mode.to_le_bytes());
+        out.extend_from_slice(&khz.to_le_bytes());
+        out.extend_from_slice(&nsec.to_le_bytes());
+        out.extend_from_slice(&incarnation.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
     }
 }
 
@@ -458,6 +564,14 @@ impl<'a> HvmContext<'a> {
             Some(d)
         })
     }
+
+    /// Appends one descriptor and its data (`data.len()` is its length).
+    pub fn emit_descriptor(typecode: u16, instance: u16, data: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&typecode.to_le_bytes());
+        out.extend_from_slice(&instance.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+    }
 }
 
 pub fn hvm_param_name(index: u64) -> &'static str {
@@ -499,12 +613,23 @@ pub fn hvm_param_name(index: u64) -> &'static str {
 pub struct HvmParams<'a>(&'a [u8]);
 
 impl<'a> HvmParams<'a> {
+    /// count and reserved: the record table's head of HVM_PARAMS.
+    const HEAD: usize = LibxcType::HvmParams.length().head() as usize;
+    /// {u64 index, u64 value}: the table's entry size.
+    const ENTRY: usize = LibxcType::HvmParams.length().entry_size() as usize;
+
+    /// Checks that the body holds exactly `count` params. (The table's cap
+    /// on their number is the decoder's business: a body read back from a
+    /// capture is shown whatever its size.)
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        if body.len() < 8 {
-            return Err(BodyError::length("at least 8", body.len()));
+        if body.len() < Self::HEAD {
+            return Err(BodyError::length(
+                format!("at least {}", Self::HEAD),
+                body.len(),
+            ));
         }
         let count = le_u32(body, 0) as u64;
-        let expected = 8 + 16 * count;
+        let expected = Self::HEAD as u64 + Self::ENTRY as u64 * count;
         if expected != body.len() as u64 {
             return Err(BodyError::length(
                 format!("{expected} for {count} params"),
@@ -517,9 +642,19 @@ impl<'a> HvmParams<'a> {
         le_u32(self.0, 0)
     }
     pub fn params(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
-        self.0[8..]
-            .chunks_exact(16)
+        self.0[Self::HEAD..]
+            .chunks_exact(Self::ENTRY)
             .map(|c| (le_u64(c, 0), le_u64(c, 8)))
+    }
+
+    /// Appends a body: the count, the reserved word, then the params.
+    pub fn emit(params: &[(u64, u64)], out: &mut Vec<u8>) {
+        out.extend_from_slice(&(params.len() as u32).to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        for (index, value) in params {
+            out.extend_from_slice(&index.to_le_bytes());
+            out.extend_from_slice(&value.to_le_bytes());
+        }
     }
 }
 
@@ -531,9 +666,10 @@ pub struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
-    pub const CPUID: usize = 24;
-    pub const MSR: usize = 16;
-    pub const PFN: usize = 8;
+    /// Entry sizes, from the record table.
+    pub const CPUID: usize = LibxcType::X86CpuidPolicy.length().entry_size() as usize;
+    pub const MSR: usize = LibxcType::X86MsrPolicy.length().entry_size() as usize;
+    pub const PFN: usize = LibxcType::CheckpointDirtyPfnList.length().entry_size() as usize;
 
     pub fn new_checked(body: &'a [u8], size: usize) -> Result<Self, BodyError> {
         if size == 0 || body.len() % size != 0 {
@@ -552,6 +688,13 @@ impl<'a> Entries<'a> {
     }
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> {
         self.body.chunks_exact(self.size)
+    }
+
+    /// Appends a CHECKPOINT_DIRTY_PFN_LIST body: the pfns as u64s.
+    pub fn emit_pfns(pfns: &[u64], out: &mut Vec<u8>) {
+        for pfn in pfns {
+            out.extend_from_slice(&pfn.to_le_bytes());
+        }
     }
 }
 
@@ -710,5 +853,191 @@ mod tests {
         );
         let v = VcpuContext::new_checked(&[3, 0, 0, 0, 0, 0, 0, 0, 1, 2]).unwrap();
         assert_eq!((v.vcpu_id(), v.context_len()), (3, 2));
+    }
+
+    // ---- emit: construct from fields, compare with the reference bytes ----
+
+    #[test]
+    fn image_header_emit() {
+        let bytes = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // marker
+            b'X', b'E', b'N', b'F', // id
+            0, 0, 0, 2, // version
+            0, 1, // options: big-endian
+            0, 0, 0, 0, 0, 0, // reserved
+        ];
+        let h = ImageHeader {
+            version: 2,
+            options: 1,
+        };
+        let mut out = [0xAA; IMAGE_HEADER_LEN];
+        h.emit(&mut out);
+        assert_eq!(out, bytes);
+        assert_eq!(ImageHeader::parse(&out), Some(h));
+        assert!(h.big_endian());
+        assert_eq!((MARKER, IMAGE_ID), (u64::MAX, 0x5845_4e46));
+    }
+
+    #[test]
+    fn domain_header_emit() {
+        let d = DomainHeader {
+            guest_type: GuestType::X86Pv,
+            page_shift: 12,
+            xen_major: 4,
+            xen_minor: 17,
+        };
+        let mut out = [0xAA; DOMAIN_HEADER_LEN];
+        d.emit(&mut out);
+        assert_eq!(out, [1, 0, 0, 0, 12, 0, 0, 0, 4, 0, 0, 0, 17, 0, 0, 0]);
+        assert_eq!(DomainHeader::parse(&out), Some(d));
+        for v in [1, 2, 3] {
+            assert_eq!(GuestType::from_u32(v).to_u32(), v);
+        }
+        assert_eq!(DomainHeader::parse(&out[..15]), None);
+    }
+
+    #[test]
+    fn page_data_emit() {
+        let entries = [
+            PfnEntry::new(0x10, PageType(0)),
+            PfnEntry::new(0x11, PageType(0xF)),
+        ];
+        assert_eq!(entries[1].0, 0xF000_0000_0000_0011);
+        let mut body = Vec::new();
+        PageData::emit(&entries, &[0x5A; 8], &mut body);
+        assert_eq!(
+            body,
+            [
+                2, 0, 0, 0, 0, 0, 0, 0, // count, reserved
+                0x10, 0, 0, 0, 0, 0, 0, 0, // pfn 0x10, normal
+                0x11, 0, 0, 0, 0, 0, 0, 0xF0, // pfn 0x11, invalid (no data)
+                0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, // one "page" of 8 bytes
+            ]
+        );
+        let p = PageData::new_checked(&body, 8).unwrap();
+        assert_eq!(p.count(), 2);
+        assert_eq!(p.entry(1), Some(entries[1]));
+        assert_eq!(p.summary().data_pages, 1);
+        // The page size decides the length: with 4 KiB pages this is short.
+        assert!(PageData::new_checked(&body, 4096).is_err());
+        assert_eq!(PAGE_DATA_HEADER_LEN, 8);
+    }
+
+    #[test]
+    fn small_fixed_records_emit() {
+        let mut tsc = Vec::new();
+        X86TscInfo::emit(1, 400_000, 5, 7, &mut tsc);
+        assert_eq!(
+            tsc,
+            [1, 0, 0, 0, 0x80, 0x1a, 0x06, 0, 5, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let t = X86TscInfo::new_checked(&tsc).unwrap();
+        assert_eq!(
+            (t.mode(), t.khz(), t.nsec(), t.incarnation()),
+            (1, 400_000, 5, 7)
+        );
+        assert_eq!(
+            X86TscInfo::new_checked(&tsc[..23]).err(),
+            Some(BodyError::length("24", 23))
+        );
+
+        let mut pv = Vec::new();
+        X86PvInfo::emit(8, 4, &mut pv);
+        assert_eq!(pv, [8, 4, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(X86PvInfo::new_checked(&pv).unwrap().pt_levels(), 4);
+        assert_eq!(
+            X86PvInfo::new_checked(&[8, 4]).err(),
+            Some(BodyError::length("8", 2))
+        );
+
+        let mut p2m = Vec::new();
+        X86PvP2mFrames::emit(0, 0x3ff, &[0x1234], &mut p2m);
+        assert_eq!(
+            p2m,
+            [0, 0, 0, 0, 0xff, 3, 0, 0, 0x34, 0x12, 0, 0, 0, 0, 0, 0]
+        );
+        let v = X86PvP2mFrames::new_checked(&p2m).unwrap();
+        assert_eq!((v.start_pfn(), v.end_pfn(), v.frames()), (0, 0x3ff, 1));
+        assert!(X86PvP2mFrames::new_checked(&p2m[..12]).is_err());
+
+        let mut vcpu = Vec::new();
+        VcpuContext::emit(3, &[1, 2], &mut vcpu);
+        assert_eq!(vcpu, [3, 0, 0, 0, 0, 0, 0, 0, 1, 2]);
+        let v = VcpuContext::new_checked(&vcpu).unwrap();
+        assert_eq!((v.vcpu_id(), v.context_len()), (3, 2));
+        assert!(VcpuContext::new_checked(&vcpu[..7]).is_err());
+    }
+
+    #[test]
+    fn hvm_context_emit() {
+        let mut body = Vec::new();
+        HvmContext::emit_descriptor(1, 0, &[9; 4], &mut body);
+        HvmContext::emit_descriptor(0, 0, &[], &mut body);
+        assert_eq!(
+            body,
+            [
+                1, 0, 0, 0, 4, 0, 0, 0, 9, 9, 9, 9, // HEADER, 4 bytes
+                0, 0, 0, 0, 0, 0, 0, 0, // END
+            ]
+        );
+        let d: Vec<_> = HvmContext::new_checked(&body)
+            .unwrap()
+            .descriptors()
+            .collect();
+        assert_eq!(
+            d,
+            [
+                HvmDescriptor {
+                    typecode: 1,
+                    instance: 0,
+                    length: 4
+                },
+                HvmDescriptor {
+                    typecode: 0,
+                    instance: 0,
+                    length: 0
+                }
+            ]
+        );
+        // A descriptor that runs past the body.
+        assert!(HvmContext::new_checked(&body[..10]).is_err());
+    }
+
+    #[test]
+    fn hvm_params_emit_and_impossible_lengths() {
+        let mut body = Vec::new();
+        HvmParams::emit(&[(1, 0xfeffc)], &mut body);
+        assert_eq!(
+            body,
+            [
+                1, 0, 0, 0, 0, 0, 0, 0, // count, reserved
+                1, 0, 0, 0, 0, 0, 0, 0, // index STORE_PFN
+                0xfc, 0xef, 0x0f, 0, 0, 0, 0, 0, // value
+            ]
+        );
+        let p = HvmParams::new_checked(&body).unwrap();
+        assert_eq!(p.params().collect::<Vec<_>>(), [(1, 0xfeffc)]);
+        assert_eq!(
+            HvmParams::new_checked(&body[..7]).err(),
+            Some(BodyError::length("at least 8", 7))
+        );
+        assert_eq!(
+            HvmParams::new_checked(&body[..16]).err(),
+            Some(BodyError::length("24 for 1 params", 16))
+        );
+    }
+
+    #[test]
+    fn entries_emit() {
+        let mut body = Vec::new();
+        Entries::emit_pfns(&[5, 0x100], &mut body);
+        assert_eq!(body, [5, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        let e = Entries::new_checked(&body, Entries::PFN).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!((Entries::CPUID, Entries::MSR, Entries::PFN), (24, 16, 8));
+        assert_eq!(
+            Entries::new_checked(&body[..12], Entries::PFN).err(),
+            Some(BodyError::length("a multiple of 8", 12))
+        );
     }
 }

@@ -1,16 +1,28 @@
-//! libxl stream views (PROTOCOL.md section 3): the 16-byte header and the
-//! bodies of the libxl records.
+//! libxl stream views (PROTOCOL.md §3): the 16-byte header and the bodies of
+//! the libxl records.
 //!
 //! Each view has one checked constructor (`new_checked` / `parse`); once it
-//! returns `Ok`, no accessor can panic or fail.
+//! returns `Ok`, no accessor can panic or fail. Each has an `emit` that writes
+//! the bytes back from the fields (tests, `synth`). The lengths they check
+//! are the record table's ([`records`](super::records)).
 
 use serde::Serialize;
 
+use super::detect::LIBXL_IDENT;
+use super::records::LibxlType;
 use super::wire::{be_u32, be_u64, le_u32, BodyError};
 
 /// "LibxlFmt", big-endian.
-pub const IDENT: u64 = 0x4c69_6278_6c46_6d74;
+pub const IDENT: u64 = u64::from_be_bytes(*LIBXL_IDENT);
 pub const HEADER_LEN: usize = 16;
+
+/// Byte offsets within the header (all fields big-endian).
+pub mod field {
+    use std::ops::Range;
+    pub const IDENT: Range<usize> = 0..8;
+    pub const VERSION: Range<usize> = 8..12;
+    pub const OPTIONS: Range<usize> = 12..16;
+}
 /// Header option bit 0: big-endian stream.
 pub const OPTION_BIG_ENDIAN: u32 = 1 << 0;
 /// Header option bit 1: converted from a legacy stream.
@@ -30,9 +42,16 @@ impl Header {
             return None;
         }
         Some(Header {
-            version: be_u32(buf, 8),
-            options: be_u32(buf, 12),
+            version: be_u32(buf, field::VERSION.start),
+            options: be_u32(buf, field::OPTIONS.start),
         })
+    }
+
+    /// Writes the 16 header bytes.
+    pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
+        out[field::IDENT].copy_from_slice(LIBXL_IDENT);
+        out[field::VERSION].copy_from_slice(&self.version.to_be_bytes());
+        out[field::OPTIONS].copy_from_slice(&self.options.to_be_bytes());
     }
 }
 
@@ -83,14 +102,20 @@ pub struct CheckpointState<'a>(&'a [u8]);
 
 impl<'a> CheckpointState<'a> {
     pub fn new_checked(body: &'a [u8]) -> Result<Self, BodyError> {
-        match body.len() {
-            4 | 8 => Ok(CheckpointState(body)),
-            n => Err(BodyError::length("4 or 8", n)),
+        let length = LibxlType::CheckpointState.length();
+        if !length.allows_len(body.len()) {
+            return Err(BodyError::length(length.expected(), body.len()));
         }
+        Ok(CheckpointState(body))
     }
 
     pub fn control_id(&self) -> ControlId {
         ControlId::from_u32(le_u32(self.0, 0))
+    }
+
+    /// Appends the body libxl writes: the control id alone (body_length 4).
+    pub fn emit(control_id: ControlId, out: &mut Vec<u8>) {
+        out.extend_from_slice(&control_id.to_u32().to_le_bytes());
     }
 }
 
@@ -113,6 +138,15 @@ impl EmulatorId {
         }
     }
 
+    pub fn to_u32(self) -> u32 {
+        match self {
+            EmulatorId::Unknown => 0,
+            EmulatorId::QemuTraditional => 1,
+            EmulatorId::QemuUpstream => 2,
+            EmulatorId::Other(v) => v,
+        }
+    }
+
     pub fn name(self) -> String {
         match self {
             EmulatorId::Unknown => "unknown".into(),
@@ -125,6 +159,11 @@ impl EmulatorId {
 
 /// The 8 bytes that open both emulator records.
 const EMULATOR_PREFIX: usize = 8;
+
+fn emit_emulator_prefix(emulator: EmulatorId, index: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&emulator.to_u32().to_le_bytes());
+    out.extend_from_slice(&index.to_le_bytes());
+}
 
 /// EMULATOR_XENSTORE_DATA: u32 emulator_id, u32 index, NUL-terminated strings.
 pub struct EmulatorXenstoreData<'a>(&'a [u8]);
@@ -156,6 +195,17 @@ impl<'a> EmulatorXenstoreData<'a> {
     pub fn well_formed(&self) -> bool {
         let data = &self.0[EMULATOR_PREFIX..];
         data.is_empty() || (data.ends_with(&[0]) && self.strings().count() % 2 == 0)
+    }
+
+    /// Appends a body: the prefix, then each key and value NUL-terminated.
+    pub fn emit(emulator: EmulatorId, index: u32, pairs: &[(&[u8], &[u8])], out: &mut Vec<u8>) {
+        emit_emulator_prefix(emulator, index, out);
+        for (key, value) in pairs {
+            for s in [key, value] {
+                out.extend_from_slice(s);
+                out.push(0);
+            }
+        }
     }
 }
 
@@ -189,6 +239,12 @@ impl<'a> EmulatorContext<'a> {
     pub fn qemu_version(&self) -> Option<u32> {
         let blob = self.blob();
         (blob.len() >= 8 && be_u32(blob, 0) == QEMU_VM_FILE_MAGIC).then(|| be_u32(blob, 4))
+    }
+
+    /// Appends a body: the prefix, then the device-model blob.
+    pub fn emit(emulator: EmulatorId, index: u32, blob: &[u8], out: &mut Vec<u8>) {
+        emit_emulator_prefix(emulator, index, out);
+        out.extend_from_slice(blob);
     }
 }
 
@@ -260,5 +316,87 @@ mod tests {
             EmulatorContext::new_checked(&raw).unwrap().qemu_version(),
             None
         );
+    }
+
+    // ---- emit: construct from fields, compare with the reference bytes ----
+
+    #[test]
+    fn header_emit_and_parse() {
+        let bytes = [
+            b'L', b'i', b'b', b'x', b'l', b'F', b'm', b't', 0, 0, 0, 2, 0, 0, 0, 2,
+        ];
+        let h = Header {
+            version: 2,
+            options: OPTION_LEGACY,
+        };
+        let mut out = [0xAA; HEADER_LEN];
+        h.emit(&mut out);
+        assert_eq!(out, bytes);
+        assert_eq!(Header::parse(&out), Some(h));
+        assert_eq!(IDENT, 0x4c69_6278_6c46_6d74);
+    }
+
+    #[test]
+    fn checkpoint_state_record_is_sixteen_bytes() {
+        // PROTOCOL.md §3: 05 00 00 00 04 00 00 00 cc 00 00 00 00 00 00 00.
+        let mut body = Vec::new();
+        CheckpointState::emit(ControlId::SvmSuspended, &mut body);
+        assert_eq!(body, [1, 0, 0, 0]);
+        let mut record = Vec::new();
+        crate::decode::wire::emit_record(5, &body, &mut record);
+        assert_eq!(record, [5, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        let cs = CheckpointState::new_checked(&record[8..12]).unwrap();
+        assert_eq!(cs.control_id(), ControlId::SvmSuspended);
+        for id in [0, 1, 2, 3, 7] {
+            assert_eq!(ControlId::from_u32(id).to_u32(), id);
+        }
+        // Impossible lengths: the record table allows 4 or 8 only.
+        for n in [0, 3, 12, 16] {
+            assert_eq!(
+                CheckpointState::new_checked(&vec![0; n]).err(),
+                Some(BodyError::length("4 or 8", n))
+            );
+        }
+    }
+
+    #[test]
+    fn xenstore_emit() {
+        let mut body = Vec::new();
+        EmulatorXenstoreData::emit(
+            EmulatorId::QemuUpstream,
+            0,
+            &[(b"k1", b"v1"), (b"key", b"")],
+            &mut body,
+        );
+        assert_eq!(
+            body,
+            [
+                2, 0, 0, 0, 0, 0, 0, 0, // emulator_id, index
+                b'k', b'1', 0, b'v', b'1', 0, b'k', b'e', b'y', 0, 0,
+            ]
+        );
+        let x = EmulatorXenstoreData::new_checked(&body).unwrap();
+        assert!(x.well_formed());
+        let s: Vec<&[u8]> = x.strings().collect();
+        assert_eq!(s, vec![&b"k1"[..], b"v1", b"key", b""]);
+    }
+
+    #[test]
+    fn emulator_context_emit() {
+        let mut body = Vec::new();
+        EmulatorContext::emit(EmulatorId::QemuTraditional, 7, b"QEVM\0\0\0\x03", &mut body);
+        assert_eq!(
+            body,
+            [1, 0, 0, 0, 7, 0, 0, 0, b'Q', b'E', b'V', b'M', 0, 0, 0, 3]
+        );
+        let c = EmulatorContext::new_checked(&body).unwrap();
+        assert_eq!(
+            (c.emulator_id(), c.index(), c.qemu_version()),
+            (EmulatorId::QemuTraditional, 7, Some(3))
+        );
+        for id in [0, 1, 2, 9] {
+            assert_eq!(EmulatorId::from_u32(id).to_u32(), id);
+        }
+        assert!(EmulatorContext::new_checked(&body[..7]).is_err());
     }
 }

@@ -1,12 +1,20 @@
-//! Decoding of Xen migration streams (PROTOCOL.md sections 2-5).
+//! Decoding of Xen migration streams (PROTOCOL.md §2-§5).
 //!
-//! `wire` holds the record framing and type numbers shared by both layers.
+//! | module | what |
+//! |---|---|
+//! | [`records`] | the record table: every record type's number, name, length rule, anchor role, stream (§3, §4) |
+//! | [`detect`] | the stream detector: the magics and what a stream's first bytes are (§1-§4) |
+//! | [`wire`] | record framing shared by both layers, layers, field readers (§3) |
+//! | [`xl`], [`libxl`], [`libxc`] | zero-copy views of headers and bodies, with `emit` (§2, §3, §4) |
+//! | [`decoder`] | the push decoder: the layer state machine, gaps, re-synchronisation (§5) |
+//! | [`event`], [`info`], [`detail`], [`text`] | what the decoder emits, and how it reads for people |
 
+pub mod records;
 pub mod wire;
 
 use serde::Serialize;
 
-/// Which way a byte stream flows on a migration connection (PROTOCOL.md section 1).
+/// Which way a byte stream flows on a migration connection (PROTOCOL.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {

@@ -1,5 +1,7 @@
-//! Record framing shared by both layers (PROTOCOL.md section 3, "Every record,
-//! in both layers"), the record type numbers of each layer, and the layer names.
+//! Record framing shared by both layers (PROTOCOL.md §3, "Every record, in
+//! both layers"), the layer names, and little/big-endian field readers. The
+//! record types themselves (numbers, names, lengths) are the table in
+//! [`records`](super::records), re-exported here.
 //!
 //! Every record is `u32 type | u32 body_length | body | zero padding to a
 //! multiple of 8`, little-endian. [`RecordHeader::parse`] is the one checked
@@ -10,6 +12,8 @@ use std::fmt;
 
 use byteorder::{ByteOrder, LittleEndian};
 use serde::Serialize;
+
+pub use super::records::{LibxcType, LibxlType, RecordType};
 
 /// Byte offsets of the fields of a record header.
 pub mod field {
@@ -22,7 +26,7 @@ pub mod field {
 pub const RECORD_HEADER_LEN: usize = 8;
 
 /// libxc refuses records longer than this; the tool treats a longer record as
-/// corruption (PROTOCOL.md section 3).
+/// corruption (PROTOCOL.md §3).
 pub const MAX_RECORD_BODY: u32 = 0x0800_0000;
 
 /// Bit 31 of a record type marks an optional record.
@@ -63,165 +67,6 @@ impl fmt::Display for Layer {
     }
 }
 
-macro_rules! record_types {
-    ($(#[$meta:meta])* $enum:ident { $($variant:ident = $value:expr, $name:expr;)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $enum {
-            $($variant,)*
-            /// A type this tool does not know; bit 31 tells whether it is optional.
-            Unknown(u32),
-        }
-
-        impl $enum {
-            /// Every known type, in type-number order.
-            pub const KNOWN: &'static [$enum] = &[$($enum::$variant,)*];
-
-            pub fn from_u32(value: u32) -> Self {
-                match value {
-                    $($value => $enum::$variant,)*
-                    other => $enum::Unknown(other),
-                }
-            }
-
-            pub fn to_u32(self) -> u32 {
-                match self {
-                    $($enum::$variant => $value,)*
-                    $enum::Unknown(other) => other,
-                }
-            }
-
-            /// The PROTOCOL.md name (`PAGE_DATA`), or `UNKNOWN_OPTIONAL` /
-            /// `UNKNOWN_MANDATORY` for types the tool does not know.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($enum::$variant => $name,)*
-                    $enum::Unknown(v) if v & OPTIONAL_BIT != 0 => "UNKNOWN_OPTIONAL",
-                    $enum::Unknown(_) => "UNKNOWN_MANDATORY",
-                }
-            }
-
-            pub fn is_known(self) -> bool {
-                !matches!(self, $enum::Unknown(_))
-            }
-        }
-
-        impl fmt::Display for $enum {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $enum::Unknown(v) => write!(f, "{}({:#010x})", self.name(), v),
-                    _ => f.write_str(self.name()),
-                }
-            }
-        }
-    };
-}
-
-record_types! {
-    /// libxl record types (PROTOCOL.md section 3).
-    LibxlType {
-        End = 0, "END";
-        LibxcContext = 1, "LIBXC_CONTEXT";
-        EmulatorXenstoreData = 2, "EMULATOR_XENSTORE_DATA";
-        EmulatorContext = 3, "EMULATOR_CONTEXT";
-        CheckpointEnd = 4, "CHECKPOINT_END";
-        CheckpointState = 5, "CHECKPOINT_STATE";
-    }
-}
-
-record_types! {
-    /// libxc record types (PROTOCOL.md section 4).
-    LibxcType {
-        End = 0x00, "END";
-        PageData = 0x01, "PAGE_DATA";
-        X86PvInfo = 0x02, "X86_PV_INFO";
-        X86PvP2mFrames = 0x03, "X86_PV_P2M_FRAMES";
-        X86PvVcpuBasic = 0x04, "X86_PV_VCPU_BASIC";
-        X86PvVcpuExtended = 0x05, "X86_PV_VCPU_EXTENDED";
-        X86PvVcpuXsave = 0x06, "X86_PV_VCPU_XSAVE";
-        SharedInfo = 0x07, "SHARED_INFO";
-        X86TscInfo = 0x08, "X86_TSC_INFO";
-        HvmContext = 0x09, "HVM_CONTEXT";
-        HvmParams = 0x0A, "HVM_PARAMS";
-        Toolstack = 0x0B, "TOOLSTACK";
-        X86PvVcpuMsrs = 0x0C, "X86_PV_VCPU_MSRS";
-        Verify = 0x0D, "VERIFY";
-        Checkpoint = 0x0E, "CHECKPOINT";
-        CheckpointDirtyPfnList = 0x0F, "CHECKPOINT_DIRTY_PFN_LIST";
-        StaticDataEnd = 0x10, "STATIC_DATA_END";
-        X86CpuidPolicy = 0x11, "X86_CPUID_POLICY";
-        X86MsrPolicy = 0x12, "X86_MSR_POLICY";
-    }
-}
-
-impl LibxcType {
-    /// Records that carry static data: they must precede STATIC_DATA_END.
-    pub fn is_static(self) -> bool {
-        matches!(
-            self,
-            LibxcType::X86PvInfo | LibxcType::X86CpuidPolicy | LibxcType::X86MsrPolicy
-        )
-    }
-}
-
-/// A record type of either layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RecordType {
-    Libxl(LibxlType),
-    Libxc(LibxcType),
-}
-
-impl RecordType {
-    pub fn layer(self) -> Layer {
-        match self {
-            RecordType::Libxl(_) => Layer::Libxl,
-            RecordType::Libxc(_) => Layer::Libxc,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RecordType::Libxl(t) => t.name(),
-            RecordType::Libxc(t) => t.name(),
-        }
-    }
-
-    pub fn to_u32(self) -> u32 {
-        match self {
-            RecordType::Libxl(t) => t.to_u32(),
-            RecordType::Libxc(t) => t.to_u32(),
-        }
-    }
-
-    pub fn is_known(self) -> bool {
-        match self {
-            RecordType::Libxl(t) => t.is_known(),
-            RecordType::Libxc(t) => t.is_known(),
-        }
-    }
-
-    pub fn is_optional(self) -> bool {
-        self.to_u32() & OPTIONAL_BIT != 0
-    }
-
-    pub fn of(layer: Layer, value: u32) -> Option<Self> {
-        match layer {
-            Layer::Libxl => Some(RecordType::Libxl(LibxlType::from_u32(value))),
-            Layer::Libxc => Some(RecordType::Libxc(LibxcType::from_u32(value))),
-            Layer::Xl => None,
-        }
-    }
-}
-
-impl fmt::Display for RecordType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecordType::Libxl(t) => t.fmt(f),
-            RecordType::Libxc(t) => t.fmt(f),
-        }
-    }
-}
-
 /// The 8-byte header in front of every record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -249,6 +94,19 @@ impl RecordHeader {
     pub fn total_len(&self) -> u64 {
         RECORD_HEADER_LEN as u64 + padded(self.body_length)
     }
+}
+
+/// Appends a whole record to `out`: header, `body`, zero padding.
+///
+/// # Panics
+/// If `body` is 4 GiB or more, which no record can be.
+pub fn emit_record(rtype: u32, body: &[u8], out: &mut Vec<u8>) {
+    let body_length = u32::try_from(body.len()).expect("a record body is under 4 GiB");
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    RecordHeader { rtype, body_length }.emit(&mut header);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(body);
+    out.resize(out.len() + padding(body_length) as usize, 0);
 }
 
 /// Little-endian field readers over slices whose length was checked by the
@@ -308,31 +166,27 @@ mod tests {
     }
 
     #[test]
+    fn whole_record_is_padded() {
+        let mut out = vec![0xAA];
+        emit_record(0x0E, &[], &mut out);
+        emit_record(5, &[2, 0, 0, 0], &mut out);
+        assert_eq!(
+            out,
+            [
+                0xAA, // what was there before
+                0x0E, 0, 0, 0, 0, 0, 0, 0, // CHECKPOINT, empty
+                5, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, // CHECKPOINT_STATE SVM_READY
+            ]
+        );
+    }
+
+    #[test]
     fn padding_rounds_to_eight() {
         assert_eq!(padding(0), 0);
         assert_eq!(padding(1), 7);
         assert_eq!(padding(4), 4);
         assert_eq!(padding(8), 0);
         assert_eq!(padded(u32::MAX), u64::from(u32::MAX) + 1);
-    }
-
-    #[test]
-    fn type_names_follow_the_reference() {
-        assert_eq!(LibxcType::from_u32(1).name(), "PAGE_DATA");
-        assert_eq!(LibxcType::from_u32(0x12).name(), "X86_MSR_POLICY");
-        assert_eq!(LibxlType::from_u32(5).name(), "CHECKPOINT_STATE");
-        assert_eq!(LibxcType::from_u32(0x8000_0042).name(), "UNKNOWN_OPTIONAL");
-        assert_eq!(LibxcType::from_u32(0x42).name(), "UNKNOWN_MANDATORY");
-        assert_eq!(
-            LibxcType::from_u32(0x42).to_string(),
-            "UNKNOWN_MANDATORY(0x00000042)"
-        );
-        for t in LibxcType::KNOWN {
-            assert_eq!(LibxcType::from_u32(t.to_u32()), *t);
-        }
-        for t in LibxlType::KNOWN {
-            assert_eq!(LibxlType::from_u32(t.to_u32()), *t);
-        }
     }
 
     #[test]

@@ -1,20 +1,22 @@
-//! The `xl migrate` preamble and trailer (PROTOCOL.md section 2).
+//! The `xl migrate` preamble and trailer (PROTOCOL.md §2).
 //!
 //! [`SaveHeader::parse`] is the checked constructor of the 48-byte xl save-file
-//! header; after it succeeds no accessor can fail. The domain config that
+//! header; after it succeeds no accessor can fail; [`SaveHeader::emit`] writes
+//! it back. The domain config that
 //! follows is parsed by [`DomainConfig::parse`], which accepts JSON (mandatory
 //! flag bit 0) and falls back to xl's `key = value` text format; every string
 //! taken from it is escaped for terminals.
 
 use serde::Serialize;
 
+use super::detect::XL_SAVE_MAGIC;
 use super::text::escape_bytes;
 use super::wire::{be_u32, le_u32};
 
 /// Reverse direction, first message: the receiver is ready (54 bytes, no NUL).
 pub const BANNER: &[u8] = b"xl migration receiver ready, send binary domain data.\n";
-/// Magic that opens the xl save-file header (32 bytes).
-pub const SAVE_MAGIC: &[u8] = b"Xen saved domain, xl format\n \0 \r";
+/// Magic that opens the xl save-file header (32 bytes; the stream detector's).
+pub const SAVE_MAGIC: &[u8] = XL_SAVE_MAGIC;
 /// Reverse, after a plain migration: the receiver has the domain (34 bytes).
 pub const READY_TO_UNPAUSE: &[u8] = b"domain received, ready to unpause\0";
 /// Forward, the sender's answer (44 bytes).
@@ -95,6 +97,25 @@ impl SaveHeader {
 
     pub fn stream_v2(&self) -> bool {
         self.mandatory_flags & FLAG_STREAM_V2 != 0
+    }
+
+    /// Writes the 48 header bytes: the magic, the byteorder marker and the
+    /// fields in `byteorder`. (A damaged marker, `byteorder_ok` false, is not
+    /// reproduced: the marker written is always a good one.)
+    pub fn emit(&self, out: &mut [u8; SAVE_HEADER_LEN]) {
+        let wr = |v: u32| match self.byteorder {
+            ByteOrder::Little => v.to_le_bytes(),
+            ByteOrder::Big => v.to_be_bytes(),
+        };
+        out[field::MAGIC].copy_from_slice(XL_SAVE_MAGIC);
+        for (at, v) in [
+            (field::BYTEORDER, 0x0102_0304),
+            (field::MANDATORY_FLAGS, self.mandatory_flags),
+            (field::OPTIONAL_FLAGS, self.optional_flags),
+            (field::OPTIONAL_DATA_LEN, self.optional_data_len),
+        ] {
+            out[at..at + 4].copy_from_slice(&wr(v));
+        }
     }
 
     /// Reads a u32 of the optional data in the header's byte order.
@@ -371,5 +392,33 @@ mod tests {
             match_message(&r, &[UnpauseResult]),
             Match::Full(UnpauseResult)
         );
+    }
+
+    #[test]
+    fn save_header_emit() {
+        let h = SaveHeader {
+            byteorder: ByteOrder::Little,
+            byteorder_ok: true,
+            mandatory_flags: FLAG_CONFIG_JSON | FLAG_STREAM_V2,
+            optional_flags: 0,
+            optional_data_len: 0x104,
+        };
+        let mut out = [0xAA; SAVE_HEADER_LEN];
+        h.emit(&mut out);
+        let mut bytes = b"Xen saved domain, xl format".to_vec();
+        bytes.extend_from_slice(&[0x0a, 0x20, 0x00, 0x20, 0x0d]);
+        bytes.extend_from_slice(&[4, 3, 2, 1, 3, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0]);
+        assert_eq!(out[..], bytes[..]);
+        assert_eq!(SaveHeader::parse(&out), Some(h));
+
+        let big = SaveHeader {
+            byteorder: ByteOrder::Big,
+            ..h
+        };
+        big.emit(&mut out);
+        assert_eq!(out[32..], [1, 2, 3, 4, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 4]);
+        assert_eq!(SaveHeader::parse(&out), Some(big));
+        // Impossible: a short header.
+        assert_eq!(SaveHeader::parse(&out[..47]), None);
     }
 }

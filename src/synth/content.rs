@@ -8,11 +8,15 @@
 //! scenario, a seed and an `epoch` counter (bumped once per live round and per
 //! checkpoint), so the bytes of a stream never depend on the timing model.
 
-use byteorder::{BigEndian, ByteOrder, LittleEndian};
+use byteorder::{ByteOrder, LittleEndian};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::decode::libxc::{self, DomainHeader, Entries, GuestType, HvmParams, ImageHeader};
+use crate::decode::libxc::{X86PvInfo, X86TscInfo};
+use crate::decode::libxl::{self, CheckpointState, ControlId};
 use crate::decode::wire::{padding, LibxcType, LibxlType, RecordHeader, RECORD_HEADER_LEN};
+use crate::decode::xl::{self, SaveHeader};
 
 /// Guest page size (page_shift 12).
 pub const PAGE_SIZE: usize = 4096;
@@ -57,14 +61,8 @@ pub const READY_TO_UNPAUSE: &[u8] = b"domain received, ready to unpause\0";
 pub const CLEARED_TO_UNPAUSE: &[u8] = b"domain is yours, you are cleared to unpause\0";
 /// xl trailer, reverse (39 bytes with the NUL), followed by one result byte.
 pub const UNPAUSE_RESULT: &[u8] = b"my copy unpause results are as follows\0";
-/// The xl save-file magic, 32 bytes.
-pub const XL_MAGIC: &[u8; 32] = b"Xen saved domain, xl format\n \0 \r";
 /// Size of the fixed part of the xl save-file header.
 pub const XL_HEADER_LEN: usize = 48;
-/// libxl stream header ident, "LibxlFmt".
-pub const LIBXL_IDENT: u64 = 0x4c69_6278_6c46_6d74;
-/// libxc image header id, "XENF".
-pub const LIBXC_ID: u32 = 0x5845_4E46;
 
 /// COLO CHECKPOINT_STATE control ids (PROTOCOL.md section 3).
 pub mod control {
@@ -141,20 +139,25 @@ pub fn empty_record(buf: &mut Vec<u8>, rtype: u32) {
 /// the wire, exactly as libxl writes it.
 pub fn checkpoint_state(buf: &mut Vec<u8>, control_id: u32) {
     begin(buf, LibxlType::CheckpointState.to_u32());
-    put_u32(buf, control_id);
+    CheckpointState::emit(ControlId::from_u32(control_id), buf);
     finish(buf);
 }
 
 /// The xl save-file header's fixed part (48 bytes) for a config of
 /// `config_len` bytes (PROTOCOL.md section 2 item 2).
 pub fn xl_header(buf: &mut Vec<u8>, config_len: u32) {
+    let mut header = [0; XL_HEADER_LEN];
+    SaveHeader {
+        byteorder: xl::ByteOrder::Little,
+        byteorder_ok: true,
+        // bit 0: config is JSON, bit 1: a stream v2 follows.
+        mandatory_flags: 0b11,
+        optional_flags: 0,
+        optional_data_len: 4 + config_len,
+    }
+    .emit(&mut header);
     buf.clear();
-    buf.extend_from_slice(XL_MAGIC);
-    put_u32(buf, 0x0102_0304);
-    // bit 0: config is JSON, bit 1: a stream v2 follows.
-    put_u32(buf, 0b11);
-    put_u32(buf, 0);
-    put_u32(buf, 4 + config_len);
+    buf.extend_from_slice(&header);
 }
 
 /// The xl optional data: u32 config_len, then the config (NUL included).
@@ -219,39 +222,51 @@ pub fn xl_config(name: &str, hvm: bool, memory: u64, vcpus: u32, seed: u64) -> V
 
 /// libxl stream header, 16 bytes, big-endian (PROTOCOL.md section 3).
 pub fn libxl_header(buf: &mut Vec<u8>) {
+    let mut header = [0; libxl::HEADER_LEN];
+    libxl::Header {
+        version: 2,
+        options: 0,
+    }
+    .emit(&mut header);
     buf.clear();
-    buf.extend_from_slice(&LIBXL_IDENT.to_be_bytes());
-    buf.extend_from_slice(&2u32.to_be_bytes());
-    buf.extend_from_slice(&0u32.to_be_bytes());
+    buf.extend_from_slice(&header);
 }
 
 /// libxc image header, 24 bytes, big-endian (PROTOCOL.md section 4).
 pub fn image_header(buf: &mut Vec<u8>, version: u32) {
+    let mut header = [0; libxc::IMAGE_HEADER_LEN];
+    ImageHeader {
+        version,
+        options: 0,
+    }
+    .emit(&mut header);
     buf.clear();
-    buf.extend_from_slice(&u64::MAX.to_be_bytes());
-    let mut word = [0u8; 4];
-    BigEndian::write_u32(&mut word, LIBXC_ID);
-    buf.extend_from_slice(&word);
-    buf.extend_from_slice(&version.to_be_bytes());
-    buf.extend_from_slice(&0u16.to_be_bytes());
-    buf.extend_from_slice(&[0; 6]);
+    buf.extend_from_slice(&header);
 }
 
 /// libxc domain header, 16 bytes, little-endian.
 pub fn domain_header(buf: &mut Vec<u8>, hvm: bool, version: u32) {
+    let mut header = [0; libxc::DOMAIN_HEADER_LEN];
+    DomainHeader {
+        guest_type: if hvm {
+            GuestType::X86Hvm
+        } else {
+            GuestType::X86Pv
+        },
+        page_shift: 12,
+        xen_major: 4,
+        // Stream v3 arrived with Xen 4.14.
+        xen_minor: if version >= 3 { 17 } else { 13 },
+    }
+    .emit(&mut header);
     buf.clear();
-    put_u32(buf, if hvm { 2 } else { 1 });
-    put_u16(buf, 12);
-    put_u16(buf, 0);
-    put_u32(buf, 4);
-    // Stream v3 arrived with Xen 4.14.
-    put_u32(buf, if version >= 3 { 17 } else { 13 });
+    buf.extend_from_slice(&header);
 }
 
 /// X86_PV_INFO: 64-bit guest, 4-level page tables.
 pub fn pv_info(buf: &mut Vec<u8>) {
     begin(buf, LibxcType::X86PvInfo.to_u32());
-    buf.extend_from_slice(&[8, 4, 0, 0, 0, 0, 0, 0]);
+    X86PvInfo::emit(8, 4, buf);
     finish(buf);
 }
 
@@ -367,11 +382,8 @@ pub fn msr_policy(buf: &mut Vec<u8>) {
 /// bandwidth and phase durations.
 pub fn tsc_info(buf: &mut Vec<u8>, epoch: u64) {
     begin(buf, LibxcType::X86TscInfo.to_u32());
-    put_u32(buf, 0);
-    put_u32(buf, 2_394_454);
-    put_u64(buf, 3_600_000_000_000 + epoch * 100_000_000);
-    put_u32(buf, (epoch & 0xffff_ffff) as u32);
-    put_u32(buf, 0);
+    let nsec = 3_600_000_000_000 + epoch * 100_000_000;
+    X86TscInfo::emit(0, 2_394_454, nsec, (epoch & 0xffff_ffff) as u32, buf);
     finish(buf);
 }
 
@@ -474,12 +486,7 @@ pub const HVM_PARAMS: &[(u64, u64)] = &[
 /// HVM_PARAMS: u32 count, u32 reserved, {u64 index, u64 value}.
 pub fn hvm_params(buf: &mut Vec<u8>) {
     begin(buf, LibxcType::HvmParams.to_u32());
-    put_u32(buf, HVM_PARAMS.len() as u32);
-    put_u32(buf, 0);
-    for &(index, value) in HVM_PARAMS {
-        put_u64(buf, index);
-        put_u64(buf, value);
-    }
+    HvmParams::emit(HVM_PARAMS, buf);
     finish(buf);
 }
 
@@ -598,9 +605,7 @@ pub fn emulator_context(buf: &mut Vec<u8>, epoch: u64) {
 /// CHECKPOINT_DIRTY_PFN_LIST: ascending u64 pfns (may be empty).
 pub fn dirty_pfn_list(buf: &mut Vec<u8>, pfns: &[u64]) {
     begin(buf, LibxcType::CheckpointDirtyPfnList.to_u32());
-    for &pfn in pfns {
-        put_u64(buf, pfn);
-    }
+    Entries::emit_pfns(pfns, buf);
     finish(buf);
 }
 
@@ -734,9 +739,10 @@ mod tests {
         assert_eq!(READY_TO_UNPAUSE.len(), 34);
         assert_eq!(CLEARED_TO_UNPAUSE.len(), 44);
         assert_eq!(UNPAUSE_RESULT.len(), 39);
-        assert_eq!(&XL_MAGIC[27..], &[0x0a, 0x20, 0x00, 0x20, 0x0d]);
         let mut buf = Vec::new();
         xl_header(&mut buf, 100);
+        assert_eq!(&buf[..27], b"Xen saved domain, xl format");
+        assert_eq!(&buf[27..32], &[0x0a, 0x20, 0x00, 0x20, 0x0d]);
         assert_eq!(buf.len(), XL_HEADER_LEN);
         assert_eq!(&buf[32..36], &[4, 3, 2, 1]);
         assert_eq!(LittleEndian::read_u32(&buf[44..48]), 104);

@@ -337,7 +337,7 @@ fn check_stream(s: &Scenario) -> (Capture, Manifest) {
                 assert_eq!(item[39], 0);
             }
             "SAVE_HEADER" => {
-                assert_eq!(&item[..32], content::XL_MAGIC);
+                assert_eq!(&item[..32], crate::decode::xl::SAVE_MAGIC);
                 let opt_len = LittleEndian::read_u32(&item[44..48]) as usize;
                 assert_eq!(item.len(), 48 + opt_len);
                 let config_len = LittleEndian::read_u32(&item[48..52]) as usize;
