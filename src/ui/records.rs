@@ -397,9 +397,9 @@ fn dir_name(d: Direction) -> &'static str {
 /// Page size for labelling PAGE_DATA (libxc's x86 page).
 const PAGE_SIZE: usize = 4096;
 /// Record header bytes of both layers (type, length).
-const REC_HEADER: usize = 8;
+const REC_HEADER: usize = crate::decode::wire::RECORD_HEADER_LEN;
 /// PAGE_DATA body header: count, reserved.
-const PAGE_DATA_HEADER: usize = 8;
+const PAGE_DATA_HEADER: usize = crate::decode::libxc::PAGE_DATA_HEADER_LEN;
 
 /// Splits a record's bytes into labelled parts, then hex rows of 16.
 pub fn dump_lines(e: &RecordEntry, bytes: &[u8]) -> Vec<DumpLine> {
