@@ -10,6 +10,7 @@ pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod model;
+pub mod monitor;
 pub mod present;
 pub mod report;
 pub mod session;

@@ -348,6 +348,32 @@ pub(crate) enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Watch migrations for as long as it runs: Prometheus metrics on
+    /// /metrics, JSON-lines events, memory flat in time (docs/monitor.md).
+    Monitor {
+        /// Capture live on an interface (the `live` feature); Ctrl-C ends it.
+        #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+        interface: Option<String>,
+        /// Capture filter for -i, in BPF syntax.
+        #[arg(
+            short = 'f',
+            long = "filter",
+            value_name = "BPF",
+            requires = "interface"
+        )]
+        filter: Option<String>,
+        /// Serve /metrics and /-/healthy on ADDR:PORT (":9977" listens on every address).
+        #[arg(long, visible_alias = "web.listen-address", value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Write events (sessions, checkpoints, stalls) as JSON lines to PATH ('-': standard output).
+        #[arg(long, value_name = "PATH")]
+        events: Option<PathBuf>,
+        /// With -r: read the file, print the final exposition on standard output and exit.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Generate a synthetic migration (plain, Remus, COLO) as raw streams or a capture.
     #[cfg(feature = "synth")]
     Synth(Box<SynthArgs>),

@@ -9,6 +9,7 @@
 
 mod args;
 mod commands;
+mod monitor_cmd;
 mod reading;
 pub mod units;
 
@@ -41,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Records { .. } => "records",
         Command::Export { .. } => "export",
         Command::Report { .. } => "report",
+        Command::Monitor { .. } => "monitor",
         #[cfg(feature = "synth")]
         Command::Synth(_) => "synth",
     };
@@ -63,7 +65,7 @@ pub fn main() -> ExitCode {
             "-Y selects what records and report list; `{name}` takes no filter"
         ));
     }
-    if input.interface.is_some() && name != "report" {
+    if input.interface.is_some() && !matches!(name, "report" | "monitor") {
         return refuse(format!(
             "-i captures live for report and the terminal UI; `{name}` reads a file: capture with `migscope -i IFACE -w FILE` first"
         ));
@@ -208,6 +210,38 @@ pub fn main() -> ExitCode {
                 worst,
                 &selection,
             )
+        }
+        Command::Monitor {
+            interface,
+            filter,
+            listen,
+            events,
+            once: once_flag,
+            common,
+        } => {
+            let common = match merge(common) {
+                Ok(c) => c,
+                Err(e) => return refuse(e),
+            };
+            let read = match common.file(None, "capture") {
+                Ok(r) => r,
+                Err(e) => return refuse(e),
+            };
+            let interface = match once("-i", input.interface, interface) {
+                Ok(i) => i,
+                Err(e) => return refuse(e),
+            };
+            let filter = match once("-f", input.filter, filter) {
+                Ok(f) => f,
+                Err(e) => return refuse(e),
+            };
+            let src = Input {
+                read,
+                interface,
+                filter,
+                write: None,
+            };
+            monitor_cmd::run(&src, &common, listen, events, once_flag)
         }
         #[cfg(feature = "synth")]
         Command::Synth(args) => match crate::synth::cli::run(&args) {

@@ -317,6 +317,33 @@ impl SessionModel {
         }
     }
 
+    /// Forgets all but the last `keep` checkpoints, and the TCP evidence
+    /// from before the oldest one kept: a long-running monitor keeps memory
+    /// flat once it has counted them. Checkpoint numbers, statistics and
+    /// tallies are kept. The model needs the last two checkpoints to go on,
+    /// so `keep` is at least 2 unless the session has ended.
+    pub fn forget(&mut self, keep: usize) {
+        let keep = if self.ended { keep } else { keep.max(2) };
+        let drop = self.checkpoints.len().saturating_sub(keep);
+        if drop == 0 && keep > 0 {
+            return;
+        }
+        self.checkpoints.drain(..drop);
+        let since = self
+            .checkpoints
+            .first()
+            .and_then(|c| c.start().or(c.last_event()))
+            .unwrap_or(u64::MAX);
+        let t = &mut self.tcp;
+        t.zero_windows
+            .retain(|z| z.end.map_or(true, |e| e >= since));
+        t.silences
+            .retain(|x| x.span.end.map_or(true, |e| e >= since));
+        t.retransmissions.retain(|r| r.0 >= since);
+        t.gaps.retain(|g| g.0 >= since);
+        t.closes.retain(|c| c.0 >= since);
+    }
+
     /// The latest checkpoint lost or cannot trust a record: partial. Before
     /// any exists (the initial migration's first records), checkpoint 0
     /// will be partial.

@@ -21,7 +21,7 @@
 
 use serde::Serialize;
 
-use super::checkpoint::{CheckpointEvent, Owner, Phase};
+use super::checkpoint::{Checkpoint, CheckpointEvent, Owner, Phase};
 use super::{SessionModel, Span};
 use crate::decode::Direction;
 
@@ -318,21 +318,42 @@ pub fn evidence(s: &SessionModel, t0: u64, t1: u64) -> Vec<Evidence> {
 /// Slow phases and the stalled checkpoint of a session, as of `now`;
 /// `capture_ended` when no more packets will come.
 pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> Vec<Stall> {
-    if !matches!(
-        s.kind(),
-        super::SessionKind::Colo | super::SessionKind::Remus
-    ) {
+    if !checkpointed(s) {
         return Vec::new();
     }
-    let colo = s.is_colo();
-    let phases = Phase::of(colo);
-    let limits: Vec<Option<u64>> = Phase::ALL
-        .iter()
-        .map(|&p| t.limit(p, s.stats.median_ns(p)))
-        .collect();
     let mut out = Vec::new();
     for c in s.listed_checkpoints() {
-        for &p in phases {
+        slow_phases(s, c, t, &mut out);
+    }
+    out.extend(stalled(s, t, now, capture_ended));
+    out
+}
+
+fn checkpointed(s: &SessionModel) -> bool {
+    matches!(
+        s.kind(),
+        super::SessionKind::Colo | super::SessionKind::Remus
+    )
+}
+
+/// The session's limit of each phase: its floor, or the factor times the
+/// session's median when that is larger.
+fn limits(s: &SessionModel, t: &Thresholds) -> Vec<Option<u64>> {
+    Phase::ALL
+        .iter()
+        .map(|&p| t.limit(p, s.stats.median_ns(p)))
+        .collect()
+}
+
+/// The slow phases of checkpoint `c` of session `s`, added to `out`.
+pub fn slow_phases(s: &SessionModel, c: &Checkpoint, t: &Thresholds, out: &mut Vec<Stall>) {
+    if !checkpointed(s) {
+        return;
+    }
+    let colo = s.is_colo();
+    let limits = limits(s, t);
+    {
+        for &p in Phase::of(colo) {
             let (Some(d), Some(limit), Some(floor)) =
                 (c.phase(p, colo), limits[p.index()], t.absolute[p.index()])
             else {
@@ -368,8 +389,18 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
             });
         }
     }
-    // The latest checkpoint, if the session stopped in the middle of it (a
-    // Remus checkpoint that has no record yet has not started).
+}
+
+/// The latest checkpoint of `s`, if the session stopped in the middle of
+/// it (a Remus checkpoint that has no record yet has not started): how long
+/// it has waited, as of `now`.
+pub fn stalled(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> Option<Stall> {
+    if !checkpointed(s) {
+        return None;
+    }
+    let colo = s.is_colo();
+    let limits = limits(s, t);
+    let mut out = None;
     if let Some(c) = s.listed_checkpoints().last() {
         let quiet = now.saturating_sub(s.last_activity) >= t.quiet_ns;
         let started = c.last_event().or(c.first_record);
@@ -383,7 +414,7 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
                 let ev = evidence(s, since, end);
                 let floor = t.absolute[phase.index()].unwrap_or(t.quiet_ns);
                 let (owner, why) = blame(awaited, &ev, floor);
-                out.push(Stall {
+                out = Some(Stall {
                     kind: StallKind::Stalled,
                     checkpoint: c.index,
                     phase,

@@ -76,6 +76,8 @@ pub struct DirTally {
     pub dup_acks: u64,
     pub zero_windows: u64,
     pub zero_window_max_ns: u64,
+    /// Sum of the zero-window episodes that ended (ns).
+    pub zero_window_ns: u64,
     /// Silences of `--idle` or more, and the longest.
     pub idle: u64,
     pub idle_max_ns: u64,
@@ -123,7 +125,8 @@ impl DirTally {
             TcpEventKind::DupAck { .. } => self.dup_acks += 1,
             TcpEventKind::ZeroWindowStart => self.zero_windows += 1,
             TcpEventKind::ZeroWindowEnd { duration_ns } => {
-                self.zero_window_max_ns = self.zero_window_max_ns.max(duration_ns)
+                self.zero_window_max_ns = self.zero_window_max_ns.max(duration_ns);
+                self.zero_window_ns = self.zero_window_ns.saturating_add(duration_ns);
             }
             TcpEventKind::Idle { duration_ns, .. } => {
                 self.idle += 1;
