@@ -10,35 +10,37 @@
 //! original length is raised to its captured length when it claims less.
 //! Limits: `thiszone` and `sigfigs` are ignored, as every tool writes 0.
 
-use pcap_parser::{
-    parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
-    LegacyPcapBlock,
-};
+use pcap_parser::PcapBlockOwned;
 
 use super::{FileSource, Frame, Interface, Step, TsResolution, MAX_BLOCK_LEN};
 use crate::capture::error::{CaptureError, Corruption};
 use crate::capture::LinkType;
 
-/// Byte offsets in pcap headers and records.
+/// Length of the file header.
+pub(super) const FILE_HEADER_LEN: usize = 24;
+
+/// Byte offsets in pcap records.
 mod pcap_field {
     use std::ops::Range;
-    pub const FILE_HEADER_LEN: usize = 24;
     pub const RECORD_LEN: usize = 16;
     pub const MODIFIED_RECORD_LEN: usize = 24;
     pub const CAPLEN: Range<usize> = 8..12;
 }
 
 impl FileSource {
-    /// Reads the file header: the file's one interface.
+    /// The file header: the file's one interface. `pcap-parser`'s reader
+    /// parsed it when it was made and hands it out first.
     pub(super) fn pcap_header(&mut self) -> Result<(), CaptureError> {
-        let need = pcap_field::FILE_HEADER_LEN;
-        if !self.fill(need)? {
-            return Err(self.truncated_header(need));
-        }
-        let h = match parse_pcap_header(&self.buf[self.start..self.start + need]) {
-            Ok((_, h)) => h,
-            // The magic was checked; 24 bytes always parse.
-            Err(_) => return Err(self.truncated_header(need)),
+        let h = match self.blocks.next() {
+            Ok((_, PcapBlockOwned::LegacyHeader(h))) => h,
+            // Unreachable: the reader was made from the whole header.
+            _ => {
+                return Err(CaptureError::TruncatedHeader {
+                    name: self.name.clone(),
+                    have: 0,
+                    need: FILE_HEADER_LEN,
+                })
+            }
         };
         let resolution = if h.is_nanosecond_precision() {
             TsResolution::NANO
@@ -53,7 +55,7 @@ impl FileSource {
             ts_offset: 0,
             name: None,
         });
-        self.start += need;
+        self.blocks.consume_noshift(FILE_HEADER_LEN);
         Ok(())
     }
 
@@ -84,15 +86,12 @@ impl FileSource {
         if !self.fill(total)? {
             return self.ended(total);
         }
-        let block = &self.buf[self.start..self.start + total];
-        let parsed: Result<(&[u8], LegacyPcapBlock), _> = if modified {
-            parse_pcap_frame_modified(block)
-        } else if big_endian {
-            parse_pcap_frame_be(block)
-        } else {
-            parse_pcap_frame(block)
+        // The reader parses records of the file's byte order and variant.
+        let rec = match self.blocks.next() {
+            Ok((_, PcapBlockOwned::Legacy(r))) => Some((r.ts_sec, r.ts_usec, r.origlen)),
+            _ => None,
         };
-        let Ok((_, rec)) = parsed else {
+        let Some((ts_sec, ts_frac, origlen)) = rec else {
             // Unreachable: the whole record is buffered.
             return Err(self.corrupt(
                 Corruption::BadBlock {
@@ -102,16 +101,16 @@ impl FileSource {
             ));
         };
         let frac_ns = match self.resolution() {
-            TsResolution::NANO => u64::from(rec.ts_usec),
-            _ => u64::from(rec.ts_usec) * 1000,
+            TsResolution::NANO => u64::from(ts_frac),
+            _ => u64::from(ts_frac) * 1000,
         };
-        let ts_ns = u64::from(rec.ts_sec) * 1_000_000_000 + frac_ns;
+        let ts_ns = u64::from(ts_sec) * 1_000_000_000 + frac_ns;
         let frame = Frame {
-            data_start: self.start + hdr,
+            data_start: hdr,
             data_len: caplen as usize,
             ts_ns,
             link: self.interfaces[0].link,
-            orig_len: rec.origlen.max(caplen),
+            orig_len: origlen.max(caplen),
         };
         self.pending = total;
         Ok(Step::Packet(frame))
