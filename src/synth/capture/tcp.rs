@@ -12,28 +12,18 @@
 //! more. A write's bytes stay in memory until its last segment (a late
 //! retransmission included) has been written.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
-};
-use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
-use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::output::Output;
 use super::wire::{self, flags, Hosts, LinkKind, LinkSpec, Options, Segment};
 use super::{
-    CaptureError, CaptureManifest, CaptureOptions, Connection, DirectionTruth, Format, Link,
-    SessionTruth,
+    CaptureError, CaptureManifest, CaptureOptions, Connection, DirectionTruth, Link, SessionTruth,
 };
 use crate::decode::Direction;
 #[cfg(test)]
@@ -329,18 +319,6 @@ struct Session {
     stream: Manifest,
 }
 
-enum Output<W: io::Write> {
-    Pcap(PcapWriter<W>),
-    PcapNg(PcapNgWriter<W>),
-}
-
-fn io_error(e: PcapError) -> io::Error {
-    match e {
-        PcapError::IoError(e) => e,
-        other => io::Error::other(other.to_string()),
-    }
-}
-
 /// Turns timed writes of one or more sessions into the packets of their TCP
 /// connections and writes them, in capture-time order, as a pcap or pcapng
 /// file.
@@ -378,47 +356,7 @@ impl<W: io::Write> Capture<W> {
     pub fn new(opts: &CaptureOptions, out: W) -> io::Result<Self> {
         opts.validate()?;
         let link = opts.link_spec();
-        let datalink = match opts.link {
-            Link::Ethernet => DataLink::ETHERNET,
-            Link::Sll2 => DataLink::LINUX_SLL2,
-        };
-        let out = match opts.format {
-            Format::Pcap => {
-                let header = PcapHeader {
-                    snaplen: opts.snaplen,
-                    datalink,
-                    ts_resolution: if opts.nanosecond {
-                        TsResolution::NanoSecond
-                    } else {
-                        TsResolution::MicroSecond
-                    },
-                    endianness: Endianness::Little,
-                    ..PcapHeader::default()
-                };
-                Output::Pcap(PcapWriter::with_header(out, header).map_err(io_error)?)
-            }
-            Format::Pcapng => {
-                let section = SectionHeaderBlock {
-                    endianness: Endianness::Little,
-                    options: vec![SectionHeaderOption::UserApplication(Cow::Borrowed(
-                        "migscope synth",
-                    ))],
-                    ..SectionHeaderBlock::default()
-                };
-                let mut w = PcapNgWriter::with_section_header(out, section).map_err(io_error)?;
-                // pcap-file writes EPB timestamps in nanoseconds: say so.
-                let interface = InterfaceDescriptionBlock {
-                    linktype: datalink,
-                    snaplen: opts.snaplen,
-                    options: vec![
-                        InterfaceDescriptionOption::IfName(Cow::Borrowed("eth0")),
-                        InterfaceDescriptionOption::IfTsResol(9),
-                    ],
-                };
-                w.write_pcapng_block(interface).map_err(io_error)?;
-                Output::PcapNg(w)
-            }
-        };
+        let out = Output::new(out, opts)?;
         Ok(Capture {
             opts: opts.clone(),
             link,
@@ -622,10 +560,7 @@ impl<W: io::Write> Capture<W> {
             ));
         }
         let manifest = self.truth();
-        let mut w = match self.out {
-            Output::Pcap(w) => w.into_writer(),
-            Output::PcapNg(w) => w.into_inner(),
-        };
+        let mut w = self.out.into_inner();
         w.flush()?;
         Ok((w, manifest))
     }
@@ -1171,29 +1106,7 @@ impl<W: io::Write> Capture<W> {
         let wire_len = wire::build_frame(&mut self.frame, &self.link, &conn.hosts, &seg, snaplen);
         let headers = wire_len - payload.len();
         let kept = self.frame.len().saturating_sub(headers);
-        let ts = Duration::from_nanos(self.now);
-        match &mut self.out {
-            Output::Pcap(_) if ts.as_secs() > u64::from(u32::MAX) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the capture runs past the year 2106, which pcap timestamps cannot hold: use pcapng",
-                ));
-            }
-            Output::Pcap(w) => {
-                let packet = PcapPacket::new(ts, wire_len as u32, &self.frame);
-                w.write_packet(&packet).map_err(io_error)?;
-            }
-            Output::PcapNg(w) => {
-                let block = EnhancedPacketBlock {
-                    interface_id: 0,
-                    timestamp: ts,
-                    original_len: wire_len as u32,
-                    data: Cow::Borrowed(&self.frame),
-                    options: Vec::new(),
-                };
-                w.write_pcapng_block(block).map_err(io_error)?;
-            }
-        }
+        self.out.packet(self.now, wire_len as u32, &self.frame)?;
         self.packets += 1;
         self.first_packet_ns.get_or_insert(self.now);
         self.last_packet_ns = Some(self.now);
@@ -1282,18 +1195,25 @@ mod tests {
     use crate::synth::capture::write_capture;
     use crate::synth::generate;
     use etherparse::{SlicedPacket, TransportSlice};
-    use pcap_file::pcap::PcapReader;
+    use pcap_parser::{LegacyPcapSlice, PcapBlockOwned};
 
     /// (time, from host 1, seq, ack, flags, window, payload length, TCP
     /// header length) of each packet of a nanosecond Ethernet pcap.
     type Row = (u64, bool, u32, u32, u8, u16, usize, usize);
 
     fn rows(bytes: &[u8]) -> Vec<Row> {
-        let mut r = PcapReader::new(bytes).unwrap();
+        let r = LegacyPcapSlice::from_slice(bytes).unwrap();
+        let unit_ns = if r.header.is_nanosecond_precision() {
+            1
+        } else {
+            1000
+        };
         let mut out = Vec::new();
-        while let Some(p) = r.next_packet() {
-            let p = p.unwrap();
-            let s = SlicedPacket::from_ethernet(&p.data).unwrap();
+        for p in r {
+            let PcapBlockOwned::Legacy(p) = p.unwrap() else {
+                panic!("not a pcap record")
+            };
+            let s = SlicedPacket::from_ethernet(p.data).unwrap();
             let Some(TransportSlice::Tcp(t)) = s.transport else {
                 panic!("not TCP")
             };
@@ -1302,7 +1222,7 @@ mod tests {
                 | u8::from(t.psh()) << 3
                 | u8::from(t.ack()) << 4;
             out.push((
-                p.timestamp.as_nanos() as u64,
+                u64::from(p.ts_sec) * 1_000_000_000 + u64::from(p.ts_usec) * unit_ns,
                 t.source_port() == 8002,
                 t.sequence_number(),
                 t.acknowledgment_number(),
