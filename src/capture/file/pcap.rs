@@ -10,37 +10,35 @@
 //! original length is raised to its captured length when it claims less.
 //! Limits: `thiszone` and `sigfigs` are ignored, as every tool writes 0.
 
-use pcap_parser::PcapBlockOwned;
+use pcap_parser::{
+    parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
+    LegacyPcapBlock,
+};
 
 use super::{FileSource, Frame, Interface, Step, TsResolution, MAX_BLOCK_LEN};
 use crate::capture::error::{CaptureError, Corruption};
 use crate::capture::LinkType;
 
-/// Length of the file header.
-pub(super) const FILE_HEADER_LEN: usize = 24;
-
-/// Byte offsets in pcap records.
+/// Byte offsets in pcap headers and records.
 mod pcap_field {
     use std::ops::Range;
+    pub const FILE_HEADER_LEN: usize = 24;
     pub const RECORD_LEN: usize = 16;
     pub const MODIFIED_RECORD_LEN: usize = 24;
     pub const CAPLEN: Range<usize> = 8..12;
 }
 
 impl FileSource {
-    /// The file header: the file's one interface. `pcap-parser`'s reader
-    /// parsed it when it was made and hands it out first.
+    /// Reads the file header: the file's one interface.
     pub(super) fn pcap_header(&mut self) -> Result<(), CaptureError> {
-        let h = match self.blocks.next() {
-            Ok((_, PcapBlockOwned::LegacyHeader(h))) => h,
-            // Unreachable: the reader was made from the whole header.
-            _ => {
-                return Err(CaptureError::TruncatedHeader {
-                    name: self.name.clone(),
-                    have: 0,
-                    need: FILE_HEADER_LEN,
-                })
-            }
+        let need = pcap_field::FILE_HEADER_LEN;
+        if !self.fill(need)? {
+            return Err(self.truncated_header(need));
+        }
+        let h = match parse_pcap_header(&self.buf[self.start..self.start + need]) {
+            Ok((_, h)) => h,
+            // The magic was checked; 24 bytes always parse.
+            Err(_) => return Err(self.truncated_header(need)),
         };
         let resolution = if h.is_nanosecond_precision() {
             TsResolution::NANO
@@ -55,7 +53,7 @@ impl FileSource {
             ts_offset: 0,
             name: None,
         });
-        self.blocks.consume_noshift(FILE_HEADER_LEN);
+        self.start += need;
         Ok(())
     }
 
@@ -86,12 +84,15 @@ impl FileSource {
         if !self.fill(total)? {
             return self.ended(total);
         }
-        // The reader parses records of the file's byte order and variant.
-        let rec = match self.blocks.next() {
-            Ok((_, PcapBlockOwned::Legacy(r))) => Some((r.ts_sec, r.ts_usec, r.origlen)),
-            _ => None,
+        let block = &self.buf[self.start..self.start + total];
+        let parsed: Result<(&[u8], LegacyPcapBlock), _> = if modified {
+            parse_pcap_frame_modified(block)
+        } else if big_endian {
+            parse_pcap_frame_be(block)
+        } else {
+            parse_pcap_frame(block)
         };
-        let Some((ts_sec, ts_frac, origlen)) = rec else {
+        let Ok((_, rec)) = parsed else {
             // Unreachable: the whole record is buffered.
             return Err(self.corrupt(
                 Corruption::BadBlock {
@@ -101,16 +102,16 @@ impl FileSource {
             ));
         };
         let frac_ns = match self.resolution() {
-            TsResolution::NANO => u64::from(ts_frac),
-            _ => u64::from(ts_frac) * 1000,
+            TsResolution::NANO => u64::from(rec.ts_usec),
+            _ => u64::from(rec.ts_usec) * 1000,
         };
-        let ts_ns = u64::from(ts_sec) * 1_000_000_000 + frac_ns;
+        let ts_ns = u64::from(rec.ts_sec) * 1_000_000_000 + frac_ns;
         let frame = Frame {
-            data_start: hdr,
+            data_start: self.start + hdr,
             data_len: caplen as usize,
             ts_ns,
             link: self.interfaces[0].link,
-            orig_len: origlen.max(caplen),
+            orig_len: rec.origlen.max(caplen),
         };
         self.pending = total;
         Ok(Step::Packet(frame))

@@ -21,7 +21,11 @@
 //! block has no timestamp and takes the previous packet's; options other than
 //! an interface's `if_name`, `if_tsresol` and `if_tsoffset` are not read.
 
-use pcap_parser::{Block, InterfaceDescriptionBlock, OptionCode, PcapBlockOwned};
+use pcap_parser::{
+    parse_enhancedpacketblock_be, parse_enhancedpacketblock_le, parse_interfacedescriptionblock_be,
+    parse_interfacedescriptionblock_le, parse_sectionheaderblock, parse_simplepacketblock_be,
+    parse_simplepacketblock_le, InterfaceDescriptionBlock, OptionCode,
+};
 
 use super::interface::add_offset;
 use super::{
@@ -50,117 +54,66 @@ mod ng_field {
     pub const SPB_MIN_LEN: usize = 16;
 }
 
-/// What the bytes at the start of a block say about its framing.
-pub(super) enum Framing {
-    /// At least this many bytes, in all, are needed to tell.
-    Need(usize),
-    /// A block of type `btype` and `len` bytes, all there, framed soundly,
-    /// in this byte order.
-    Block {
-        btype: u32,
-        len: usize,
-        big_endian: bool,
-    },
-    /// Framing is lost here.
-    Corrupt(Corruption),
-}
-
-/// Checks the framing of the block at the start of `data`, in a section of
-/// this byte order (a section header gives its own).
-pub(super) fn framing(data: &[u8], big_endian: bool) -> Framing {
-    let u32_at = |at: std::ops::Range<usize>, big_endian: bool| {
-        let b = &data[at];
-        let b = [b[0], b[1], b[2], b[3]];
-        if big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    };
-    if data.len() < 8 {
-        return Framing::Need(8);
-    }
-    let mut big_endian = big_endian;
-    if u32_at(ng_field::TYPE, false) == magic::SHB {
-        if data.len() < ng_field::MIN_LEN {
-            return Framing::Need(ng_field::MIN_LEN);
-        }
-        big_endian = match u32_at(ng_field::SHB_BYTE_ORDER, false) {
-            magic::BYTE_ORDER => false,
-            magic::BYTE_ORDER_SWAPPED => true,
-            magic => return Framing::Corrupt(Corruption::ByteOrderMagic { magic }),
-        };
-    }
-    let btype = u32_at(ng_field::TYPE, big_endian);
-    let len32 = u32_at(ng_field::LEN, big_endian);
-    let len = len32 as usize;
-    if len < ng_field::MIN_LEN || len % 4 != 0 || len > MAX_BLOCK_LEN {
-        return Framing::Corrupt(Corruption::BlockLength {
-            len: len32,
-            max: MAX_BLOCK_LEN,
-        });
-    }
-    if data.len() < len {
-        return Framing::Need(len);
-    }
-    let last = u32_at(len - 4..len, big_endian);
-    if last != len32 {
-        return Framing::Corrupt(Corruption::BlockLengthMismatch { first: len32, last });
-    }
-    Framing::Block {
-        btype,
-        len,
-        big_endian,
-    }
-}
-
 impl FileSource {
     pub(super) fn pcapng_block(&mut self, big_endian: bool) -> Result<Step, CaptureError> {
-        let (btype, len, big_endian) = loop {
-            match framing(self.blocks.data(), big_endian) {
-                Framing::Need(n) => {
-                    if !self.fill(n)? {
-                        return self.ended(n);
-                    }
-                }
-                Framing::Corrupt(what) => return Err(self.corrupt(what, true)),
-                Framing::Block {
-                    btype,
-                    len,
-                    big_endian,
-                } => break (btype, len, big_endian),
+        if !self.fill(8)? {
+            return self.ended(8);
+        }
+        let mut big_endian = big_endian;
+        let shb = self.u32_at(ng_field::TYPE, false) == magic::SHB;
+        if shb {
+            if !self.fill(ng_field::MIN_LEN)? {
+                return self.ended(ng_field::MIN_LEN);
             }
-        };
+            big_endian = match self.u32_at(ng_field::SHB_BYTE_ORDER, false) {
+                magic::BYTE_ORDER => false,
+                magic::BYTE_ORDER_SWAPPED => true,
+                magic => return Err(self.corrupt(Corruption::ByteOrderMagic { magic }, true)),
+            };
+        }
+        let btype = self.u32_at(ng_field::TYPE, big_endian);
+        let len32 = self.u32_at(ng_field::LEN, big_endian);
+        let len = len32 as usize;
+        if len < ng_field::MIN_LEN || len % 4 != 0 || len > MAX_BLOCK_LEN {
+            return Err(self.corrupt(
+                Corruption::BlockLength {
+                    len: len32,
+                    max: MAX_BLOCK_LEN,
+                },
+                true,
+            ));
+        }
+        if !self.fill(len)? {
+            return self.ended(len);
+        }
+        let last = self.u32_at(len - 4..len, big_endian);
+        if last != len32 {
+            return Err(self.corrupt(Corruption::BlockLengthMismatch { first: len32, last }, true));
+        }
         let step = match btype {
-            magic::SHB => self.section_header(big_endian).map(|()| Step::Skipped),
+            magic::SHB => self.section_header(len, big_endian).map(|()| Step::Skipped),
             magic::IDB => self
-                .interface_description(big_endian)
+                .interface_description(len, big_endian)
                 .map(|()| Step::Skipped),
             magic::EPB => self.enhanced_packet(len, big_endian),
-            magic::SPB => self.simple_packet(len),
+            magic::SPB => self.simple_packet(len, big_endian),
             _ => Ok(Step::Skipped),
         };
         match &step {
             Ok(Step::Packet(_)) => self.pending = len,
-            Ok(_) => self.blocks.consume_noshift(len),
-            Err(e) if !e.ends_reading() => self.blocks.consume_noshift(len),
+            Ok(_) => self.start += len,
+            Err(e) if !e.ends_reading() => self.start += len,
             Err(_) => {}
         }
         step
     }
 
-    fn section_header(&mut self, big_endian: bool) -> Result<(), CaptureError> {
-        // The reader takes the byte order of the blocks after it from here.
-        let version = match self.blocks.next() {
-            Ok((_, PcapBlockOwned::NG(Block::SectionHeader(shb)))) => {
-                Some((shb.major_version, shb.minor_version))
-            }
-            _ => None,
-        };
-        let (major, minor) = match version {
-            Some(v) => v,
+    fn section_header(&mut self, len: usize, big_endian: bool) -> Result<(), CaptureError> {
+        let block = &self.buf[self.start..self.start + len];
+        let shb = match parse_sectionheaderblock(block) {
+            Ok((_, shb)) => shb,
             // The next section's byte order is unknown: framing is lost.
-            None => {
+            Err(_) => {
                 return Err(self.corrupt(
                     Corruption::BadBlock {
                         kind: "section header",
@@ -169,10 +122,10 @@ impl FileSource {
                 ))
             }
         };
-        if major != 1 {
+        if shb.major_version != 1 {
             return Err(CaptureError::Unsupported {
                 name: self.name.clone(),
-                what: format!("pcapng version {major}.{minor}"),
+                what: format!("pcapng version {}.{}", shb.major_version, shb.minor_version),
             });
         }
         self.kind = Kind::PcapNg { big_endian };
@@ -180,7 +133,7 @@ impl FileSource {
         Ok(())
     }
 
-    fn interface_description(&mut self, big_endian: bool) -> Result<(), CaptureError> {
+    fn interface_description(&mut self, len: usize, big_endian: bool) -> Result<(), CaptureError> {
         if self.interfaces.len() >= MAX_INTERFACES {
             return Err(self.corrupt(
                 Corruption::TooManyInterfaces {
@@ -189,13 +142,13 @@ impl FileSource {
                 false,
             ));
         }
-        let parsed = match self.blocks.next() {
-            Ok((_, PcapBlockOwned::NG(Block::InterfaceDescription(idb)))) => {
-                Some(interface_from(&idb, big_endian))
-            }
-            _ => None,
+        let block = &self.buf[self.start..self.start + len];
+        let parsed = if big_endian {
+            parse_interfacedescriptionblock_be(block)
+        } else {
+            parse_interfacedescriptionblock_le(block)
         };
-        let Some((iface, bad_tsresol)) = parsed else {
+        let Ok((_, idb)) = parsed else {
             return Err(self.corrupt(
                 Corruption::BadBlock {
                     kind: "interface description",
@@ -203,6 +156,7 @@ impl FileSource {
                 false,
             ));
         };
+        let (iface, bad_tsresol) = interface_from(&idb, big_endian);
         self.interfaces.push(iface);
         match bad_tsresol {
             Some(if_tsresol) => Err(self.corrupt(
@@ -230,15 +184,15 @@ impl FileSource {
         if caplen as usize > room {
             return Err(self.corrupt(Corruption::CaptureLongerThanBlock { caplen, room }, false));
         }
-        let parsed = match self.blocks.next() {
-            Ok((_, PcapBlockOwned::NG(Block::EnhancedPacket(epb)))) => {
-                Some((epb.if_id, epb.ts_high, epb.ts_low, epb.origlen))
-            }
-            _ => None,
+        let block = &self.buf[self.start..self.start + len];
+        let parsed = if big_endian {
+            parse_enhancedpacketblock_be(block)
+        } else {
+            parse_enhancedpacketblock_le(block)
         };
-        let (if_id, ts_high, ts_low, origlen) = match parsed {
-            Some(epb) => epb,
-            None => {
+        let epb = match parsed {
+            Ok((_, epb)) => epb,
+            Err(_) => {
                 return Err(self.corrupt(
                     Corruption::BadBlock {
                         kind: "enhanced packet",
@@ -247,27 +201,27 @@ impl FileSource {
                 ))
             }
         };
-        let Some(iface) = self.interfaces.get(if_id as usize) else {
+        let Some(iface) = self.interfaces.get(epb.if_id as usize) else {
             return Err(self.corrupt(
                 Corruption::UnknownInterface {
-                    id: if_id,
+                    id: epb.if_id,
                     count: self.interfaces.len(),
                 },
                 false,
             ));
         };
-        let ticks = (u64::from(ts_high) << 32) | u64::from(ts_low);
+        let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
         let ts_ns = add_offset(iface.resolution.to_ns(ticks), iface.ts_offset);
         Ok(Step::Packet(Frame {
-            data_start: ng_field::EPB_DATA,
+            data_start: self.start + ng_field::EPB_DATA,
             data_len: caplen as usize,
             ts_ns,
             link: iface.link,
-            orig_len: origlen.max(caplen),
+            orig_len: epb.origlen.max(caplen),
         }))
     }
 
-    fn simple_packet(&mut self, len: usize) -> Result<Step, CaptureError> {
+    fn simple_packet(&mut self, len: usize, big_endian: bool) -> Result<Step, CaptureError> {
         let Some(iface) = self.interfaces.first() else {
             return Err(self.corrupt(Corruption::NoInterface, false));
         };
@@ -280,11 +234,13 @@ impl FileSource {
                 false,
             ));
         }
-        let origlen = match self.blocks.next() {
-            Ok((_, PcapBlockOwned::NG(Block::SimplePacket(spb)))) => Some(spb.origlen),
-            _ => None,
+        let block = &self.buf[self.start..self.start + len];
+        let parsed = if big_endian {
+            parse_simplepacketblock_be(block)
+        } else {
+            parse_simplepacketblock_le(block)
         };
-        let Some(origlen) = origlen else {
+        let Ok((_, spb)) = parsed else {
             return Err(self.corrupt(
                 Corruption::BadBlock {
                     kind: "simple packet",
@@ -293,16 +249,16 @@ impl FileSource {
             ));
         };
         // The block holds min(original length, snap length) bytes, padded.
-        let mut caplen = (origlen as usize).min(len - ng_field::SPB_MIN_LEN);
+        let mut caplen = (spb.origlen as usize).min(len - ng_field::SPB_MIN_LEN);
         if snaplen != 0 {
             caplen = caplen.min(snaplen as usize);
         }
         Ok(Step::Packet(Frame {
-            data_start: ng_field::SPB_DATA,
+            data_start: self.start + ng_field::SPB_DATA,
             data_len: caplen,
             ts_ns: self.last_ts,
             link,
-            orig_len: origlen.max(caplen as u32),
+            orig_len: spb.origlen.max(caplen as u32),
         }))
     }
 }
