@@ -1,5 +1,6 @@
-//! Captures from `synth::capture` read back with independent code: pcap-file's
-//! readers for the container, etherparse for the headers, and a
+//! Captures from `synth::capture` read back with independent code:
+//! pcap-parser's whole-buffer iterators for the container (not the streaming
+//! path of migscope's reader), etherparse for the headers, and a
 //! deliberately simple reassembly model (every captured payload byte is
 //! put at its stream offset, `(seq - isn - 1) mod 2^32`, in a
 //! `Vec<Option<u8>>`; the streams here are far below 4 GiB). The result
@@ -13,9 +14,7 @@ use std::net::IpAddr;
 
 use assert_cmd::Command;
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TcpOptionElement, TransportSlice};
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::{Block, PcapNgReader};
-use pcap_file::DataLink;
+use pcap_parser::{Block, LegacyPcapSlice, Linktype, PcapBlockOwned, PcapNGSlice};
 
 use migscope::decode::Direction;
 use migscope::synth::capture::{
@@ -54,32 +53,48 @@ struct Tcp {
     cut: bool,
 }
 
-fn read_capture(bytes: &[u8]) -> (DataLink, Vec<Frame>) {
+fn read_capture(bytes: &[u8]) -> (Linktype, Vec<Frame>) {
     let mut frames = Vec::new();
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
-        let mut r = PcapNgReader::new(bytes).expect("a pcapng section header");
+        let r = PcapNGSlice::from_slice(bytes).expect("a pcapng section header");
+        // (link type, timestamp units per second) of the interfaces
         let mut link = None;
-        while let Some(block) = r.next_block() {
+        for block in r {
             match block.expect("a valid pcapng block") {
-                Block::InterfaceDescription(idb) => link = Some(idb.linktype),
-                Block::EnhancedPacket(p) => frames.push(Frame {
-                    ts: p.timestamp.as_nanos() as u64,
-                    orig_len: p.original_len,
-                    data: p.data.into_owned(),
-                }),
+                PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                    let units = idb.ts_resolution().expect("a usable if_tsresol");
+                    link = Some((idb.linktype, units));
+                }
+                PcapBlockOwned::NG(Block::EnhancedPacket(p)) => {
+                    let (_, units) = link.expect("an interface before packets");
+                    let ticks = u128::from(p.ts_high) << 32 | u128::from(p.ts_low);
+                    frames.push(Frame {
+                        ts: (ticks * 1_000_000_000 / u128::from(units)) as u64,
+                        orig_len: p.origlen,
+                        // without the padding
+                        data: p.data[..p.caplen as usize].to_vec(),
+                    })
+                }
                 _ => {}
             }
         }
-        (link.expect("an interface description"), frames)
+        (link.expect("an interface description").0, frames)
     } else {
-        let mut r = PcapReader::new(bytes).expect("a pcap header");
-        let link = r.header().datalink;
-        while let Some(p) = r.next_packet() {
-            let p = p.expect("a valid pcap record");
+        let r = LegacyPcapSlice::from_slice(bytes).expect("a pcap header");
+        let link = r.header.network;
+        let unit_ns = if r.header.is_nanosecond_precision() {
+            1
+        } else {
+            1000
+        };
+        for p in r {
+            let PcapBlockOwned::Legacy(p) = p.expect("a valid pcap record") else {
+                panic!("not a pcap record")
+            };
             frames.push(Frame {
-                ts: p.timestamp.as_nanos() as u64,
-                orig_len: p.orig_len,
-                data: p.data.into_owned(),
+                ts: u64::from(p.ts_sec) * 1_000_000_000 + u64::from(p.ts_usec) * unit_ns,
+                orig_len: p.origlen,
+                data: p.data.to_vec(),
             });
         }
         (link, frames)
@@ -87,10 +102,10 @@ fn read_capture(bytes: &[u8]) -> (DataLink, Vec<Frame>) {
 }
 
 /// Parses a frame down to TCP and checks its checksums when it is whole.
-fn parse(link: DataLink, f: &Frame) -> Tcp {
+fn parse(link: Linktype, f: &Frame) -> Tcp {
     let p = match link {
-        DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(&f.data).expect("an Ethernet frame"),
-        DataLink::LINUX_SLL2 => {
+        Linktype::ETHERNET => LaxSlicedPacket::from_ethernet(&f.data).expect("an Ethernet frame"),
+        Linktype::LINUX_SLL2 => {
             assert!(f.data.len() >= 20, "SLL2 header cut");
             assert_eq!(&f.data[2..4], &[0, 0], "SLL2 reserved field");
             assert_eq!(&f.data[8..10], &[0, 1], "SLL2 hardware type ARPHRD_ETHER");
@@ -516,7 +531,7 @@ fn a_capture_started_mid_stream_has_no_handshake() {
 fn a_snap_length_cuts_payloads_and_lists_them_lost() {
     let base = small_colo().with_checkpoints(2);
     let opts = CaptureOptions {
-        format: Format::Pcapng, // pcap-file's pcap reader rejects orig_len > snaplen
+        format: Format::Pcapng, // (pcap-file, once used here, rejected orig_len > snaplen in pcap)
         snaplen: 150,
         ..CaptureOptions::default()
     };

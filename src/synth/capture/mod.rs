@@ -118,6 +118,7 @@
 //! - pcapng files always record nanoseconds; pcap files microseconds unless
 //!   [`CaptureOptions::nanosecond`].
 
+mod output;
 mod tcp;
 pub mod wire;
 

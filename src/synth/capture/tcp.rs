@@ -12,28 +12,18 @@
 //! more. A write's bytes stay in memory until its last segment (a late
 //! retransmission included) has been written.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
-};
-use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
-use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::output::Output;
 use super::wire::{self, flags, Hosts, LinkKind, LinkSpec, Options, Segment};
 use super::{
-    CaptureError, CaptureManifest, CaptureOptions, Connection, DirectionTruth, Format, Link,
-    SessionTruth,
+    CaptureError, CaptureManifest, CaptureOptions, Connection, DirectionTruth, Link, SessionTruth,
 };
 use crate::decode::Direction;
 #[cfg(test)]
@@ -329,18 +319,6 @@ struct Session {
     stream: Manifest,
 }
 
-enum Output<W: io::Write> {
-    Pcap(PcapWriter<W>),
-    PcapNg(PcapNgWriter<W>),
-}
-
-fn io_error(e: PcapError) -> io::Error {
-    match e {
-        PcapError::IoError(e) => e,
-        other => io::Error::other(other.to_string()),
-    }
-}
-
 /// Turns timed writes of one or more sessions into the packets of their TCP
 /// connections and writes them, in capture-time order, as a pcap or pcapng
 /// file.
@@ -378,47 +356,7 @@ impl<W: io::Write> Capture<W> {
     pub fn new(opts: &CaptureOptions, out: W) -> io::Result<Self> {
         opts.validate()?;
         let link = opts.link_spec();
-        let datalink = match opts.link {
-            Link::Ethernet => DataLink::ETHERNET,
-            Link::Sll2 => DataLink::LINUX_SLL2,
-        };
-        let out = match opts.format {
-            Format::Pcap => {
-                let header = PcapHeader {
-                    snaplen: opts.snaplen,
-                    datalink,
-                    ts_resolution: if opts.nanosecond {
-                        TsResolution::NanoSecond
-                    } else {
-                        TsResolution::MicroSecond
-                    },
-                    endianness: Endianness::Little,
-                    ..PcapHeader::default()
-                };
-                Output::Pcap(PcapWriter::with_header(out, header).map_err(io_error)?)
-            }
-            Format::Pcapng => {
-                let section = SectionHeaderBlock {
-                    endianness: Endianness::Little,
-                    options: vec![SectionHeaderOption::UserApplication(Cow::Borrowed(
-                        "migscope synth",
-                    ))],
-                    ..SectionHeaderBlock::default()
-                };
-                let mut w = PcapNgWriter::with_section_header(out, section).map_err(io_error)?;
-                // pcap-file writes EPB timestamps in nanoseconds: say so.
-                let interface = InterfaceDescriptionBlock {
-                    linktype: datalink,
-                    snaplen: opts.snaplen,
-                    options: vec![
-                        InterfaceDescriptionOption::IfName(Cow::Borrowed("eth0")),
-                        InterfaceDescriptionOption::IfTsResol(9),
-                    ],
-                };
-                w.write_pcapng_block(interface).map_err(io_error)?;
-                Output::PcapNg(w)
-            }
-        };
+        let out = Output::new(out, opts)?;
         Ok(Capture {
             opts: opts.clone(),
             link,
@@ -622,10 +560,7 @@ impl<W: io::Write> Capture<W> {
             ));
         }
         let manifest = self.truth();
-        let mut w = match self.out {
-            Output::Pcap(w) => w.into_writer(),
-            Output::PcapNg(w) => w.into_inner(),
-        };
+        let mut w = self.out.into_inner();
         w.flush()?;
         Ok((w, manifest))
     }
@@ -1171,29 +1106,7 @@ impl<W: io::Write> Capture<W> {
         let wire_len = wire::build_frame(&mut self.frame, &self.link, &conn.hosts, &seg, snaplen);
         let headers = wire_len - payload.len();
         let kept = self.frame.len().saturating_sub(headers);
-        let ts = Duration::from_nanos(self.now);
-        match &mut self.out {
-            Output::Pcap(_) if ts.as_secs() > u64::from(u32::MAX) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the capture runs past the year 2106, which pcap timestamps cannot hold: use pcapng",
-                ));
-            }
-            Output::Pcap(w) => {
-                let packet = PcapPacket::new(ts, wire_len as u32, &self.frame);
-                w.write_packet(&packet).map_err(io_error)?;
-            }
-            Output::PcapNg(w) => {
-                let block = EnhancedPacketBlock {
-                    interface_id: 0,
-                    timestamp: ts,
-                    original_len: wire_len as u32,
-                    data: Cow::Borrowed(&self.frame),
-                    options: Vec::new(),
-                };
-                w.write_pcapng_block(block).map_err(io_error)?;
-            }
-        }
+        self.out.packet(self.now, wire_len as u32, &self.frame)?;
         self.packets += 1;
         self.first_packet_ns.get_or_insert(self.now);
         self.last_packet_ns = Some(self.now);

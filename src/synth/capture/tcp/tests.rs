@@ -3,18 +3,25 @@ use super::*;
 use crate::synth::capture::write_capture;
 use crate::synth::generate;
 use etherparse::{SlicedPacket, TransportSlice};
-use pcap_file::pcap::PcapReader;
+use pcap_parser::{LegacyPcapSlice, PcapBlockOwned};
 
 /// (time, from host 1, seq, ack, flags, window, payload length, TCP
 /// header length) of each packet of a nanosecond Ethernet pcap.
 type Row = (u64, bool, u32, u32, u8, u16, usize, usize);
 
 fn rows(bytes: &[u8]) -> Vec<Row> {
-    let mut r = PcapReader::new(bytes).unwrap();
+    let r = LegacyPcapSlice::from_slice(bytes).unwrap();
+    let unit_ns = if r.header.is_nanosecond_precision() {
+        1
+    } else {
+        1000
+    };
     let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap();
-        let s = SlicedPacket::from_ethernet(&p.data).unwrap();
+    for p in r {
+        let PcapBlockOwned::Legacy(p) = p.unwrap() else {
+            panic!("not a pcap record")
+        };
+        let s = SlicedPacket::from_ethernet(p.data).unwrap();
         let Some(TransportSlice::Tcp(t)) = s.transport else {
             panic!("not TCP")
         };
@@ -23,7 +30,7 @@ fn rows(bytes: &[u8]) -> Vec<Row> {
             | u8::from(t.psh()) << 3
             | u8::from(t.ack()) << 4;
         out.push((
-            p.timestamp.as_nanos() as u64,
+            u64::from(p.ts_sec) * 1_000_000_000 + u64::from(p.ts_usec) * unit_ns,
             t.source_port() == 8002,
             t.sequence_number(),
             t.acknowledgment_number(),
