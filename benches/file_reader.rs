@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use migscope::capture::FileSource;
-use migscope::synth::capture::{write_capture, CaptureOptions, Format};
+use migscope::synth::capture::{write_capture, CaptureFormat, CaptureOptions};
 use migscope::synth::Scenario;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{Block, LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
@@ -27,7 +27,7 @@ use pcap_parser::{Block, LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGRead
 /// Buffer of the crate's readers: the same 1 MiB that `FileSource` starts with.
 const BUFFER: usize = 1 << 20;
 
-fn capture(format: Format) -> Arc<[u8]> {
+fn capture(format: CaptureFormat) -> Arc<[u8]> {
     let s = Scenario::colo()
         .with_xl(true)
         .with_memory(96 << 20)
@@ -161,8 +161,8 @@ fn bench_reader(c: &mut Criterion) {
             )]
         }
         None => vec![
-            ("colo_pcap".into(), capture(Format::Pcap)),
-            ("colo_pcapng".into(), capture(Format::Pcapng)),
+            ("colo_pcap".into(), capture(CaptureFormat::Pcap)),
+            ("colo_pcapng".into(), capture(CaptureFormat::Pcapng)),
         ],
     };
     for (name, bytes) in &files {

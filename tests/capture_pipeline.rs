@@ -15,7 +15,9 @@ use std::io::Cursor;
 use migscope::capture::{FileSource, Next, Source};
 use migscope::decode::{Decoder, Direction, Event, Item};
 use migscope::session::{Analyzer, Config, Observer, Session};
-use migscope::synth::capture::{write_capture, CaptureManifest, CaptureOptions, Format, Link};
+use migscope::synth::capture::{
+    write_capture, CaptureFormat, CaptureManifest, CaptureOptions, Link,
+};
 use migscope::synth::{generate, Phase, Scenario, StreamFiles};
 use migscope::tcp::{GapCause, TcpEvent, TcpEventKind};
 
@@ -210,7 +212,7 @@ fn check_got(scenarios: &[Scenario], opts: &CaptureOptions) -> (usize, Got) {
                 // that carried its last byte (PROTOCOL.md section 6), to the
                 // file's resolution.
                 if opts.retransmit == 0.0 && opts.reorder == 0.0 {
-                    let micro = opts.format == Format::Pcap && !opts.nanosecond;
+                    let micro = opts.format == CaptureFormat::Pcap && !opts.nanosecond;
                     let truth: Vec<u64> = st
                         .stream
                         .records
@@ -253,7 +255,7 @@ fn clean_captures_on_every_link_layer_give_the_streams_and_records_sent() {
     check(
         &s,
         &CaptureOptions {
-            format: Format::Pcapng,
+            format: CaptureFormat::Pcapng,
             link: Link::Sll2,
             ipv6: true,
             ..CaptureOptions::default()

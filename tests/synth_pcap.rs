@@ -18,10 +18,10 @@ use pcap_parser::{Block, LegacyPcapSlice, Linktype, PcapBlockOwned, PcapNGSlice}
 
 use migscope::decode::Direction;
 use migscope::synth::capture::{
-    write_capture, CaptureManifest, CaptureOptions, Connection, DirectionTruth, Format, Link,
-    SessionTruth,
+    write_capture, CaptureFormat, CaptureManifest, CaptureOptions, Connection, DirectionTruth,
+    Link, SessionTruth,
 };
-use migscope::synth::{generate, Phase, Scenario, Sink, StreamFiles, Write};
+use migscope::synth::{generate, Phase, Scenario, StreamFiles, StreamSink, Write};
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -414,11 +414,39 @@ fn a_healthy_capture_is_the_raw_streams_with_real_tcp_around_them() {
 fn link_layers_addresses_formats_and_segment_sizes() {
     let base = small_colo().with_checkpoints(2);
     let variants = [
-        (Format::Pcap, Link::Ethernet, None, false, false, 1448),
-        (Format::Pcapng, Link::Ethernet, Some(42), true, false, 1448),
-        (Format::Pcap, Link::Sll2, None, true, true, 1448),
-        (Format::Pcapng, Link::Sll2, Some(4094), false, true, 65483),
-        (Format::Pcap, Link::Ethernet, Some(1), false, false, 9000),
+        (
+            CaptureFormat::Pcap,
+            Link::Ethernet,
+            None,
+            false,
+            false,
+            1448,
+        ),
+        (
+            CaptureFormat::Pcapng,
+            Link::Ethernet,
+            Some(42),
+            true,
+            false,
+            1448,
+        ),
+        (CaptureFormat::Pcap, Link::Sll2, None, true, true, 1448),
+        (
+            CaptureFormat::Pcapng,
+            Link::Sll2,
+            Some(4094),
+            false,
+            true,
+            65483,
+        ),
+        (
+            CaptureFormat::Pcap,
+            Link::Ethernet,
+            Some(1),
+            false,
+            false,
+            9000,
+        ),
     ];
     for (format, link, vlan, ipv6, seq_wrap, segment_size) in variants {
         let opts = CaptureOptions {
@@ -531,7 +559,7 @@ fn a_capture_started_mid_stream_has_no_handshake() {
 fn a_snap_length_cuts_payloads_and_lists_them_lost() {
     let base = small_colo().with_checkpoints(2);
     let opts = CaptureOptions {
-        format: Format::Pcapng, // (pcap-file, once used here, rejected orig_len > snaplen in pcap)
+        format: CaptureFormat::Pcapng, // (pcap-file, once used here, rejected orig_len > snaplen in pcap)
         snaplen: 150,
         ..CaptureOptions::default()
     };
@@ -626,7 +654,7 @@ fn sessions_and_back_channel_connections_merge_in_time_order() {
 #[derive(Default)]
 struct Starts(Vec<u64>);
 
-impl Sink for Starts {
+impl StreamSink for Starts {
     fn write(&mut self, w: &Write<'_>) -> std::io::Result<()> {
         self.0.push(w.start_ns);
         Ok(())

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _};
 
-use super::capture::{self, CaptureManifest, CaptureOptions, Format, Link};
+use super::capture::{self, CaptureFormat, CaptureManifest, CaptureOptions, Link};
 use crate::cli::units::{parse_bandwidth, parse_duration, parse_rate, parse_size};
 
-use super::{generate, Dirty, Guest, Kind, Phase, Scenario, StreamFiles, Timing};
+use super::{generate, Dirty, Guest, MigrationKind, Phase, Scenario, StreamFiles, Timing};
 
 /// Which stream to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -207,10 +207,10 @@ impl SynthArgs {
     /// The scenario these arguments describe.
     pub fn scenario(&self) -> Scenario {
         let (kind, guest) = match self.scenario {
-            ScenarioArg::Plain => (Kind::Plain, Guest::Hvm),
-            ScenarioArg::PlainPv => (Kind::Plain, Guest::Pv),
-            ScenarioArg::Remus => (Kind::Remus, Guest::Hvm),
-            ScenarioArg::Colo => (Kind::Colo, Guest::Hvm),
+            ScenarioArg::Plain => (MigrationKind::Plain, Guest::Hvm),
+            ScenarioArg::PlainPv => (MigrationKind::Plain, Guest::Pv),
+            ScenarioArg::Remus => (MigrationKind::Remus, Guest::Hvm),
+            ScenarioArg::Colo => (MigrationKind::Colo, Guest::Hvm),
         };
         Scenario {
             seed: self.seed,
@@ -285,7 +285,7 @@ impl SynthArgs {
     }
 
     /// The capture options these arguments describe.
-    pub fn capture_options(&self, format: Format) -> CaptureOptions {
+    pub fn capture_options(&self, format: CaptureFormat) -> CaptureOptions {
         let d = CaptureOptions::default();
         let mss = self.mss.unwrap_or(d.mss);
         CaptureOptions {
@@ -386,8 +386,8 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
             }
             return run_raw(args, &scenario);
         }
-        FormatArg::Pcap => Format::Pcap,
-        FormatArg::Pcapng => Format::Pcapng,
+        FormatArg::Pcap => CaptureFormat::Pcap,
+        FormatArg::Pcapng => CaptureFormat::Pcapng,
     };
     if args.reverse.is_some() {
         return Err(anyhow!(
@@ -558,7 +558,7 @@ mod tests {
         ])
         .unwrap();
         let s = cli.synth.scenario();
-        assert_eq!(s.kind, Kind::Colo);
+        assert_eq!(s.kind, MigrationKind::Colo);
         assert!(s.xl);
         assert_eq!(s.memory, 64 << 20);
         assert_eq!(s.checkpoints, 4);
@@ -689,7 +689,7 @@ mod tests {
         ])
         .unwrap();
         let a = &cli.synth;
-        let o = a.capture_options(Format::Pcap);
+        let o = a.capture_options(CaptureFormat::Pcap);
         assert_eq!(o.link, Link::Sll2);
         assert_eq!(o.vlan, Some(12));
         assert!(o.ipv6 && o.nanosecond && o.seq_wrap && o.back_channel_connection);
@@ -713,11 +713,11 @@ mod tests {
             .unwrap()
             .synth;
         assert_eq!(plain.capture_flag(), None);
-        let d = plain.capture_options(Format::Pcapng);
+        let d = plain.capture_options(CaptureFormat::Pcapng);
         assert_eq!(
             d,
             CaptureOptions {
-                format: Format::Pcapng,
+                format: CaptureFormat::Pcapng,
                 ..CaptureOptions::default()
             }
         );

@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::content::{self, control, Pages, MAX_BATCH};
 use super::{
-    CheckpointTruth, Guest, Kind, Manifest, ManifestRecord, Phase, RoundTruth, Scenario, Sink,
-    Write,
+    CheckpointTruth, Guest, Manifest, ManifestRecord, MigrationKind, Phase, RoundTruth, Scenario,
+    StreamSink, Write,
 };
 use crate::decode::wire::{Layer, LibxcType, LibxlType, RecordHeader, RecordType};
 use crate::decode::Direction;
@@ -81,7 +81,7 @@ enum PfnSource {
 
 pub(super) struct Engine<'a> {
     s: &'a Scenario,
-    sink: &'a mut dyn Sink,
+    sink: &'a mut dyn StreamSink,
     /// The record being built; reused for every write.
     buf: Vec<u8>,
     /// pfns of the PAGE_DATA record being built.
@@ -110,7 +110,7 @@ fn lane_index(dir: Direction) -> usize {
 }
 
 impl<'a> Engine<'a> {
-    pub(super) fn new(s: &'a Scenario, sink: &'a mut dyn Sink) -> Self {
+    pub(super) fn new(s: &'a Scenario, sink: &'a mut dyn StreamSink) -> Self {
         let mut content = ChaCha8Rng::seed_from_u64(s.seed);
         content.set_stream(1);
         let mut time = ChaCha8Rng::seed_from_u64(s.seed);
@@ -129,7 +129,7 @@ impl<'a> Engine<'a> {
             hot: Vec::new(),
             cpu_tail_ns: 0,
             m: Manifest {
-                colo: s.kind == Kind::Colo,
+                colo: s.kind == MigrationKind::Colo,
                 ..Manifest::default()
             },
         };
@@ -646,7 +646,7 @@ impl<'a> Engine<'a> {
     /// checkpoints of section 6.
     fn checkpointed(&mut self, t: u64) -> io::Result<()> {
         use Direction::{Forward, Reverse};
-        let colo = self.s.kind == Kind::Colo;
+        let colo = self.s.kind == MigrationKind::Colo;
         let mut last_offset = 0;
         // (time the next checkpoint's run phase starts from, run duration)
         let mut previous = (0u64, 0u64);

@@ -2,7 +2,7 @@
 //! demos and benchmarks.
 //!
 //! [`generate`] turns a [`Scenario`] into the two byte streams of a migration
-//! connection (PROTOCOL.md section 1), handed to a [`Sink`] as timed
+//! connection (PROTOCOL.md section 1), handed to a [`StreamSink`] as timed
 //! application writes, and returns a [`Manifest`]: the ground truth (every
 //! record's offset, length and completion time, the live rounds, the
 //! checkpoints' event times) that decoder tests compare against.
@@ -104,11 +104,11 @@ pub struct Write<'a> {
 }
 
 /// Where [`generate`] sends its writes, in time order per direction.
-pub trait Sink {
+pub trait StreamSink {
     fn write(&mut self, w: &Write<'_>) -> io::Result<()>;
 }
 
-impl<S: Sink + ?Sized> Sink for &mut S {
+impl<S: StreamSink + ?Sized> StreamSink for &mut S {
     fn write(&mut self, w: &Write<'_>) -> io::Result<()> {
         (**self).write(w)
     }
@@ -138,7 +138,7 @@ impl<F: io::Write, R: io::Write> StreamFiles<F, R> {
     }
 }
 
-impl<F: io::Write, R: io::Write> Sink for StreamFiles<F, R> {
+impl<F: io::Write, R: io::Write> StreamSink for StreamFiles<F, R> {
     fn write(&mut self, w: &Write<'_>) -> io::Result<()> {
         match w.dir {
             Direction::Forward => self.forward.write_all(w.data),
@@ -150,7 +150,7 @@ impl<F: io::Write, R: io::Write> Sink for StreamFiles<F, R> {
 /// What kind of migration to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum MigrationKind {
     /// A one-shot live migration.
     Plain,
     /// Checkpointed replication without a back channel.
@@ -159,17 +159,17 @@ pub enum Kind {
     Colo,
 }
 
-impl Kind {
+impl MigrationKind {
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Plain => "plain",
-            Kind::Remus => "remus",
-            Kind::Colo => "colo",
+            MigrationKind::Plain => "plain",
+            MigrationKind::Remus => "remus",
+            MigrationKind::Colo => "colo",
         }
     }
 
     pub fn is_checkpointed(self) -> bool {
-        !matches!(self, Kind::Plain)
+        !matches!(self, MigrationKind::Plain)
     }
 }
 
@@ -305,7 +305,7 @@ impl Default for Dirty {
 pub struct Scenario {
     /// Seed of every random choice.
     pub seed: u64,
-    pub kind: Kind,
+    pub kind: MigrationKind,
     pub guest: Guest,
     /// Wrap the stream in the xl preamble (and trailer for plain migrations).
     pub xl: bool,
@@ -332,7 +332,7 @@ impl Default for Scenario {
     fn default() -> Self {
         Scenario {
             seed: 1,
-            kind: Kind::Plain,
+            kind: MigrationKind::Plain,
             guest: Guest::Hvm,
             xl: false,
             name: "guest".to_string(),
@@ -366,7 +366,7 @@ impl Scenario {
     /// A Remus stream of an HVM guest.
     pub fn remus() -> Self {
         Scenario {
-            kind: Kind::Remus,
+            kind: MigrationKind::Remus,
             ..Scenario::default()
         }
     }
@@ -374,7 +374,7 @@ impl Scenario {
     /// A COLO stream (HVM).
     pub fn colo() -> Self {
         Scenario {
-            kind: Kind::Colo,
+            kind: MigrationKind::Colo,
             ..Scenario::default()
         }
     }
@@ -431,7 +431,7 @@ impl Scenario {
 
     /// Checks the parameters; [`generate`] calls it first.
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        if self.kind == Kind::Colo && self.guest == Guest::Pv {
+        if self.kind == MigrationKind::Colo && self.guest == Guest::Pv {
             return Err(ScenarioError::ColoNeedsHvm);
         }
         if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
@@ -479,7 +479,7 @@ impl Scenario {
             if phase == Phase::Run && checkpoint + 1 == self.checkpoints {
                 return Err(ScenarioError::StallLastRun(checkpoint));
             }
-            let colo = self.kind == Kind::Colo;
+            let colo = self.kind == MigrationKind::Colo;
             let exists = match (self.kind, phase) {
                 // checkpoint 0's memory follows from the bandwidth
                 (_, Phase::Memory) if checkpoint == 0 => false,
@@ -488,8 +488,8 @@ impl Scenario {
                 // Remus timing the wire shows only as the gap between
                 // checkpoints: the guest's suspend before the first byte,
                 // and its run
-                (Kind::Remus, Phase::Suspend) => checkpoint > 0,
-                (Kind::Remus, Phase::Run) => true,
+                (MigrationKind::Remus, Phase::Suspend) => checkpoint > 0,
+                (MigrationKind::Remus, Phase::Run) => true,
                 _ => false,
             };
             if !exists {
@@ -672,7 +672,7 @@ pub struct RoundTruth {
 ///
 /// Fails with `InvalidInput` when the scenario is invalid
 /// ([`Scenario::validate`]), or with the sink's error.
-pub fn generate(s: &Scenario, sink: &mut dyn Sink) -> io::Result<Manifest> {
+pub fn generate(s: &Scenario, sink: &mut dyn StreamSink) -> io::Result<Manifest> {
     s.validate()?;
     engine::Engine::new(s, sink).run()
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{generate, Manifest, Scenario, Sink};
+use super::{generate, Manifest, Scenario, StreamSink};
 use crate::decode::Direction;
 
 /// What was sent, for checking a capture of it.
@@ -46,7 +46,7 @@ struct Collect {
     writes: [Vec<Timed>; 2],
 }
 
-impl Sink for Collect {
+impl StreamSink for Collect {
     fn write(&mut self, w: &super::Write<'_>) -> io::Result<()> {
         let i = match w.dir {
             Direction::Forward => 0,

@@ -131,7 +131,7 @@ use serde::Serialize;
 
 pub use tcp::{Capture, CaptureSink, BASE_NS};
 
-use super::{generate, Kind, Manifest, Phase, Scenario, Sink, Write};
+use super::{generate, Manifest, MigrationKind, Phase, Scenario, StreamSink, Write};
 use crate::decode::Direction;
 
 /// Most sessions in one capture.
@@ -154,7 +154,7 @@ const POOL_PER_SESSION: usize = 2;
 /// The file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub enum CaptureFormat {
     Pcap,
     Pcapng,
 }
@@ -182,7 +182,7 @@ pub enum Connection {
 /// How to packetize and what to impair.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaptureOptions {
-    pub format: Format,
+    pub format: CaptureFormat,
     pub link: Link,
     /// 802.1Q VLAN ID (1-4094) tagged on every frame.
     pub vlan: Option<u16>,
@@ -224,7 +224,7 @@ pub struct CaptureOptions {
 impl Default for CaptureOptions {
     fn default() -> Self {
         CaptureOptions {
-            format: Format::Pcap,
+            format: CaptureFormat::Pcap,
             link: Link::Ethernet,
             vlan: None,
             ipv6: false,
@@ -249,40 +249,40 @@ impl Default for CaptureOptions {
 
 impl CaptureOptions {
     /// Checks every option.
-    pub fn validate(&self) -> Result<(), CaptureError> {
+    pub fn validate(&self) -> Result<(), WriteError> {
         let max = wire::MAX_SEGMENT_PAYLOAD as u32;
         if !(MIN_MSS..=max).contains(&self.mss) {
-            return Err(CaptureError::Mss(self.mss));
+            return Err(WriteError::Mss(self.mss));
         }
         if !(self.mss..=max).contains(&self.segment_size) {
-            return Err(CaptureError::SegmentSize {
+            return Err(WriteError::SegmentSize {
                 size: self.segment_size,
                 mss: self.mss,
             });
         }
         let min = self.link_spec().max_headers_len(self.ipv6) as u32;
         if !(min..=DEFAULT_SNAPLEN).contains(&self.snaplen) {
-            return Err(CaptureError::Snaplen {
+            return Err(WriteError::Snaplen {
                 snaplen: self.snaplen,
                 min,
             });
         }
         if let Some(id) = self.vlan {
             if !(1..=4094).contains(&id) {
-                return Err(CaptureError::Vlan(id));
+                return Err(WriteError::Vlan(id));
             }
         }
         if !(1_000..=MAX_RTT_NS).contains(&self.rtt_ns) {
-            return Err(CaptureError::Rtt(self.rtt_ns));
+            return Err(WriteError::Rtt(self.rtt_ns));
         }
         if self.delayed_ack_ns > 1_000_000_000 {
-            return Err(CaptureError::DelayedAck(self.delayed_ack_ns));
+            return Err(WriteError::DelayedAck(self.delayed_ack_ns));
         }
         if self.stagger_ns > MAX_STAGGER_NS {
-            return Err(CaptureError::Stagger(self.stagger_ns));
+            return Err(WriteError::Stagger(self.stagger_ns));
         }
         if self.port == 0 || (self.back_channel_connection && self.port == u16::MAX) {
-            return Err(CaptureError::Port(self.port));
+            return Err(WriteError::Port(self.port));
         }
         let mut sum = 0.0;
         for (what, rate) in [
@@ -291,12 +291,12 @@ impl CaptureOptions {
             ("loss", self.loss),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(CaptureError::Rate(what, rate));
+                return Err(WriteError::Rate(what, rate));
             }
             sum += rate;
         }
         if sum > 1.0 {
-            return Err(CaptureError::RateSum(sum));
+            return Err(WriteError::RateSum(sum));
         }
         Ok(())
     }
@@ -304,7 +304,7 @@ impl CaptureOptions {
 
 /// Why a capture cannot be generated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CaptureError {
+pub enum WriteError {
     #[error("the MSS must be between 64 and 65483 bytes, not {0}")]
     Mss(u32),
     #[error("the segment size must be between the MSS ({mss}) and 65483 bytes, not {size}")]
@@ -335,8 +335,8 @@ pub enum CaptureError {
     StartPastEnd { offset: u64, bytes: u64 },
 }
 
-impl From<CaptureError> for io::Error {
-    fn from(e: CaptureError) -> Self {
+impl From<WriteError> for io::Error {
+    fn from(e: WriteError) -> Self {
         io::Error::new(io::ErrorKind::InvalidInput, e)
     }
 }
@@ -359,7 +359,7 @@ pub struct SessionTruth {
     pub index: usize,
     pub name: String,
     pub seed: u64,
-    pub kind: Kind,
+    pub kind: MigrationKind,
     /// Add to a time of `stream` to get the capture timestamp (ns since the
     /// Unix epoch) of the segment that carries the byte sent at that time.
     pub time_offset_ns: u64,
@@ -408,20 +408,20 @@ pub struct DirectionTruth {
 }
 
 /// Checks the options against the sessions.
-pub fn validate(scenarios: &[Scenario], opts: &CaptureOptions) -> Result<(), CaptureError> {
+pub fn validate(scenarios: &[Scenario], opts: &CaptureOptions) -> Result<(), WriteError> {
     opts.validate()?;
     if !(1..=MAX_SESSIONS).contains(&scenarios.len()) {
-        return Err(CaptureError::Sessions(scenarios.len()));
+        return Err(WriteError::Sessions(scenarios.len()));
     }
     if opts.zero_window
         && !scenarios
             .iter()
             .all(|s| s.stalls.iter().any(|&(_, p, _)| p == Phase::Memory))
     {
-        return Err(CaptureError::ZeroWindowNeedsMemoryStall);
+        return Err(WriteError::ZeroWindowNeedsMemoryStall);
     }
     if opts.back_channel_connection && scenarios.iter().any(|s| s.xl) {
-        return Err(CaptureError::BackChannelWithXl);
+        return Err(WriteError::BackChannelWithXl);
     }
     Ok(())
 }
@@ -445,7 +445,7 @@ struct ChannelSink<'a> {
     pool: &'a Mutex<Vec<Vec<u8>>>,
 }
 
-impl Sink for ChannelSink<'_> {
+impl StreamSink for ChannelSink<'_> {
     fn write(&mut self, w: &Write<'_>) -> io::Result<()> {
         let spare = self.pool.lock().ok().and_then(|mut p| p.pop());
         let mut data = spare.unwrap_or_default();
@@ -563,17 +563,17 @@ mod tests {
             f(&mut o);
             o.validate().unwrap_err()
         };
-        assert_eq!(bad(|o| o.mss = 10), CaptureError::Mss(10));
+        assert_eq!(bad(|o| o.mss = 10), WriteError::Mss(10));
         assert_eq!(
             bad(|o| o.segment_size = 100),
-            CaptureError::SegmentSize {
+            WriteError::SegmentSize {
                 size: 100,
                 mss: 1448
             }
         );
         assert_eq!(
             bad(|o| o.snaplen = 60),
-            CaptureError::Snaplen {
+            WriteError::Snaplen {
                 snaplen: 60,
                 min: 94
             }
@@ -587,23 +587,23 @@ mod tests {
             e.to_string(),
             "the snap length must be between 118 bytes (every header whole) and 262144, not 100"
         );
-        assert_eq!(bad(|o| o.vlan = Some(4095)), CaptureError::Vlan(4095));
-        assert_eq!(bad(|o| o.rtt_ns = 0), CaptureError::Rtt(0));
-        assert_eq!(bad(|o| o.port = 0), CaptureError::Port(0));
+        assert_eq!(bad(|o| o.vlan = Some(4095)), WriteError::Vlan(4095));
+        assert_eq!(bad(|o| o.rtt_ns = 0), WriteError::Rtt(0));
+        assert_eq!(bad(|o| o.port = 0), WriteError::Port(0));
         assert_eq!(
             bad(|o| {
                 o.port = 65535;
                 o.back_channel_connection = true;
             }),
-            CaptureError::Port(65535)
+            WriteError::Port(65535)
         );
-        assert_eq!(bad(|o| o.loss = 1.5), CaptureError::Rate("loss", 1.5));
+        assert_eq!(bad(|o| o.loss = 1.5), WriteError::Rate("loss", 1.5));
         assert!(matches!(
             bad(|o| {
                 o.loss = 0.6;
                 o.reorder = 0.6;
             }),
-            CaptureError::RateSum(_)
+            WriteError::RateSum(_)
         ));
         assert!(bad(|o| o.retransmit = f64::NAN)
             .to_string()
@@ -613,9 +613,9 @@ mod tests {
     #[test]
     fn sessions_and_zero_window_are_checked() {
         let o = CaptureOptions::default();
-        assert_eq!(validate(&[], &o), Err(CaptureError::Sessions(0)));
+        assert_eq!(validate(&[], &o), Err(WriteError::Sessions(0)));
         let many = vec![Scenario::plain(); 65];
-        assert_eq!(validate(&many, &o), Err(CaptureError::Sessions(65)));
+        assert_eq!(validate(&many, &o), Err(WriteError::Sessions(65)));
         let zw = CaptureOptions {
             zero_window: true,
             ..CaptureOptions::default()
@@ -623,7 +623,7 @@ mod tests {
         let colo = Scenario::colo().with_checkpoints(3);
         assert_eq!(
             validate(std::slice::from_ref(&colo), &zw),
-            Err(CaptureError::ZeroWindowNeedsMemoryStall)
+            Err(WriteError::ZeroWindowNeedsMemoryStall)
         );
         let stalled = colo.with_stall(1, Phase::Memory, 500_000_000);
         assert_eq!(validate(&[stalled], &zw), Ok(()));

@@ -22,7 +22,7 @@ use pcap_parser::{
     PcapHeader, PcapNGOption, SectionHeaderBlock, ToVec, EPB_MAGIC, IDB_MAGIC,
 };
 
-use super::{CaptureOptions, Format, Link};
+use super::{CaptureFormat, CaptureOptions, Link};
 
 const NS_PER_S: u64 = 1_000_000_000;
 
@@ -39,7 +39,7 @@ const EPB_EMPTY_LEN: usize = 32;
 /// A capture file being written.
 pub(super) struct Output<W: io::Write> {
     out: W,
-    format: Format,
+    format: CaptureFormat,
     /// pcap only: nanosecond timestamps.
     nanosecond: bool,
 }
@@ -53,7 +53,7 @@ impl<W: io::Write> Output<W> {
             Link::Sll2 => Linktype::LINUX_SLL2,
         };
         match opts.format {
-            Format::Pcap => {
+            CaptureFormat::Pcap => {
                 let mut header = PcapHeader {
                     magic_number: if opts.nanosecond {
                         PCAP_MAGIC_NS
@@ -66,7 +66,7 @@ impl<W: io::Write> Output<W> {
                 };
                 out.write_all(&header.to_vec().map_err(serialize_error)?)?;
             }
-            Format::Pcapng => {
+            CaptureFormat::Pcapng => {
                 let mut section = SectionHeaderBlock {
                     block_type: 0,
                     block_len1: 0,
@@ -114,7 +114,7 @@ impl<W: io::Write> Output<W> {
     pub(super) fn packet(&mut self, ts_ns: u64, wire_len: u32, frame: &[u8]) -> io::Result<()> {
         let caplen = frame.len() as u32;
         match self.format {
-            Format::Pcap => {
+            CaptureFormat::Pcap => {
                 let Ok(ts_sec) = u32::try_from(ts_ns / NS_PER_S) else {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -133,7 +133,7 @@ impl<W: io::Write> Output<W> {
                     .write_all(&header.to_vec_raw().map_err(serialize_error)?)?;
                 self.out.write_all(frame)
             }
-            Format::Pcapng => {
+            CaptureFormat::Pcapng => {
                 let padding = frame.len().next_multiple_of(4) - frame.len();
                 let len = (EPB_EMPTY_LEN + frame.len() + padding) as u32;
                 let empty = EnhancedPacketBlock {

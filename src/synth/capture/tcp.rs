@@ -23,12 +23,12 @@ use rand_chacha::ChaCha8Rng;
 use super::output::Output;
 use super::wire::{self, flags, Hosts, LinkKind, LinkSpec, Options, Segment};
 use super::{
-    CaptureError, CaptureManifest, CaptureOptions, Connection, DirectionTruth, Link, SessionTruth,
+    CaptureManifest, CaptureOptions, Connection, DirectionTruth, Link, SessionTruth, WriteError,
 };
 use crate::decode::Direction;
 #[cfg(test)]
 use crate::synth::Timing;
-use crate::synth::{Kind, Manifest, Scenario, Sink, Write};
+use crate::synth::{Manifest, MigrationKind, Scenario, StreamSink, Write};
 
 /// Capture time of stream time 0 of the first session, before the
 /// handshake lead: 2023-11-14 22:13:20 UTC, in ns since the Unix epoch.
@@ -307,7 +307,7 @@ struct Conn {
 struct Session {
     name: String,
     seed: u64,
-    kind: Kind,
+    kind: MigrationKind,
     /// Capture time of stream time 0.
     origin: u64,
     bandwidth: u64,
@@ -462,7 +462,7 @@ impl<W: io::Write> Capture<W> {
         self.sessions.get(session).map_or(0, |s| s.origin)
     }
 
-    /// A [`Sink`] for `session`, for [`crate::synth::generate`].
+    /// A [`StreamSink`] for `session`, for [`crate::synth::generate`].
     pub fn sink(&mut self, session: usize) -> CaptureSink<'_, W> {
         CaptureSink {
             capture: self,
@@ -556,7 +556,7 @@ impl<W: io::Write> Capture<W> {
                 .map_or(0, |s| self.flows[2 * s.migration].scheduled);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                CaptureError::StartPastEnd { offset, bytes },
+                WriteError::StartPastEnd { offset, bytes },
             ));
         }
         let manifest = self.truth();
@@ -1114,13 +1114,13 @@ impl<W: io::Write> Capture<W> {
     }
 }
 
-/// A [`Sink`] feeding one session of a [`Capture`].
+/// A [`StreamSink`] feeding one session of a [`Capture`].
 pub struct CaptureSink<'a, W: io::Write> {
     capture: &'a mut Capture<W>,
     session: usize,
 }
 
-impl<W: io::Write> Sink for CaptureSink<'_, W> {
+impl<W: io::Write> StreamSink for CaptureSink<'_, W> {
     fn write(&mut self, w: &Write<'_>) -> io::Result<()> {
         let mut buf = self.capture.take_spare().unwrap_or_default();
         buf.clear();

@@ -16,7 +16,7 @@ struct Capture {
     rev: Vec<u8>,
 }
 
-impl Sink for Capture {
+impl StreamSink for Capture {
     fn write(&mut self, w: &Write<'_>) -> io::Result<()> {
         self.writes
             .push((w.dir, w.start_ns, w.end_ns, w.data.len() as u64));
@@ -167,7 +167,7 @@ fn check_record(
 
 /// Walks the forward stream with the layer state machine of PROTOCOL.md
 /// section 5, starting at the libxl header the manifest points to.
-fn walk_forward(bytes: &[u8], m: &Manifest, kind: Kind) -> Vec<Walked> {
+fn walk_forward(bytes: &[u8], m: &Manifest, kind: MigrationKind) -> Vec<Walked> {
     let header = m
         .records
         .iter()
@@ -209,7 +209,7 @@ fn walk_forward(bytes: &[u8], m: &Manifest, kind: Kind) -> Vec<Walked> {
         layer = match (layer, name) {
             (Layer::Libxl, "LIBXC_CONTEXT") => Layer::Libxc,
             (Layer::Libxc, "END" | "CHECKPOINT") => Layer::Libxl,
-            (Layer::Libxl, "CHECKPOINT_END") if kind == Kind::Remus => Layer::Libxc,
+            (Layer::Libxl, "CHECKPOINT_END") if kind == MigrationKind::Remus => Layer::Libxc,
             (Layer::Libxl, "CHECKPOINT_STATE") => {
                 assert_eq!(LittleEndian::read_u32(body), 0, "only NEW goes forward");
                 Layer::Libxc
