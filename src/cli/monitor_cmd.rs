@@ -98,7 +98,13 @@ pub(crate) fn run(
         Err(e) => return refuse(e),
     };
     let stop = stop_flag();
-    let mut analyzer = Analyzer::new(common.analysis.config(), Model::new());
+    // Two significant digits: medians for the stall limits, a tenth of the
+    // memory of a report's statistics per open session.
+    let model = Model {
+        stats_digits: Some(2),
+        ..Model::default()
+    };
+    let mut analyzer = Analyzer::new(common.analysis.config(), model);
     let mut mon = Monitor::new(metrics, common.stalls.thresholds(), events);
     let mut last_sweep = 0u64;
     let mut last_wall = Instant::now();

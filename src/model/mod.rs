@@ -344,6 +344,22 @@ impl SessionModel {
         t.closes.retain(|c| c.0 >= since);
     }
 
+    /// Frees everything but the session's identity and tallies, once a
+    /// monitor has counted an ended session: checkpoints, rounds, TCP
+    /// evidence, statistics, series and the record index. A report of it
+    /// afterwards lists no checkpoint.
+    pub fn retire(&mut self) {
+        self.forget(0);
+        self.rounds = Vec::new();
+        self.tcp = TcpLog::default();
+        self.stats = stats::SessionStats::default();
+        self.throughput = Default::default();
+        self.throughput_back = Default::default();
+        self.rtt_series = Default::default();
+        self.record_index = Default::default();
+        self.checkpoints.shrink_to_fit();
+    }
+
     /// The latest checkpoint lost or cannot trust a record: partial. Before
     /// any exists (the initial migration's first records), checkpoint 0
     /// will be partial.
@@ -700,6 +716,8 @@ pub struct Model {
     /// Keep the per-record index (the UI's Records view; 48 bytes per
     /// record). Reports do without it.
     pub index_records: bool,
+    /// Significant digits of the sessions' statistics (None: 3).
+    pub stats_digits: Option<u8>,
 }
 
 impl Model {
@@ -752,7 +770,11 @@ impl Observer for Model {
 
     fn session(&mut self, s: &Session) {
         if self.sessions.len() == s.id as usize {
-            self.sessions.push(SessionModel::new(s.clone()));
+            let mut m = SessionModel::new(s.clone());
+            if let Some(d) = self.stats_digits {
+                m.stats = stats::SessionStats::with_digits(d);
+            }
+            self.sessions.push(m);
         }
     }
 

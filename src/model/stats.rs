@@ -11,8 +11,8 @@ use super::checkpoint::{Checkpoint, CheckpointEvent, Phase};
 /// clamped to it.
 const MAX_NS: u64 = 3_600_000_000_000;
 
-fn histogram(max: u64) -> Histogram<u64> {
-    Histogram::new_with_bounds(1, max, 3).expect("valid bounds")
+fn histogram(max: u64, digits: u8) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, max, digits.clamp(1, 5)).expect("valid bounds")
 }
 
 /// Count and percentiles of one quantity.
@@ -28,11 +28,17 @@ pub struct PhaseStats {
 
 /// A histogram of one quantity. Percentiles are the histogram's, to three
 /// significant digits (the highest value of the bucket holding the rank);
-/// the count and the largest value are exact.
+/// the count and the largest value are exact. The histogram (about 256 KiB
+/// at three digits up to an hour) is allocated with the first value, so a
+/// session that never has one (a plain migration's phases) costs nothing.
 #[derive(Debug, Clone)]
 pub struct Dist {
-    h: Histogram<u64>,
+    h: Option<Box<Histogram<u64>>>,
     max: u64,
+    /// Significant digits of the histogram (3 for reports; a monitor,
+    /// which only needs medians for its stall limits, takes 2: a tenth of
+    /// the memory).
+    digits: u8,
     /// The largest value recorded, exactly.
     largest: u64,
     scale: f64,
@@ -41,8 +47,9 @@ pub struct Dist {
 impl Dist {
     fn new(max: u64, scale: f64) -> Self {
         Dist {
-            h: histogram(max),
+            h: None,
             max,
+            digits: 3,
             largest: 0,
             scale,
         }
@@ -51,26 +58,30 @@ impl Dist {
     fn add(&mut self, v: u64) {
         // 0 is recorded as 0 (a PVH device phase: CHECKPOINT and
         // CHECKPOINT_END in one segment), not as the lowest bucket's 1.
-        self.h.saturating_record(v.min(self.max));
+        let (max, digits) = (self.max, self.digits);
+        self.h
+            .get_or_insert_with(|| Box::new(histogram(max, digits)))
+            .saturating_record(v.min(max));
         self.largest = self.largest.max(v);
     }
 
     pub fn count(&self) -> u64 {
-        self.h.len()
+        self.h.as_ref().map_or(0, |h| h.len())
     }
 
     /// The value at quantile `q` (0..=1), in the distribution's unit.
     pub fn quantile(&self, q: f64) -> f64 {
         // never above the exact largest value (the top bucket's upper edge is)
-        self.h.value_at_quantile(q).min(self.largest) as f64 * self.scale
+        let v = self.h.as_ref().map_or(0, |h| h.value_at_quantile(q));
+        v.min(self.largest) as f64 * self.scale
     }
 
     pub fn summary(&self) -> Option<PhaseStats> {
-        if self.h.is_empty() {
+        if self.count() == 0 {
             return None;
         }
         Some(PhaseStats {
-            count: self.h.len(),
+            count: self.count(),
             p50: self.quantile(0.5),
             p90: self.quantile(0.9),
             p99: self.quantile(0.99),
@@ -108,6 +119,19 @@ impl Default for SessionStats {
 }
 
 impl SessionStats {
+    /// Statistics whose histograms keep `digits` significant digits.
+    pub fn with_digits(digits: u8) -> Self {
+        let mut s = SessionStats::default();
+        for d in s
+            .phases
+            .iter_mut()
+            .chain([&mut s.downtime, &mut s.pages, &mut s.bytes])
+        {
+            d.digits = digits;
+        }
+        s
+    }
+
     /// Event `e` of `c` was just seen: record the phases it closes.
     ///
     /// Checkpoint 0's memory phase and downtime depend on the kind: a COLO
@@ -177,7 +201,7 @@ impl SessionStats {
     /// Median duration of a phase in ns.
     pub fn median_ns(&self, p: Phase) -> Option<u64> {
         let d = &self.phases[p.index()];
-        (d.count() > 0).then(|| d.h.value_at_quantile(0.5))
+        (d.count() > 0).then(|| d.h.as_ref().map_or(0, |h| h.value_at_quantile(0.5)))
     }
 }
 

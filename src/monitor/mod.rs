@@ -30,6 +30,20 @@ use metrics::{CompleteLabels, DirLabels, Metrics, PhaseLabels, SessionLabels, St
 /// the last two; the rest is for stall evidence across a checkpoint).
 pub const KEEP_CHECKPOINTS: usize = 16;
 
+/// A session silent this long (capture time) is over: counted, retired.
+pub const RETENTION_NS: u64 = 600_000_000_000;
+
+/// The session is over: the capture ended, the model saw both directions
+/// end, the connection closed (FIN both ways, or a RST), or it has been
+/// silent for [`RETENTION_NS`].
+fn over(s: &SessionModel, now: u64, ended: bool) -> bool {
+    ended
+        || s.ended
+        || s.dirs.iter().all(|d| d.fin || d.rst)
+        || s.dirs.iter().any(|d| d.rst)
+        || now.saturating_sub(s.last_activity) >= RETENTION_NS
+}
+
 /// What the monitor remembers of a session between sweeps.
 #[derive(Debug, Default, Clone)]
 struct Seen {
@@ -135,13 +149,18 @@ impl Monitor {
                 self.seen.push(Seen::default());
             }
             let s = &m.sessions[i];
-            let done = ended || s.ended;
+            let done = over(s, now, ended);
             if !done {
                 open += 1;
             }
             self.session(s, now, done, i);
             if let Some(s) = m.sessions.get_mut(i) {
-                s.forget(if done { 0 } else { KEEP_CHECKPOINTS });
+                if done {
+                    // counted: only its identity and tallies stay
+                    s.retire();
+                } else {
+                    s.forget(KEEP_CHECKPOINTS);
+                }
             }
         }
         self.metrics.sessions.set(open);
