@@ -24,6 +24,23 @@ use args::*;
 use commands::*;
 use reading::*;
 
+/// Where a command that reads packets reads them: its file (positional or
+/// -r) or an interface and its capture filter, each given once, before or
+/// after the subcommand.
+fn packets_from(
+    common: &Common,
+    file: Option<std::path::PathBuf>,
+    interface: (Option<String>, Option<String>),
+    filter: (Option<String>, Option<String>),
+) -> Result<Input, String> {
+    Ok(Input {
+        read: common.file(file, "capture")?,
+        interface: once("-i", interface.0, interface.1)?,
+        filter: once("-f", filter.0, filter.1)?,
+        write: None,
+    })
+}
+
 /// One sentence for a command line that cannot run as given: exit 2.
 pub(crate) fn refuse(why: impl std::fmt::Display) -> ExitCode {
     eprintln!("migscope: {why}");
@@ -157,19 +174,16 @@ pub fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return refuse(e),
             };
-            let read = match common.file(capture, "capture") {
-                Ok(r) => r,
+            let src = match packets_from(
+                &common,
+                capture,
+                (input.interface, interface),
+                (input.filter, filter),
+            ) {
+                Ok(s) => s,
                 Err(e) => return refuse(e),
             };
-            let interface = match once("-i", input.interface, interface) {
-                Ok(i) => i,
-                Err(e) => return refuse(e),
-            };
-            let filter = match once("-f", input.filter, filter) {
-                Ok(f) => f,
-                Err(e) => return refuse(e),
-            };
-            match (&read, &interface) {
+            match (&src.read, &src.interface) {
                 (Some(r), Some(i)) => {
                     return refuse(format!(
                         "report reads {} or captures live on {i}, not both; give one",
@@ -188,12 +202,6 @@ pub fn main() -> ExitCode {
             let selection = match selection(session, from, to, display_filter.as_deref()) {
                 Ok(s) => s,
                 Err(e) => return refuse(e),
-            };
-            let src = Input {
-                read,
-                interface,
-                filter,
-                write: None,
             };
             let format = match format {
                 FormatArg::Text => timeline::ReportFormat::Text,
@@ -223,23 +231,14 @@ pub fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return refuse(e),
             };
-            let read = match common.file(None, "capture") {
-                Ok(r) => r,
+            let src = match packets_from(
+                &common,
+                None,
+                (input.interface, interface),
+                (input.filter, filter),
+            ) {
+                Ok(s) => s,
                 Err(e) => return refuse(e),
-            };
-            let interface = match once("-i", input.interface, interface) {
-                Ok(i) => i,
-                Err(e) => return refuse(e),
-            };
-            let filter = match once("-f", input.filter, filter) {
-                Ok(f) => f,
-                Err(e) => return refuse(e),
-            };
-            let src = Input {
-                read,
-                interface,
-                filter,
-                write: None,
             };
             monitor_cmd::run(&src, &common, listen, events, once_flag)
         }
