@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use migscope::capture::FileSource;
 use migscope::model::{Model, Thresholds};
 use migscope::session::{Analyzer, Config};
-use migscope::report::timeline::{self, Context, Format};
+use migscope::report::timeline::{self, Context, ReportFormat};
 
 const MAGICS: [[u8; 4]; 7] = [
     [0xd4, 0xc3, 0xb2, 0xa1],
@@ -80,5 +80,5 @@ fuzz_target!(|data: &[u8]| {
         capture_ended: true,
         worst: 5,
     };
-    timeline::write(&model, &ctx, Format::Json, &mut std::io::sink()).expect("report to a sink");
+    timeline::write(&model, &ctx, ReportFormat::Json, &mut std::io::sink()).expect("report to a sink");
 });
