@@ -74,10 +74,28 @@ pub struct Monitor {
     pub events_error: Option<std::io::Error>,
 }
 
+/// A label value as the exposition writes it: prometheus-client writes
+/// label values as they are, so a backslash, a double quote or a line
+/// break (a domain name is the capture's text) is escaped here, as
+/// OpenMetrics and the 0.0.4 format spell them.
+pub fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn labels(s: &SessionModel) -> SessionLabels {
     SessionLabels {
         pair: format!("{}->{}", s.info.primary.ip, s.info.secondary.ip),
-        domain: s.domain.name.clone().unwrap_or_default(),
+        domain: label_value(s.domain.name.as_deref().unwrap_or_default()),
         kind: s.kind().name().to_string(),
     }
 }
@@ -346,4 +364,34 @@ fn stall_event(name: &str, s: &SessionModel, l: &SessionLabels, x: &Stall) -> Va
         "slow": x.kind == StallKind::Slow, "start": secs(x.start), "duration": x.duration,
         "threshold": x.threshold, "waiting_for": x.waiting_for.name(),
         "owner": x.owner.name(), "why": x.why, "evidence": x.evidence})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: prometheus-client does not escape label values, and a
+    /// domain name comes from the capture: a quote and a line break in it
+    /// would have ended the label and forged a sample.
+    #[test]
+    fn a_hostile_domain_name_stays_inside_its_label() {
+        let evil = "web\"} 1\nmigscope_forged 1\n\\";
+        let v = label_value(evil);
+        assert_eq!(v, "web\\\"} 1\\nmigscope_forged 1\\n\\\\");
+        let mut r = prometheus_client::registry::Registry::default();
+        let m = metrics::Metrics::register(&mut r);
+        m.sessions.set(1);
+        m.downtime
+            .get_or_create(&SessionLabels {
+                pair: "a->b".into(),
+                domain: v,
+                kind: "colo".into(),
+            })
+            .observe(0.1);
+        let text = http::to_prometheus_text(&http::exposition(&r));
+        assert!(
+            !text.lines().any(|l| l.starts_with("migscope_forged")),
+            "{text}"
+        );
+    }
 }
