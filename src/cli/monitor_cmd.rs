@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 
@@ -26,12 +26,6 @@ pub(crate) const DEFAULT_LISTEN: &str = ":9977";
 
 /// Capture time between sweeps (and between frames of the clocks).
 const SWEEP_NS: u64 = 100_000_000;
-
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
 
 /// ":9977" means every address, as node_exporter writes it.
 fn bind_addr(listen: &str) -> String {
@@ -146,7 +140,7 @@ pub(crate) fn run(
         }
         if live {
             // the clock of open phases runs with the wall while the wire is quiet
-            let w = wall_ns();
+            let w = crate::ui::wall_ns();
             analyzer.observer_mut().advance(w);
             now = Some(w);
         }

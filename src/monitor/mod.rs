@@ -57,7 +57,6 @@ struct Seen {
     ended: bool,
     /// The checkpoint whose stall was announced, if one is open.
     stalled: Option<u64>,
-    labels: Option<SessionLabels>,
 }
 
 /// The monitor: metrics and events from a model.
@@ -195,7 +194,6 @@ impl Monitor {
                 "pair": l.pair, "domain": l.domain, "kind": l.kind,
                 "time": secs(s.info.first_ts)}));
         }
-        self.seen[i].labels = Some(l.clone());
         self.tcp(s, &l, i);
         let colo = s.is_colo();
         let cps = s.listed_checkpoints();

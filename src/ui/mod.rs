@@ -165,7 +165,9 @@ fn replay_reader(mut src: Source, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBo
     }
 }
 
-fn wall_ns() -> u64 {
+/// The wall clock in ns since the epoch (live captures' clock while the
+/// wire is quiet).
+pub fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
