@@ -62,6 +62,10 @@ pub enum Opening {
     BackChannel,
     /// An SSH banner: xl's default, encrypted transport.
     Ssh,
+    /// "QEVM", version 3: a QEMU migration stream, forward.
+    Qemu,
+    /// A QEMU multifd channel (its magic, version 1), forward.
+    QemuMultifd,
     /// Anything else: not the start of a migration stream.
     Other,
 }
@@ -69,7 +73,22 @@ pub enum Opening {
 impl Opening {
     /// The direction carrying this opening is the migration stream itself.
     pub fn is_forward(self) -> bool {
-        matches!(self, Opening::XlHeader | Opening::Libxl | Opening::Libxc)
+        matches!(
+            self,
+            Opening::XlHeader
+                | Opening::Libxl
+                | Opening::Libxc
+                | Opening::Qemu
+                | Opening::QemuMultifd
+        )
+    }
+
+    /// The hypervisor family whose stream this opening starts.
+    pub fn family(self) -> super::Family {
+        match self {
+            Opening::Qemu | Opening::QemuMultifd => super::Family::Qemu,
+            _ => super::Family::Xen,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -80,6 +99,8 @@ impl Opening {
             Opening::Libxc => "libxc",
             Opening::BackChannel => "back channel",
             Opening::Ssh => "ssh",
+            Opening::Qemu => "qemu",
+            Opening::QemuMultifd => "qemu multifd",
             Opening::Other => "other",
         }
     }
@@ -98,6 +119,10 @@ pub fn sniff(first: &[u8; NEEDED]) -> Opening {
         Opening::Libxc
     } else if first.starts_with(SSH_BANNER) {
         Opening::Ssh
+    } else if *first == super::qemu::wire::OPENING {
+        Opening::Qemu
+    } else if *first == super::qemu::wire::MULTIFD_OPENING {
+        Opening::QemuMultifd
     } else if back_channel_header(first).is_some() {
         Opening::BackChannel
     } else {
@@ -132,6 +157,13 @@ mod tests {
             Some(Opening::XlBanner)
         );
         assert_eq!(classify(b"LibxlFmt\0\0"), Some(Opening::Libxl));
+        assert_eq!(classify(b"QEVM\0\0\0\x03\x07"), Some(Opening::Qemu));
+        assert_eq!(
+            classify(&[0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1]),
+            Some(Opening::QemuMultifd)
+        );
+        assert_eq!(classify(b"QEVM\0\0\0\x02"), Some(Opening::Other));
+        assert_eq!(Opening::Qemu.family(), crate::decode::Family::Qemu);
         assert_eq!(classify(&[0xff; 8]), Some(Opening::Libxc));
         assert_eq!(classify(b"SSH-2.0-OpenSSH_9.2"), Some(Opening::Ssh));
         assert_eq!(classify(b"SSH-"), Some(Opening::Ssh));
@@ -165,11 +197,13 @@ mod tests {
             [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, b'X', b'E', b'N', b'F']
         );
         // Disjoint in their first 8 bytes, so sniff's order is free.
-        let firsts: [&[u8]; 5] = [
+        let firsts: [&[u8]; 7] = [
             &XL_SAVE_MAGIC[..8],
             &xl::BANNER[..8],
             LIBXL_IDENT,
             LIBXC_MARKER,
+            &crate::decode::qemu::wire::OPENING,
+            &crate::decode::qemu::wire::MULTIFD_OPENING,
             &[0x0f, 0, 0, 0, 8, 0, 0, 0],
         ];
         for (i, a) in firsts.iter().enumerate() {

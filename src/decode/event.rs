@@ -29,6 +29,8 @@ pub enum ItemKind {
     LibxlHeader,
     ImageHeader,
     DomainHeader,
+    /// An item of a QEMU stream.
+    Qemu(super::qemu::QemuKind),
 }
 
 impl ItemKind {
@@ -45,6 +47,7 @@ impl ItemKind {
             ItemKind::LibxlHeader => "HEADER",
             ItemKind::ImageHeader => "IMAGE_HEADER",
             ItemKind::DomainHeader => "DOMAIN_HEADER",
+            ItemKind::Qemu(k) => k.name(),
         }
     }
 
@@ -159,6 +162,10 @@ pub enum Anchor {
     XlMessage,
     /// A record of the given layer whose framing was verified.
     Record(Layer),
+    /// A QEMU section header (or RAM section) that checks out.
+    QemuSection,
+    /// A QEMU COLO or return-path message (with what follows it).
+    QemuMessage,
 }
 
 /// Everything the decoder reports.

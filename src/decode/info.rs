@@ -25,6 +25,8 @@ pub const MAX_LISTED: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Info {
+    /// An item of a QEMU stream.
+    Qemu(Box<super::qemu::QemuInfo>),
     SaveHeader {
         header: SaveHeader,
         config: DomainConfig,
@@ -259,6 +261,7 @@ impl Info {
     /// One line for the packet list.
     pub fn summary(&self) -> String {
         match self {
+            Info::Qemu(q) => q.summary(),
             Info::SaveHeader { header, config } => {
                 let mut s = format!(
                     "xl save header, {} config, {}",
@@ -410,6 +413,7 @@ impl Info {
     /// The field tree for the details pane and `records -V`.
     pub fn details(&self) -> Vec<Field> {
         match self {
+            Info::Qemu(q) => q.details(),
             Info::SaveHeader { header, config } => vec![
                 f("byteorder", format!("{:?}", header.byteorder)),
                 f("mandatory_flags", format!("{:#x}", header.mandatory_flags)).with_children(vec![

@@ -1,4 +1,5 @@
-//! Decoding of Xen migration streams (PROTOCOL.md §2-§5).
+//! Decoding of migration streams: Xen's stream v2 (PROTOCOL.md §2-§5) and
+//! QEMU's ([`qemu`], PROTOCOL.md §9).
 //!
 //! | module | what |
 //! |---|---|
@@ -8,6 +9,8 @@
 //! | [`xl`], [`libxl`], [`libxc`] | zero-copy views of headers and bodies, with `emit` (§2, §3, §4) |
 //! | [`decoder`] | the push decoder: the layer state machine, gaps, re-synchronisation (§5) |
 //! | [`event`], [`info`], [`detail`], [`text`] | what the decoder emits, and how it reads for people |
+//! | [`qemu`] | QEMU's migration stream: its wire table, items and push decoder (§9) |
+//! | [`StreamDecoder`] | one direction's decoder of either family |
 
 pub mod records;
 pub mod wire;
@@ -51,10 +54,13 @@ pub mod event;
 pub mod info;
 pub mod libxc;
 pub mod libxl;
+pub mod qemu;
+pub mod stream;
 pub mod text;
 pub mod xl;
 
 pub use decoder::Decoder;
 pub use event::{Anchor, DiagKind, Diagnostic, Event, Item, ItemKind, Severity};
 pub use info::Info;
+pub use stream::{Family, StreamDecoder};
 pub use wire::{Layer, LibxcType, LibxlType, RecordType};

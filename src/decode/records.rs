@@ -445,7 +445,7 @@ impl RecordType {
         match layer {
             Layer::Libxl => Some(RecordType::Libxl(LibxlType::from_u32(value))),
             Layer::Libxc => Some(RecordType::Libxc(LibxcType::from_u32(value))),
-            Layer::Xl => None,
+            Layer::Xl | Layer::Qemu => None,
         }
     }
 }

@@ -49,6 +49,8 @@ pub enum Layer {
     Xl,
     Libxl,
     Libxc,
+    /// A QEMU migration stream (one layer).
+    Qemu,
 }
 
 impl Layer {
@@ -57,6 +59,7 @@ impl Layer {
             Layer::Xl => "xl",
             Layer::Libxl => "libxl",
             Layer::Libxc => "libxc",
+            Layer::Qemu => "qemu",
         }
     }
 }

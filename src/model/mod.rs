@@ -35,7 +35,7 @@ use serde::Serialize;
 use crate::decode::info::Info;
 use crate::decode::libxl::ControlId;
 use crate::decode::{
-    DiagKind, Direction, Event, Item, ItemKind, Layer, LibxcType, LibxlType, RecordType, Severity,
+    DiagKind, Direction, Event, Item, ItemKind, LibxcType, LibxlType, RecordType, Severity,
 };
 use crate::session::{DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
@@ -825,11 +825,7 @@ impl Observer for Model {
             match e {
                 Event::Item(item) => {
                     m.dirs[dir_index(d)].item();
-                    let layer: &'static str = match item.layer {
-                        Layer::Xl => "xl",
-                        Layer::Libxl => "libxl",
-                        Layer::Libxc => "libxc",
-                    };
+                    let layer: &'static str = item.layer.name();
                     let name = match item.kind {
                         ItemKind::Record(t) if !t.is_known() => t.to_string(),
                         k => k.name().to_string(),

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use crate::capture::{self, LinkType, Packet, TcpSegment};
 use crate::decode::detect::{self, Opening};
-use crate::decode::{Decoder, Direction, Event};
+use crate::decode::{Decoder, Direction, Event, Family, StreamDecoder};
 use crate::tcp::{self, ConnId, Connection, Endpoint, GapCause, Side, TcpEvent, Tracker};
 
-use super::recognition::{dir_of, mid_stream_verdict, ConnState, Verdict};
+use super::recognition::{dir_of, mid_stream_verdict, qemu_mid_stream_verdict, ConnState, Verdict};
 use super::stamps::Stamps;
 use super::{
     BackChannelConn, CaptureStats, Config, DirectionStats, Observer, Piece, Session, SessionId,
@@ -153,10 +153,12 @@ impl<O: Observer> Inner<O> {
         recognised_by: &'static str,
         (mid_stream, syn_seen): (bool, bool),
         first: (u64, u64),
+        family: Family,
     ) -> SessionId {
         let id = self.sessions.len() as SessionId;
         let s = Session {
             id,
+            family,
             conn,
             primary,
             secondary,
@@ -174,7 +176,13 @@ impl<O: Observer> Inner<O> {
 
     /// Turns a probing connection into a migration whose forward side is
     /// `forward`, replaying what was kept.
-    fn become_migration(&mut self, conn: ConnId, forward: Side, by: &'static str, ts: u64) {
+    fn become_migration(
+        &mut self,
+        conn: ConnId,
+        forward: Side,
+        (by, family): (&'static str, Family),
+        ts: u64,
+    ) {
         let Some(ConnState::Probing {
             probes,
             pending,
@@ -200,8 +208,9 @@ impl<O: Observer> Inner<O> {
             by,
             (mid, syn_seen),
             (first_ts, first_frame),
+            family,
         );
-        let mut decoders: [Option<Decoder>; 2] = [None, None];
+        let mut decoders: [Option<StreamDecoder>; 2] = [None, None];
         for (i, probe) in probes.into_iter().enumerate() {
             let side = if i == 0 { Side::Client } else { Side::Server };
             let dir = if side == forward {
@@ -232,16 +241,21 @@ impl<O: Observer> Inner<O> {
                 }
             }
             let mut events = Vec::new();
-            let dec = match probe.hunter {
-                Some(h) if dir == Direction::Forward => {
-                    events = probe.hunter_events;
+            let hunter = match (family, probe.hunter, probe.qemu_hunter) {
+                (Family::Xen, Some(h), _) => Some((StreamDecoder::Xen(h), probe.hunter_events)),
+                (Family::Qemu, _, Some(h)) => Some((StreamDecoder::Qemu(h), probe.qemu_events)),
+                _ => None,
+            };
+            let dec = match hunter {
+                Some((h, evs)) if dir == Direction::Forward => {
+                    events = evs;
                     h
                 }
                 _ => {
                     let mut d = if probe.start_known == Some(true) {
-                        Decoder::new(dir)
+                        StreamDecoder::new(family, dir)
                     } else {
-                        Decoder::mid_stream(dir, probe.prefix_from)
+                        StreamDecoder::mid_stream(family, dir, probe.prefix_from)
                     };
                     for &(_, bytes, gap) in &pieces {
                         d.push(bytes, &mut events);
@@ -288,6 +302,7 @@ impl<O: Observer> Inner<O> {
             ConnState::Migration {
                 session,
                 forward,
+                family,
                 decoders,
             },
         );
@@ -337,6 +352,7 @@ impl<O: Observer> Inner<O> {
                     "back channel",
                     (false, true),
                     (first_ts, first_frame),
+                    Family::Xen,
                 );
                 self.sessions[id as usize].back_channel = Some(bc);
                 self.observer.back_channel(&self.sessions[id as usize]);
@@ -407,10 +423,8 @@ impl<O: Observer> Inner<O> {
         if probe.start_known.is_none() {
             // Without the handshake, a direction whose first captured bytes
             // open a stream starts there: only the SYN and SYN-ACK were lost.
-            let opens = matches!(
-                detect::classify(bytes),
-                Some(Opening::XlHeader | Opening::Libxl | Opening::Libxc | Opening::XlBanner)
-            );
+            let opens =
+                detect::classify(bytes).is_some_and(|o| o.is_forward() || o == Opening::XlBanner);
             probe.start_known = Some(offset == 0 && (!mid || opens));
             probe.prefix_from = offset;
         }
@@ -445,11 +459,21 @@ impl<O: Observer> Inner<O> {
             let before = probe.hunter_events.len();
             hunter.push(bytes, &mut probe.hunter_events);
             probe.hunted += bytes.len();
-            let v = mid_stream_verdict(&probe.hunter_events[before..], &mut probe.resynced);
-            if probe.hunter_events.len() > PENDING_EVENTS {
-                // Hunting notes pile up on non-migration bytes; keep the latest.
-                let cut = probe.hunter_events.len() - PENDING_EVENTS;
-                probe.hunter_events.drain(..cut);
+            let mut v = mid_stream_verdict(&probe.hunter_events[before..], &mut probe.resynced);
+            if v.is_none() {
+                let q = probe.qemu_hunter.get_or_insert_with(|| {
+                    crate::decode::qemu::QemuDecoder::mid_stream(Direction::Forward, offset)
+                });
+                let before = probe.qemu_events.len();
+                q.push(bytes, &mut probe.qemu_events);
+                v = qemu_mid_stream_verdict(&probe.qemu_events[before..], &mut probe.qemu_resynced);
+            }
+            for evs in [&mut probe.hunter_events, &mut probe.qemu_events] {
+                if evs.len() > PENDING_EVENTS {
+                    // Hunting notes pile up on non-migration bytes; keep the latest.
+                    let cut = evs.len() - PENDING_EVENTS;
+                    evs.drain(..cut);
+                }
             }
             match v {
                 Some(v) => Some(v),
@@ -463,10 +487,16 @@ impl<O: Observer> Inner<O> {
         match verdict {
             None => {}
             Some(Verdict::Opening(op)) => match op {
-                Opening::XlHeader | Opening::Libxl | Opening::Libxc => {
-                    self.become_migration(conn, side, op.name(), ts)
+                Opening::XlHeader
+                | Opening::Libxl
+                | Opening::Libxc
+                | Opening::Qemu
+                | Opening::QemuMultifd => {
+                    self.become_migration(conn, side, (op.name(), op.family()), ts)
                 }
-                Opening::XlBanner => self.become_migration(conn, side.other(), "xl", ts),
+                Opening::XlBanner => {
+                    self.become_migration(conn, side.other(), ("xl", Family::Xen), ts)
+                }
                 Opening::BackChannel => self.become_back_channel(conn, side, ts),
                 Opening::Ssh => {
                     self.stats.ssh_connections += 1;
@@ -474,9 +504,9 @@ impl<O: Observer> Inner<O> {
                 }
                 Opening::Other => self.ignore_conn(conn),
             },
-            Some(Verdict::MidStream { forward }) => {
+            Some(Verdict::MidStream { forward, family }) => {
                 let fwd = if forward { side } else { side.other() };
-                self.become_migration(conn, fwd, "mid-stream", ts);
+                self.become_migration(conn, fwd, ("mid-stream", family), ts);
             }
         }
     }
@@ -558,7 +588,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
             } else {
                 Side::Server
             };
-            self.become_migration(c.id, forward, "port", c.first_ts);
+            self.become_migration(c.id, forward, ("port", Family::Xen), c.first_ts);
         }
     }
 
@@ -568,14 +598,15 @@ impl<O: Observer> tcp::Sink for Inner<O> {
             Some(ConnState::Migration {
                 session,
                 forward,
+                family,
                 decoders,
             }) => {
-                let (session, dir) = (*session, dir_of(*forward, side));
+                let (session, dir, family) = (*session, dir_of(*forward, side), *family);
                 let dec = decoders[side as usize].get_or_insert_with(|| {
                     if !mid && offset == 0 {
-                        Decoder::new(dir)
+                        StreamDecoder::new(family, dir)
                     } else {
-                        Decoder::mid_stream(dir, offset)
+                        StreamDecoder::mid_stream(family, dir, offset)
                     }
                 });
                 let start = dec.offset();
@@ -637,11 +668,12 @@ impl<O: Observer> tcp::Sink for Inner<O> {
             Some(ConnState::Migration {
                 session,
                 forward,
+                family,
                 decoders,
             }) => {
-                let (session, dir) = (*session, dir_of(*forward, side));
+                let (session, dir, family) = (*session, dir_of(*forward, side), *family);
                 let dec = decoders[side as usize]
-                    .get_or_insert_with(|| Decoder::mid_stream(dir, offset + len));
+                    .get_or_insert_with(|| StreamDecoder::mid_stream(family, dir, offset + len));
                 if dec.offset() == offset {
                     dec.gap(len, &mut self.events);
                 }
@@ -697,6 +729,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                 session,
                 forward,
                 decoders,
+                ..
             }) => {
                 for (i, dec) in decoders.into_iter().enumerate() {
                     let side = if i == 0 { Side::Client } else { Side::Server };

@@ -107,6 +107,8 @@ pub struct BackChannelConn {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Session {
     pub id: SessionId,
+    /// Xen or QEMU, from the stream's first bytes (or the hunt's anchor).
+    pub family: crate::decode::Family,
     pub conn: ConnId,
     /// Sender of the migration stream (the primary, for COLO and Remus).
     pub primary: Endpoint,

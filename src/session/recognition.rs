@@ -5,7 +5,10 @@
 use crate::decode::detect::Opening;
 use crate::decode::info::Info;
 use crate::decode::libxl::ControlId;
-use crate::decode::{Decoder, Direction, Event, ItemKind, LibxcType, LibxlType, RecordType};
+use crate::decode::qemu::QemuDecoder;
+use crate::decode::{
+    Decoder, Direction, Event, Family, ItemKind, LibxcType, LibxlType, RecordType, StreamDecoder,
+};
 use crate::tcp::{Endpoint, GapCause, Side, TcpEvent};
 
 use super::SessionId;
@@ -31,6 +34,10 @@ pub(super) struct Probe {
     pub(super) hunt_limit: Option<usize>,
     /// The hunter has found a record boundary.
     pub(super) resynced: bool,
+    /// The same hunt for a QEMU stream's anchors.
+    pub(super) qemu_hunter: Option<QemuDecoder>,
+    pub(super) qemu_events: Vec<Event>,
+    pub(super) qemu_resynced: bool,
 }
 
 impl Probe {
@@ -43,6 +50,9 @@ impl Probe {
         h.push(&self.prefix[..upto], &mut self.hunter_events);
         self.hunted += upto;
         self.hunter = Some(h);
+        let mut q = QemuDecoder::mid_stream(Direction::Forward, self.prefix_from);
+        q.push(&self.prefix[..upto], &mut self.qemu_events);
+        self.qemu_hunter = Some(q);
     }
 }
 
@@ -63,7 +73,8 @@ pub(super) enum ConnState {
     Migration {
         session: SessionId,
         forward: Side,
-        decoders: [Option<Decoder>; 2],
+        family: Family,
+        decoders: [Option<StreamDecoder>; 2],
     },
     /// A back channel on its own connection; `data` is the side sending records.
     BackChannel {
@@ -75,7 +86,7 @@ pub(super) enum ConnState {
 
 pub(super) enum Verdict {
     Opening(Opening),
-    MidStream { forward: bool },
+    MidStream { forward: bool, family: Family },
 }
 
 /// Decides a mid-stream direction from a hunting forward decoder's new
@@ -98,8 +109,28 @@ pub(super) fn mid_stream_verdict(events: &[Event], resynced: &mut bool) -> Optio
                 ItemKind::Record(RecordType::Libxc(LibxcType::CheckpointDirtyPfnList)) => true,
                 _ => false,
             };
-            Some(Verdict::MidStream { forward: !back })
+            Some(Verdict::MidStream {
+                forward: !back,
+                family: Family::Xen,
+            })
         }
+        _ => None,
+    })
+}
+
+/// As [`mid_stream_verdict`] for the QEMU hunter: an item after its
+/// re-synchronisation makes the direction a QEMU stream's forward one (the
+/// hunt anchors only on what the primary sends).
+pub(super) fn qemu_mid_stream_verdict(events: &[Event], resynced: &mut bool) -> Option<Verdict> {
+    events.iter().find_map(|e| match e {
+        Event::Resync { .. } => {
+            *resynced = true;
+            None
+        }
+        Event::Item(_) if *resynced => Some(Verdict::MidStream {
+            forward: true,
+            family: Family::Qemu,
+        }),
         _ => None,
     })
 }

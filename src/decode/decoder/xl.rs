@@ -45,6 +45,17 @@ impl Decoder {
                 self.role = Role::Receiver;
                 self.state = State::Reverse;
             }
+            Opening::Qemu | Opening::QemuMultifd => {
+                diag(
+                    out,
+                    Severity::Error,
+                    0,
+                    DiagKind::Unrecognised,
+                    "this is a QEMU migration stream, not Xen's: it is decoded by the QEMU decoder"
+                        .into(),
+                );
+                self.state = State::Refused;
+            }
             Opening::Other => {
                 diag(out, Severity::Error, 0, DiagKind::Unrecognised, format!(
                     "not a migration stream v2: the first 8 bytes ({}) are neither \"LibxlFmt\", the libxc marker (0xff x 8) nor the xl save-file magic; a legacy (Xen <= 4.5) image is not decoded",
