@@ -260,4 +260,42 @@ mod tests {
         let d = s.phase(Phase::Device).unwrap();
         assert_eq!((d.count, d.p50, d.max), (1, 0.0, 0.0));
     }
+
+    #[test]
+    fn qemu_colo_phases_count_by_slot() {
+        let q = Scheme::QemuColo;
+        let mut s = SessionStats::default();
+        let mut prev: Option<Checkpoint> = None;
+        for i in 1..=3u64 {
+            let mut c = Checkpoint::new(i);
+            let t0 = i * 1_000_000_000;
+            // request, reply +10 ms, vmstate_send +15, vmstate_size +400,
+            // device state +450, vmstate_received +452, vmstate_loaded +500
+            for (e, ms) in CheckpointEvent::QEMU_COLO
+                .iter()
+                .zip([0, 10, 15, 400, 450, 452, 500])
+            {
+                c.events[e.slot()] = Some(t0 + ms * 1_000_000);
+                s.event(&c, *e, q);
+            }
+            if let Some(mut p) = prev.take() {
+                p.next_start = c.event(CheckpointEvent::Request);
+                s.run_closed(&p, q);
+            }
+            prev = Some(c);
+        }
+        let ms = |p: Phase| s.median_ns(p).map(|n| n / 1_000_000);
+        assert_eq!(ms(Phase::Reply), Some(10));
+        assert_eq!(ms(Phase::Ram), Some(385));
+        assert_eq!(ms(Phase::Loaded), Some(48));
+        assert_eq!(
+            ms(Phase::Interval),
+            Some(500),
+            "loaded +500 ms to the next request"
+        );
+        assert_eq!(s.phase(Phase::Interval).unwrap().count, 2);
+        let d = s.downtime.summary().unwrap();
+        assert_eq!(d.count, 3);
+        assert!((d.p50 - 0.490).abs() < 0.001, "reply -> loaded: {}", d.p50);
+    }
 }
