@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use migscope::capture::{FileSource, Next, Source};
 use migscope::model::stall::StallKind;
-use migscope::model::{CheckpointEvent, Model, Owner, Phase, SessionKind, Thresholds};
+use migscope::model::{CheckpointEvent, Model, Owner, Phase, Scheme, SessionKind, Thresholds};
 use migscope::report::timeline::{self, Context, ReportFormat};
 use migscope::session::{Analyzer, Config};
 use migscope::synth::capture::{write_capture, CaptureManifest, CaptureOptions};
@@ -97,7 +97,11 @@ fn colo_event_times_phases_and_sizes_equal_the_ground_truth() {
     assert_eq!(sm.checkpoints.len(), man.checkpoints.len());
     for (c, t) in sm.checkpoints.iter().zip(&man.checkpoints) {
         assert_eq!(c.index, u64::from(t.index));
-        assert!(c.complete(true), "checkpoint {} complete", c.index);
+        assert!(
+            c.complete(Scheme::XenColo),
+            "checkpoint {} complete",
+            c.index
+        );
         let want: Vec<Option<u64>> = t
             .events
             .iter()
@@ -106,7 +110,7 @@ fn colo_event_times_phases_and_sizes_equal_the_ground_truth() {
         assert_eq!(c.events.to_vec(), want, "checkpoint {} events", c.index);
         for (p, sp) in Phase::ALL.iter().zip(SYNTH_PHASES) {
             assert_eq!(
-                c.phase(*p, true),
+                c.phase(*p, Scheme::XenColo),
                 man.phase_ns(t.index, sp),
                 "checkpoint {} {}",
                 c.index,
@@ -212,7 +216,7 @@ fn every_injected_stall_is_found_with_its_phase_awaited_event_and_owner() {
     for c in &m.sessions[0].checkpoints {
         for (p, sp) in Phase::ALL.iter().zip(SYNTH_PHASES) {
             assert_eq!(
-                c.phase(*p, true),
+                c.phase(*p, Scheme::XenColo),
                 st.stream.phase_ns(c.index as u32, sp),
                 "checkpoint {} {}",
                 c.index,
@@ -252,7 +256,7 @@ fn a_capture_ending_inside_a_checkpoint_names_the_event_awaited_and_its_owner() 
         ))
     );
     let c = m.sessions[0].checkpoints.last().unwrap();
-    assert!(!c.complete(true));
+    assert!(!c.complete(Scheme::XenColo));
     assert_eq!(c.index, 12);
 
     // Live: while packets still could come, the open phase is stalled as
@@ -347,7 +351,7 @@ fn damaged_captures_give_partial_checkpoints_and_exact_others() {
         let st = &truth.sessions[0];
         let mut exact = 0;
         for c in &sm.checkpoints {
-            if !c.complete(true) {
+            if !c.complete(Scheme::XenColo) {
                 continue;
             }
             // A complete checkpoint is one of synth's, with its exact times.
@@ -374,7 +378,7 @@ fn damaged_captures_give_partial_checkpoints_and_exact_others() {
         assert!(sm
             .checkpoints
             .iter()
-            .all(|c| c.lost == 0 || !c.complete(true)));
+            .all(|c| c.lost == 0 || !c.complete(Scheme::XenColo)));
         if lost == 0 {
             assert!(exact >= 20, "{exact} exact checkpoints");
         }
@@ -422,7 +426,7 @@ fn a_checkpoint_that_lost_page_bytes_is_partial_with_the_bytes_it_lost() {
         ) {
             assert_eq!(c.lost, overlap, "checkpoint {} lost bytes", t.index);
             assert_eq!(
-                c.complete(false),
+                c.complete(Scheme::Remus),
                 overlap == 0,
                 "checkpoint {} complete",
                 t.index
@@ -433,7 +437,7 @@ fn a_checkpoint_that_lost_page_bytes_is_partial_with_the_bytes_it_lost() {
     }
     assert!(checked >= 25, "{checked} checkpoints checked");
     assert!(sm.checkpoints.iter().any(|c| c.lost > 0));
-    assert!(sm.checkpoints.iter().any(|c| c.complete(false)));
+    assert!(sm.checkpoints.iter().any(|c| c.complete(Scheme::Remus)));
 }
 
 #[test]
@@ -481,9 +485,9 @@ fn remus_and_plain_sessions() {
             assert_eq!(c.events[e], t.events[e].map(|x| x + st.time_offset_ns));
         }
         assert_eq!(c.pages, t.pages);
-        assert!(c.complete(false));
+        assert!(c.complete(Scheme::Remus));
         assert_eq!(
-            c.phase(Phase::Device, false),
+            c.phase(Phase::Device, Scheme::Remus),
             st.stream.phase_ns(t.index, synth::Phase::Device)
         );
     }

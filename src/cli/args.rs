@@ -87,7 +87,9 @@ pub(crate) struct Common {
 pub(crate) struct StallArgs {
     /// Floor of a phase, e.g. apply=200ms: shorter is never slow
     /// (repeatable; "off" disables one). Defaults: suspend, dirty_sync,
-    /// memory, resume 100ms; device, apply 250ms; run off.
+    /// memory, resume 100ms; device, apply 250ms; run off; QEMU COLO:
+    /// reply, stop, ram, received 100ms; device_state, loaded 250ms;
+    /// interval off.
     #[arg(long = "slow", value_name = "PHASE=DURATION", value_parser = parse_slow)]
     pub(crate) slow: Vec<(crate::model::Phase, Option<u64>)>,
     /// A slow phase must also exceed this multiple of the session's median

@@ -39,7 +39,7 @@ use crate::decode::{
 };
 use crate::session::{DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
-pub use checkpoint::{Checkpoint, CheckpointEvent, MemoryParts, Owner, Phase};
+pub use checkpoint::{Checkpoint, CheckpointEvent, MemoryParts, Owner, Phase, Scheme};
 pub use stall::{Evidence, Stall, Thresholds};
 pub use stats::PhaseStats;
 pub use tally::{DirTally, Rtt};
@@ -55,6 +55,11 @@ pub enum SessionKind {
     Plain,
     Remus,
     Colo,
+    /// A QEMU migration (not COLO).
+    Qemu,
+    /// A QEMU COLO session.
+    #[serde(rename = "qemu-colo")]
+    QemuColo,
     Unknown,
 }
 
@@ -64,6 +69,8 @@ impl SessionKind {
             SessionKind::Plain => "plain",
             SessionKind::Remus => "remus",
             SessionKind::Colo => "colo",
+            SessionKind::Qemu => "qemu",
+            SessionKind::QemuColo => "qemu-colo",
             SessionKind::Unknown => "unknown",
         }
     }
@@ -179,7 +186,12 @@ pub struct SessionModel {
     pub first_activity: Option<u64>,
     /// Both directions ended (connection closed).
     pub ended: bool,
+    /// Xen COLO: a CHECKPOINT_STATE record or a dirty pfn list was seen.
     colo: bool,
+    /// A QEMU migration stream (set from QEMU records).
+    qemu: bool,
+    /// A QEMU COLO session (set from QEMU COLO records).
+    qemu_colo: bool,
     checkpointed: bool,
     /// A record was lost or malformed before the stream showed it was
     /// checkpointed: checkpoint 0 (the initial migration) is partial.
@@ -232,6 +244,8 @@ impl SessionModel {
             first_activity: None,
             ended: false,
             colo: false,
+            qemu: false,
+            qemu_colo: false,
             checkpointed: false,
             early_damage: false,
             pending_lost: 0,
@@ -252,7 +266,11 @@ impl SessionModel {
 
     /// The kind of migration, as far as the records tell.
     pub fn kind(&self) -> SessionKind {
-        if self.colo {
+        if self.qemu_colo {
+            SessionKind::QemuColo
+        } else if self.qemu {
+            SessionKind::Qemu
+        } else if self.colo {
             SessionKind::Colo
         } else if self.checkpointed {
             SessionKind::Remus
@@ -263,8 +281,16 @@ impl SessionModel {
         }
     }
 
-    pub fn is_colo(&self) -> bool {
-        self.colo
+    /// How its checkpoints are taken: QEMU COLO, Xen COLO, else Remus
+    /// (also a plain or unknown session's checkpoint 0).
+    pub fn scheme(&self) -> Scheme {
+        if self.qemu_colo {
+            Scheme::QemuColo
+        } else if self.colo {
+            Scheme::XenColo
+        } else {
+            Scheme::Remus
+        }
     }
 
     /// The last round of the initial migration, once that is over: libxc
@@ -306,7 +332,10 @@ impl SessionModel {
     /// The checkpoints a timeline lists: none for plain or unknown sessions,
     /// and without a trailing Remus checkpoint that has no record yet.
     pub fn listed_checkpoints(&self) -> &[Checkpoint] {
-        if !matches!(self.kind(), SessionKind::Colo | SessionKind::Remus) {
+        if !matches!(
+            self.kind(),
+            SessionKind::Colo | SessionKind::Remus | SessionKind::QemuColo
+        ) {
             return &[];
         }
         match self.checkpoints.last() {
@@ -453,6 +482,7 @@ impl SessionModel {
     /// new partial checkpoint (the records that would have opened it were lost).
     fn mark(&mut self, e: CheckpointEvent, ts: u64) {
         let colo = self.colo;
+        let scheme = self.scheme();
         let needs_new = match self.checkpoints.last() {
             None => false,
             Some(c) => {
@@ -462,7 +492,7 @@ impl SessionModel {
                     // in time (an event can be processed late: a record
                     // confirmed by a re-synchronisation, a back channel
                     // ahead of the forward stream)
-                    || c.events[e.index() + 1..].iter().any(|x| x.is_some_and(|t| t < ts)) && e != CheckpointEvent::New
+                    || c.events[e.slot() + 1..].iter().any(|x| x.is_some_and(|t| t < ts)) && e != CheckpointEvent::New
             }
         };
         let c = if needs_new {
@@ -470,9 +500,9 @@ impl SessionModel {
         } else {
             self.current()
         };
-        c.events[e.index()] = Some(ts);
+        c.events[e.slot()] = Some(ts);
         if let Some(c) = self.checkpoints.last() {
-            self.stats.event(c, e, colo);
+            self.stats.event(c, e, scheme);
         }
     }
 
@@ -559,16 +589,16 @@ impl SessionModel {
                     self.forward_lost = false;
                     if late {
                         if let Some(c) = self.checkpoints.last_mut() {
-                            c.events[CheckpointEvent::New.index()] = Some(ts);
+                            c.events[CheckpointEvent::New.slot()] = Some(ts);
                             c.first_record = Some(first);
                         }
                     } else {
                         if let Some(prev) = self.checkpoints.last_mut() {
-                            prev.next_new = Some(ts);
-                            self.stats.run_closed(prev);
+                            prev.next_start = Some(ts);
+                            self.stats.run_closed(prev, Scheme::XenColo);
                         }
                         let c = self.open_checkpoint(false);
-                        c.events[CheckpointEvent::New.index()] = Some(ts);
+                        c.events[CheckpointEvent::New.slot()] = Some(ts);
                         c.first_record = Some(first);
                     }
                 }
@@ -699,7 +729,7 @@ impl SessionModel {
 
     /// Checkpoints whose phases count (COLO: all; Remus: all).
     pub fn phase(&self, c: &Checkpoint, p: Phase) -> Option<u64> {
-        c.phase(p, self.colo)
+        c.phase(p, self.scheme())
     }
 }
 

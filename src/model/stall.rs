@@ -21,21 +21,24 @@
 
 use serde::Serialize;
 
-use super::checkpoint::{Checkpoint, CheckpointEvent, Owner, Phase};
+use super::checkpoint::{Checkpoint, CheckpointEvent, Owner, Phase, Scheme};
 use super::{SessionModel, Span};
 use crate::decode::Direction;
 
 /// When a phase counts as slow, and when quiet means stalled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
-    /// Floor per phase in ns: a phase this short is never slow (None: the
-    /// phase is never slow). Defaults: 100 ms for suspend, dirty_sync,
-    /// memory and resume (a COLO checkpoint's whole downtime is tens of ms;
-    /// a Remus memory phase that is long by nature is kept quiet by the
-    /// median factor); 250 ms for device and apply (device-model state
-    /// varies by tens of ms from one checkpoint to the next; a real PVH
-    /// device phase is 0 most of the time and up to 115 ms); run off.
-    pub absolute: [Option<u64>; 7],
+    /// Floor per phase in ns, by [`Phase::index`]: a phase this short is
+    /// never slow (None: the phase is never slow). Defaults: 100 ms for
+    /// suspend, dirty_sync, memory and resume (a COLO checkpoint's whole
+    /// downtime is tens of ms; a Remus memory phase that is long by nature
+    /// is kept quiet by the median factor); 250 ms for device and apply
+    /// (device-model state varies by tens of ms from one checkpoint to the
+    /// next; a real PVH device phase is 0 most of the time and up to
+    /// 115 ms); run off. QEMU COLO likewise: 100 ms for reply, stop, ram
+    /// and received; 250 ms for device_state and loaded (device state
+    /// again); interval off.
+    pub absolute: [Option<u64>; Phase::COUNT],
     /// A slow phase also exceeds this multiple of the session's median.
     pub factor: f64,
     /// Both directions silent this long in the middle of a checkpoint: stalled.
@@ -46,14 +49,23 @@ impl Default for Thresholds {
     fn default() -> Self {
         const MS: u64 = 1_000_000;
         Thresholds {
-            // suspend, dirty_sync, memory, device, apply, resume, run
             absolute: [
+                // Xen: suspend, dirty_sync, memory, device, apply, resume, run
                 Some(100 * MS),
                 Some(100 * MS),
                 Some(100 * MS),
                 Some(250 * MS),
                 Some(250 * MS),
                 Some(100 * MS),
+                None,
+                // QEMU COLO: reply, stop, ram, device_state, received,
+                // loaded, interval
+                Some(100 * MS),
+                Some(100 * MS),
+                Some(100 * MS),
+                Some(250 * MS),
+                Some(100 * MS),
+                Some(250 * MS),
                 None,
             ],
             factor: 4.0,
@@ -332,17 +344,14 @@ pub fn find(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) -> 
 fn checkpointed(s: &SessionModel) -> bool {
     matches!(
         s.kind(),
-        super::SessionKind::Colo | super::SessionKind::Remus
+        super::SessionKind::Colo | super::SessionKind::Remus | super::SessionKind::QemuColo
     )
 }
 
-/// The session's limit of each phase: its floor, or the factor times the
-/// session's median when that is larger.
-fn limits(s: &SessionModel, t: &Thresholds) -> Vec<Option<u64>> {
-    Phase::ALL
-        .iter()
-        .map(|&p| t.limit(p, s.stats.median_ns(p)))
-        .collect()
+/// The session's limit of each phase of its scheme, by [`Phase::slot`]:
+/// its floor, or the factor times the session's median when that is larger.
+fn limits(s: &SessionModel, t: &Thresholds, scheme: Scheme) -> [Option<u64>; 7] {
+    Phase::family(scheme).map(|p| t.limit(p, s.stats.median_ns(p)))
 }
 
 /// The slow phases of checkpoint `c` of session `s`, added to `out`.
@@ -350,19 +359,19 @@ pub fn slow_phases(s: &SessionModel, c: &Checkpoint, t: &Thresholds, out: &mut V
     if !checkpointed(s) {
         return;
     }
-    let colo = s.is_colo();
-    let limits = limits(s, t);
+    let scheme = s.scheme();
+    let limits = limits(s, t, scheme);
     {
-        for &p in Phase::of(colo) {
+        for &p in Phase::of(scheme) {
             let (Some(d), Some(limit), Some(floor)) =
-                (c.phase(p, colo), limits[p.index()], t.absolute[p.index()])
+                (c.phase(p, scheme), limits[p.slot()], t.absolute[p.index()])
             else {
                 continue;
             };
             if d <= floor {
                 continue;
             }
-            let start = c.phase_start(p, colo).unwrap_or(0);
+            let start = c.phase_start(p, scheme).unwrap_or(0);
             let ev = evidence(s, start, start + d);
             // over the session's own limit, or slow on the evidence
             let threshold = if d > limit {
@@ -398,17 +407,17 @@ pub fn stalled(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) 
     if !checkpointed(s) {
         return None;
     }
-    let colo = s.is_colo();
-    let limits = limits(s, t);
+    let scheme = s.scheme();
+    let limits = limits(s, t, scheme);
     let mut out = None;
     if let Some(c) = s.listed_checkpoints().last() {
         let quiet = now.saturating_sub(s.last_activity) >= t.quiet_ns;
         let started = c.last_event().or(c.first_record);
-        if let (Some(since), Some(awaited)) = (started, c.awaiting(colo)) {
-            let phase = awaited.closes().unwrap_or(Phase::Memory);
+        if let (Some(since), Some(awaited)) = (started, c.awaiting(scheme)) {
+            let phase = awaited.awaited_phase(scheme);
             // Live, the open phase is stalled the moment it passes its
             // threshold, not only once everything went quiet.
-            let over = limits[phase.index()].is_some_and(|l| now.saturating_sub(since) > l);
+            let over = limits[phase.slot()].is_some_and(|l| now.saturating_sub(since) > l);
             if capture_ended || s.ended || quiet || over {
                 let end = now.max(since);
                 let ev = evidence(s, since, end);

@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::checkpoint::{Checkpoint, CheckpointEvent, Phase};
+use super::checkpoint::{Checkpoint, CheckpointEvent, Phase, Scheme};
 
 /// Longest duration a histogram records exactly (one hour); longer ones are
 /// clamped to it.
@@ -93,6 +93,7 @@ impl Dist {
 /// The statistics of one session.
 #[derive(Debug, Clone)]
 pub struct SessionStats {
+    /// One per phase of the session's scheme, by [`Phase::slot`].
     pub phases: [Dist; 7],
     pub downtime: Dist,
     pub pages: Dist,
@@ -139,17 +140,17 @@ impl SessionStats {
     /// CHECKPOINT arrives the stream has not shown which it is (COLO's first
     /// back-channel record follows CHECKPOINT_END), so they wait for
     /// [`SessionStats::remus_initial`].
-    pub fn event(&mut self, c: &Checkpoint, e: CheckpointEvent, colo: bool) {
-        let undecided = !colo && c.index == 0;
-        for p in Phase::ALL {
-            if p != Phase::Run && p.end() == e && !(undecided && p == Phase::Memory) {
-                if let Some(d) = c.phase(p, colo) {
-                    self.phases[p.index()].add(d);
+    pub fn event(&mut self, c: &Checkpoint, e: CheckpointEvent, scheme: Scheme) {
+        let undecided = scheme == Scheme::Remus && c.index == 0;
+        for &p in Phase::family(scheme) {
+            if !p.is_trailing() && p.end() == e && !(undecided && p == Phase::Memory) {
+                if let Some(d) = c.phase(p, scheme) {
+                    self.phases[p.slot()].add(d);
                 }
             }
         }
-        if e == Checkpoint::downtime_end(colo) && !undecided {
-            if let Some(d) = c.downtime(colo) {
+        if e == Checkpoint::downtime_end(scheme) && !undecided {
+            if let Some(d) = c.downtime(scheme) {
                 self.downtime.add(d);
             }
         }
@@ -158,22 +159,26 @@ impl SessionStats {
     /// Remus checkpoint 1 began: checkpoint 0 (`c`) was Remus's, and its
     /// memory phase and downtime count now.
     pub fn remus_initial(&mut self, c: &Checkpoint) {
-        if let Some(d) = c.phase(Phase::Memory, false) {
-            self.phases[Phase::Memory.index()].add(d);
+        if let Some(d) = c.phase(Phase::Memory, Scheme::Remus) {
+            self.phases[Phase::Memory.slot()].add(d);
         }
-        if let Some(d) = c.downtime(false) {
+        if let Some(d) = c.downtime(Scheme::Remus) {
             self.downtime.add(d);
         }
     }
 
-    /// The next NEW closed the run phase of `c`.
-    pub fn run_closed(&mut self, c: &Checkpoint) {
-        if let Some(d) = c.phase(Phase::Run, true) {
-            self.phases[Phase::Run.index()].add(d);
+    /// The next checkpoint's first event (Xen COLO's NEW, QEMU COLO's
+    /// REQUEST) closed the run or interval phase of `c`.
+    pub fn run_closed(&mut self, c: &Checkpoint, scheme: Scheme) {
+        let Some(&p) = Phase::of(scheme).last().filter(|p| p.is_trailing()) else {
+            return;
+        };
+        if let Some(d) = c.phase(p, scheme) {
+            self.phases[p.slot()].add(d);
         }
     }
 
-    /// `c`'s CHECKPOINT_END was seen: its pages and bytes are final.
+    /// `c`'s CHECKPOINT_END was seen: its pages and bytes are final (Xen).
     pub fn closed(&mut self, c: &Checkpoint) {
         if c.damaged {
             return;
@@ -194,13 +199,15 @@ impl SessionStats {
             .then(|| (self.checkpoints - 1) as f64 / (span as f64 / 1e9))
     }
 
+    /// Statistics of phase `p`, one of the session's scheme's
+    /// ([`Phase::family`]): the histograms are kept by slot.
     pub fn phase(&self, p: Phase) -> Option<PhaseStats> {
-        self.phases[p.index()].summary()
+        self.phases[p.slot()].summary()
     }
 
-    /// Median duration of a phase in ns.
+    /// Median duration of a phase in ns (one of the session's scheme's).
     pub fn median_ns(&self, p: Phase) -> Option<u64> {
-        let d = &self.phases[p.index()];
+        let d = &self.phases[p.slot()];
         (d.count() > 0).then(|| d.h.as_ref().map_or(0, |h| h.value_at_quantile(0.5)))
     }
 }
@@ -216,7 +223,7 @@ mod tests {
             let mut c = Checkpoint::new(i);
             c.events[4] = Some(1_000_000_000);
             c.events[5] = Some(1_000_000_000 + i * 1_000_000); // apply i ms
-            s.event(&c, CheckpointEvent::SvmReady, true);
+            s.event(&c, CheckpointEvent::SvmReady, Scheme::XenColo);
         }
         let a = s.phase(Phase::Apply).unwrap();
         assert_eq!(a.count, 100);
@@ -249,8 +256,46 @@ mod tests {
         let mut c = Checkpoint::new(1);
         c.events[3] = Some(5_000);
         c.events[4] = Some(5_000);
-        s.event(&c, CheckpointEvent::CheckpointEnd, false);
+        s.event(&c, CheckpointEvent::CheckpointEnd, Scheme::Remus);
         let d = s.phase(Phase::Device).unwrap();
         assert_eq!((d.count, d.p50, d.max), (1, 0.0, 0.0));
+    }
+
+    #[test]
+    fn qemu_colo_phases_count_by_slot() {
+        let q = Scheme::QemuColo;
+        let mut s = SessionStats::default();
+        let mut prev: Option<Checkpoint> = None;
+        for i in 1..=3u64 {
+            let mut c = Checkpoint::new(i);
+            let t0 = i * 1_000_000_000;
+            // request, reply +10 ms, vmstate_send +15, vmstate_size +400,
+            // device state +450, vmstate_received +452, vmstate_loaded +500
+            for (e, ms) in CheckpointEvent::QEMU_COLO
+                .iter()
+                .zip([0, 10, 15, 400, 450, 452, 500])
+            {
+                c.events[e.slot()] = Some(t0 + ms * 1_000_000);
+                s.event(&c, *e, q);
+            }
+            if let Some(mut p) = prev.take() {
+                p.next_start = c.event(CheckpointEvent::Request);
+                s.run_closed(&p, q);
+            }
+            prev = Some(c);
+        }
+        let ms = |p: Phase| s.median_ns(p).map(|n| n / 1_000_000);
+        assert_eq!(ms(Phase::Reply), Some(10));
+        assert_eq!(ms(Phase::Ram), Some(385));
+        assert_eq!(ms(Phase::Loaded), Some(48));
+        assert_eq!(
+            ms(Phase::Interval),
+            Some(500),
+            "loaded +500 ms to the next request"
+        );
+        assert_eq!(s.phase(Phase::Interval).unwrap().count, 2);
+        let d = s.downtime.summary().unwrap();
+        assert_eq!(d.count, 3);
+        assert!((d.p50 - 0.490).abs() < 0.001, "reply -> loaded: {}", d.p50);
     }
 }

@@ -20,7 +20,8 @@ pub struct SessionLabels {
     pub pair: String,
     /// The xl domain name ("" when the capture did not show it).
     pub domain: String,
-    /// colo, remus or plain.
+    /// The session's kind ([`crate::model::SessionKind::name`]): colo,
+    /// remus, plain, qemu, qemu-colo or unknown.
     pub kind: String,
 }
 

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::decode::Direction;
 use crate::model::stall::{self, Stall, StallKind};
-use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel, Thresholds};
+use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, Scheme, SessionModel, Thresholds};
 use crate::session::CaptureStats;
 
 use metrics::{CompleteLabels, DirLabels, Metrics, PhaseLabels, SessionLabels, StallLabels};
@@ -195,7 +195,7 @@ impl Monitor {
                 "time": secs(s.info.first_ts)}));
         }
         self.tcp(s, &l, i);
-        let colo = s.is_colo();
+        let scheme = s.scheme();
         let cps = s.listed_checkpoints();
         let last = cps.len().saturating_sub(usize::from(!done));
         let mut finals: Vec<&Checkpoint> = cps[..last]
@@ -206,13 +206,13 @@ impl Monitor {
         let last_index = cps.last().map(|c| c.index);
         for c in finals {
             let stopped_in = done && Some(c.index) == last_index;
-            self.checkpoint(s, c, &l, colo, stopped_in);
+            self.checkpoint(s, c, &l, scheme, stopped_in);
             self.seen[i].next = c.index + 1;
             if self.seen[i].stalled == Some(c.index) {
                 self.seen[i].stalled = None;
                 self.event(json!({"event": "stall_resolved", "session": s.info.id,
                     "pair": l.pair, "checkpoint": c.index,
-                    "downtime": c.downtime(colo).map(secs)}));
+                    "downtime": c.downtime(scheme).map(secs)}));
             }
         }
         // The open checkpoint: stalled now?
@@ -271,12 +271,14 @@ impl Monitor {
         s: &SessionModel,
         c: &Checkpoint,
         l: &SessionLabels,
-        colo: bool,
+        scheme: Scheme,
         stopped_in: bool,
     ) {
         let mut phases = serde_json::Map::new();
-        for &p in Phase::of(colo) {
-            let Some(d) = c.phase(p, colo) else { continue };
+        for &p in Phase::of(scheme) {
+            let Some(d) = c.phase(p, scheme) else {
+                continue;
+            };
             phases.insert(p.name().into(), json!(secs(d)));
             self.metrics
                 .phase
@@ -288,13 +290,13 @@ impl Monitor {
                 })
                 .observe(secs(d));
         }
-        let downtime = c.downtime(colo);
+        let downtime = c.downtime(scheme);
         if let Some(d) = downtime {
             self.metrics.downtime.get_or_create(l).observe(secs(d));
         }
         self.metrics.pages.get_or_create(l).observe(c.pages as f64);
         self.metrics.bytes.get_or_create(l).observe(c.bytes as f64);
-        let complete = c.complete(colo);
+        let complete = c.complete(scheme);
         self.metrics
             .checkpoints
             .get_or_create(&CompleteLabels {
@@ -307,18 +309,26 @@ impl Monitor {
         let mut slow = Vec::new();
         stall::slow_phases(s, c, &self.thresholds, &mut slow);
         let mut events = serde_json::Map::new();
-        for e in CheckpointEvent::ALL {
+        for &e in CheckpointEvent::of(scheme)
+            .iter()
+            .filter(|e| e.is_message())
+        {
             if let Some(t) = c.event(e) {
                 events.insert(e.name().into(), json!(secs(t)));
             }
         }
-        self.event(
-            json!({"event": "checkpoint", "session": s.info.id, "pair": l.pair,
+        let mut event = json!({"event": "checkpoint", "session": s.info.id, "pair": l.pair,
             "domain": l.domain, "kind": l.kind, "checkpoint": c.index,
             "start": c.start().map(secs), "events": events, "phases": phases,
             "downtime": downtime.map(secs), "pages": c.pages, "pfns": c.pfns,
-            "bytes": c.bytes, "complete": complete, "lost_bytes": c.lost}),
-        );
+            "bytes": c.bytes, "complete": complete, "lost_bytes": c.lost});
+        // QEMU COLO: the end of the device state (no message) and its size
+        if let (Scheme::QemuColo, Value::Object(o)) = (scheme, &mut event) {
+            let end = c.event(CheckpointEvent::DeviceState).map(secs);
+            o.insert("device_state_end".into(), json!(end));
+            o.insert("vmstate_size".into(), json!(c.vmstate_size));
+        }
+        self.event(event);
         for x in &slow {
             self.count_stall(l, x);
             self.event(stall_event("slow_phase", s, l, x));
@@ -326,8 +336,8 @@ impl Monitor {
         // A checkpoint that stalled and then completed: its slow phase was
         // counted above; one the session ended in counts once here.
         if stopped_in && slow.is_empty() {
-            if let Some(awaited) = c.awaiting(colo) {
-                let phase = awaited.closes().unwrap_or(Phase::Memory);
+            if let Some(awaited) = c.awaiting(scheme) {
+                let phase = awaited.awaited_phase(scheme);
                 self.metrics
                     .stalls
                     .get_or_create(&StallLabels {

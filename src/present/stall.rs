@@ -56,7 +56,7 @@ fn times_median(s: &SessionModel, p: Phase, ns: u64) -> Option<String> {
 /// phase with the owner and why, or what it still waits for, or that it is
 /// partial, or complete with its downtime.
 pub fn verdict(s: &SessionModel, c: &Checkpoint, stalls: &[&Stall]) -> String {
-    let colo = s.is_colo();
+    let scheme = s.scheme();
     let worst = stalls
         .iter()
         .find(|x| x.kind == StallKind::Stalled)
@@ -90,14 +90,14 @@ pub fn verdict(s: &SessionModel, c: &Checkpoint, stalls: &[&Stall]) -> String {
             )
         };
     }
-    if let Some(awaited) = c.awaiting(colo) {
+    if let Some(awaited) = c.awaiting(scheme) {
         return format!(
             "incomplete: waiting for {} from the {}",
             awaited.name(),
             awaited.owner().name()
         );
     }
-    if !c.complete(colo) {
+    if !c.complete(scheme) {
         return if c.lost > 0 {
             format!(
                 "partial: the capture lost {} of it",
@@ -107,7 +107,7 @@ pub fn verdict(s: &SessionModel, c: &Checkpoint, stalls: &[&Stall]) -> String {
             "partial: records of it fell into a capture gap".into()
         };
     }
-    match c.downtime(colo) {
+    match c.downtime(scheme) {
         Some(d) => format!(
             "complete: downtime {}{}, no slow phase",
             human_ns(d),

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::decode::text::escape_str;
 use crate::model::stall::{Evidence, Stall};
-use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel, Thresholds};
+use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, Scheme, SessionModel, Thresholds};
 pub use crate::present::rfc3339;
 use crate::present::{
     evidence_text, handover_text, human_bytes, human_ns, migration_downtime_text, rel,
@@ -204,11 +204,16 @@ fn opt(v: Option<f64>) -> Value {
     v.map_or(Value::Null, |x| json!(x))
 }
 
-/// CHECKPOINT_END to the next checkpoint's CHECKPOINT_END: the checkpoint
-/// period (Remus: "the interval to the next one").
-fn interval(c: &Checkpoint, next: Option<&Checkpoint>) -> Option<f64> {
-    let a = c.event(CheckpointEvent::CheckpointEnd)?;
-    let b = next?.event(CheckpointEvent::CheckpointEnd)?;
+/// CHECKPOINT_END to the next checkpoint's CHECKPOINT_END (QEMU COLO:
+/// REQUEST to the next REQUEST): the checkpoint period (Remus: "the
+/// interval to the next one").
+fn interval(c: &Checkpoint, next: Option<&Checkpoint>, scheme: Scheme) -> Option<f64> {
+    let e = match scheme {
+        Scheme::QemuColo => CheckpointEvent::Request,
+        Scheme::XenColo | Scheme::Remus => CheckpointEvent::CheckpointEnd,
+    };
+    let a = c.event(e)?;
+    let b = next?.event(e)?;
     b.checked_sub(a).map(secs)
 }
 
@@ -218,30 +223,42 @@ fn checkpoint_json(
     c: &Checkpoint,
     next: Option<&Checkpoint>,
 ) -> Value {
-    let colo = s.is_colo();
+    let scheme = s.scheme();
+    let colo = scheme == Scheme::XenColo;
     let mut events = Map::new();
-    for e in CheckpointEvent::ALL {
+    for &e in CheckpointEvent::of(scheme)
+        .iter()
+        .filter(|e| e.is_message())
+    {
         events.insert(e.name().into(), opt(c.event(e).map(|t| rel(m, t))));
     }
     let mut phases = Map::new();
-    for p in Phase::ALL {
-        phases.insert(p.name().into(), opt(c.phase(p, colo).map(secs)));
+    for &p in Phase::family(scheme) {
+        phases.insert(p.name().into(), opt(c.phase(p, scheme).map(secs)));
     }
-    json!({
+    let mut v = json!({
         "index": c.index,
-        "complete": c.complete(colo),
+        "complete": c.complete(scheme),
         "lost_bytes": c.lost,
         "events": events,
         "phases": phases,
-        "downtime": opt(c.downtime(colo).map(secs)),
+        "downtime": opt(c.downtime(scheme).map(secs)),
         "memory_parts": if colo { c.memory_parts().map_or(Value::Null, |p| json!({
             "preparation": secs(p.preparation), "transfer": secs(p.transfer), "transfer_rate": p.rate})) } else { Value::Null },
         "pages": c.pages,
         "pfns": c.pfns,
         "bytes": c.bytes,
         "dirty_pfns": if colo && c.index > 0 { json!(c.dirty_pfns) } else { Value::Null },
-        "interval": opt(interval(c, next)),
-    })
+        "interval": opt(interval(c, next, scheme)),
+    });
+    if scheme == Scheme::QemuColo {
+        if let Value::Object(o) = &mut v {
+            let end = c.event(CheckpointEvent::DeviceState).map(|t| rel(m, t));
+            o.insert("device_state_end".into(), opt(end));
+            o.insert("vmstate_size".into(), json!(c.vmstate_size));
+        }
+    }
+    v
 }
 
 fn evidence_json(m: &Model, e: &Evidence) -> Value {
@@ -354,7 +371,7 @@ fn session_json(m: &Model, s: &SessionModel, sel: &Selection, stalls: &[Stall]) 
                 .map(|((d, layer, t), (n, b))| json!({"dir": d.label(), "layer": layer, "type": t, "count": n, "bytes": b}))
                 .collect();
     let mut phase_stats = Map::new();
-    for p in Phase::ALL {
+    for &p in Phase::family(s.scheme()) {
         if let Some(ps) = s.stats.phase(p) {
             phase_stats.insert(
                 p.name().into(),
@@ -421,6 +438,20 @@ fn dir_json(src: String, dst: String, x: &crate::model::DirTally) -> Value {
     })
 }
 
+/// The CSV columns of a QEMU COLO checkpoint's events (the end of its
+/// device state is `device_state_end`, as in JSON).
+fn qemu_event_column(e: CheckpointEvent) -> String {
+    match e {
+        CheckpointEvent::DeviceState => "device_state_end".into(),
+        e => e.name().into(),
+    }
+}
+
+/// The CSV: one row per checkpoint. Xen's columns (its seven events, its
+/// seven phases, downtime, pages, pfns, bytes, dirty_pfns) come first, then
+/// QEMU COLO's (its seven events, its phases as `phase_<name>`, the
+/// announced device state size as `vmstate_bytes`), empty in the rows of
+/// the other family, then the interval, last.
 fn csv(m: &Model, sel: &Selection, out: &mut dyn Write) -> io::Result<()> {
     let mut head = vec![
         "session".to_string(),
@@ -428,23 +459,23 @@ fn csv(m: &Model, sel: &Selection, out: &mut dyn Write) -> io::Result<()> {
         "index".into(),
         "complete".into(),
     ];
-    head.extend(CheckpointEvent::ALL.iter().map(|e| e.name().to_string()));
-    head.extend(Phase::ALL.iter().map(|p| p.name().to_string()));
+    head.extend(CheckpointEvent::XEN.iter().map(|e| e.name().to_string()));
+    head.extend(Phase::XEN.iter().map(|p| p.name().to_string()));
+    head.extend(["downtime", "pages", "pfns", "bytes", "dirty_pfns"].map(String::from));
+    head.extend(CheckpointEvent::QEMU_COLO.map(qemu_event_column));
     head.extend(
-        [
-            "downtime",
-            "pages",
-            "pfns",
-            "bytes",
-            "dirty_pfns",
-            "interval",
-        ]
-        .map(String::from),
+        Phase::QEMU_COLO
+            .iter()
+            .map(|p| format!("phase_{}", p.name())),
     );
+    head.push("vmstate_bytes".into());
+    head.push("interval".into());
+    let qemu_columns = CheckpointEvent::QEMU_COLO.len() + Phase::QEMU_COLO.len() + 1;
     writeln!(out, "{}", head.join(","))?;
     let f = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.9}"));
     for s in m.sessions.iter().filter(|s| sel.session(m, s)) {
-        let colo = s.is_colo();
+        let scheme = s.scheme();
+        let qemu = scheme.is_qemu();
         let cps = s.listed_checkpoints();
         for (i, c) in cps.iter().enumerate() {
             if !sel.checkpoint(m, c) {
@@ -454,24 +485,33 @@ fn csv(m: &Model, sel: &Selection, out: &mut dyn Write) -> io::Result<()> {
                 s.info.id.to_string(),
                 s.kind().name().to_string(),
                 c.index.to_string(),
-                c.complete(colo).to_string(),
+                c.complete(scheme).to_string(),
             ];
-            row.extend(
-                CheckpointEvent::ALL
-                    .iter()
-                    .map(|&e| f(c.event(e).map(|t| rel(m, t)))),
-            );
-            row.extend(Phase::ALL.iter().map(|&p| f(c.phase(p, colo).map(secs))));
-            row.push(f(c.downtime(colo).map(secs)));
+            let events = |row: &mut Vec<String>, events: &[CheckpointEvent; 7], ours: bool| {
+                row.extend(
+                    events
+                        .iter()
+                        .map(|&e| f(c.event(e).filter(|_| ours).map(|t| rel(m, t)))),
+                );
+            };
+            let phases = |row: &mut Vec<String>, phases: &[Phase; 7]| {
+                row.extend(phases.iter().map(|&p| f(c.phase(p, scheme).map(secs))));
+            };
+            events(&mut row, &CheckpointEvent::XEN, !qemu);
+            phases(&mut row, &Phase::XEN);
+            row.push(f(c.downtime(scheme).map(secs)));
             row.push(c.pages.to_string());
             row.push(c.pfns.to_string());
             row.push(c.bytes.to_string());
-            row.push(if colo && c.index > 0 {
+            row.push(if scheme == Scheme::XenColo && c.index > 0 {
                 c.dirty_pfns.to_string()
             } else {
                 String::new()
             });
-            row.push(f(interval(c, cps.get(i + 1))));
+            events(&mut row, &CheckpointEvent::QEMU_COLO, qemu);
+            phases(&mut row, &Phase::QEMU_COLO);
+            row.push(c.vmstate_size.map_or(String::new(), |b| b.to_string()));
+            row.push(f(interval(c, cps.get(i + 1), scheme)));
             writeln!(out, "{}", row.join(","))?;
         }
         // A plain migration is one row: no index, its downtime, the pages
@@ -483,12 +523,13 @@ fn csv(m: &Model, sel: &Selection, out: &mut dyn Write) -> io::Result<()> {
                 String::new(),
                 (s.stream_end.is_some() && !s.info.mid_stream).to_string(),
             ];
-            row.extend((0..CheckpointEvent::ALL.len() + Phase::ALL.len()).map(|_| String::new()));
+            row.extend((0..CheckpointEvent::XEN.len() + Phase::XEN.len()).map(|_| String::new()));
             row.push(f(s.migration_downtime().map(secs)));
             row.push(s.rounds.iter().map(|r| r.pages).sum::<u64>().to_string());
             row.push(s.rounds.iter().map(|r| r.pfns).sum::<u64>().to_string());
             row.push(s.dirs[0].bytes.to_string());
-            row.extend([String::new(), String::new()]);
+            // dirty_pfns, QEMU COLO's columns, interval
+            row.extend((0..1 + qemu_columns + 1).map(|_| String::new()));
             writeln!(out, "{}", row.join(","))?;
         }
     }
@@ -581,14 +622,14 @@ fn text(
                 x.zero_windows
             )?;
         }
-        let colo = s.is_colo();
+        let scheme = s.scheme();
         let all_cps = s.listed_checkpoints();
         let cps: Vec<&Checkpoint> = all_cps.iter().filter(|c| sel.checkpoint(m, c)).collect();
         if !all_cps.is_empty() && cps.is_empty() {
             writeln!(out, "  no checkpoint selected")?;
         }
         if !cps.is_empty() {
-            let complete = cps.iter().filter(|c| c.complete(colo)).count();
+            let complete = cps.iter().filter(|c| c.complete(scheme)).count();
             writeln!(
                 out,
                 "  {} checkpoints ({} complete, {} partial){}",
@@ -609,7 +650,7 @@ fn text(
                 "  {:<11} {:>6} {:>10} {:>10} {:>10} {:>10}",
                 "phase", "count", "p50", "p90", "p99", "max"
             )?;
-            let mut rows: Vec<(&str, Option<crate::model::PhaseStats>)> = Phase::ALL
+            let mut rows: Vec<(&str, Option<crate::model::PhaseStats>)> = Phase::family(scheme)
                 .iter()
                 .map(|&p| (p.name(), s.stats.phase(p)))
                 .collect();
@@ -641,16 +682,16 @@ fn text(
             // The worst checkpoints, by downtime.
             let mut worst: Vec<(&Checkpoint, u64)> = cps
                 .iter()
-                .filter_map(|&c| Some((c, c.downtime(colo)?)))
+                .filter_map(|&c| Some((c, c.downtime(scheme)?)))
                 .collect();
             worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.index.cmp(&b.0.index)));
             if !worst.is_empty() && ctx.worst > 0 {
                 writeln!(out, "  worst checkpoints (downtime):")?;
                 for (c, d) in worst.iter().take(ctx.worst) {
-                    let longest = Phase::ALL
+                    let longest = Phase::family(scheme)
                         .iter()
-                        .filter(|&&p| p != Phase::Run)
-                        .filter_map(|&p| c.phase(p, colo).map(|x| (p, x)))
+                        .filter(|&&p| !p.is_trailing())
+                        .filter_map(|&p| c.phase(p, scheme).map(|x| (p, x)))
                         .max_by_key(|x| x.1);
                     writeln!(
                         out,

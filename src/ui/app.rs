@@ -4,7 +4,7 @@
 
 use crate::model::expert::Finding;
 use crate::model::stall::{Stall, StallKind};
-use crate::model::{Checkpoint, Model, Phase, SessionModel, Thresholds};
+use crate::model::{Checkpoint, Model, Phase, Scheme, SessionModel, Thresholds};
 
 use super::records::RecordsView;
 
@@ -72,13 +72,24 @@ pub enum Sort {
 }
 
 impl Sort {
-    /// The next order in the `s` cycle: index, downtime, then each phase.
-    fn next(self) -> Sort {
+    /// The next order in the `s` cycle: index, downtime, then each phase
+    /// of the scheme's family ([`Phase::family`]).
+    fn next(self, scheme: Scheme) -> Sort {
+        let phases = Phase::family(scheme);
         match self {
             Sort::Index => Sort::Downtime,
-            Sort::Downtime => Sort::Phase(Phase::Suspend),
-            Sort::Phase(Phase::Run) => Sort::Index,
-            Sort::Phase(p) => Sort::Phase(Phase::ALL[p.index() + 1]),
+            Sort::Downtime => Sort::Phase(phases[0]),
+            Sort::Phase(p) if p.slot() + 1 == phases.len() => Sort::Index,
+            Sort::Phase(p) => Sort::Phase(phases[p.slot() + 1]),
+        }
+    }
+
+    /// The order for a session of `scheme`: a phase chosen in a session of
+    /// the other family is the one in the same slot of this one's.
+    pub fn in_scheme(self, scheme: Scheme) -> Sort {
+        match self {
+            Sort::Phase(p) => Sort::Phase(p.in_scheme(scheme)),
+            s => s,
         }
     }
 
@@ -284,7 +295,15 @@ impl App {
         &self.stall_cache
     }
 
-    /// Histogram of phase `p` in the selected session: (min, max, counts).
+    /// The selected session's scheme (Xen COLO's when there is none).
+    fn scheme(&self, m: &Model) -> Scheme {
+        m.sessions
+            .get(self.session)
+            .map_or(Scheme::XenColo, SessionModel::scheme)
+    }
+
+    /// Histogram of phase `p` (or the phase in its slot of the session's
+    /// scheme) in the selected session: (min, max, counts).
     pub fn histogram(&mut self, m: &Model, p: Phase, buckets: usize) -> (u64, u64, &[u64]) {
         let buckets = buckets.max(1);
         let Some(s) = m.sessions.get(self.session) else {
@@ -293,8 +312,9 @@ impl App {
         let cps = Self::checkpoints(s);
         let key = Some((self.session, cps.len(), p, buckets));
         if self.hist_cache.key != key {
-            let colo = s.is_colo();
-            let vals: Vec<u64> = cps.iter().filter_map(|c| c.phase(p, colo)).collect();
+            let scheme = s.scheme();
+            let p = p.in_scheme(scheme);
+            let vals: Vec<u64> = cps.iter().filter_map(|c| c.phase(p, scheme)).collect();
             let lo = vals.iter().copied().min().unwrap_or(0);
             let hi = vals.iter().copied().max().unwrap_or(0);
             let mut counts = vec![0u64; buckets];
@@ -333,13 +353,13 @@ impl App {
         let cps = Self::checkpoints(s);
         let key = (self.session, cps.len(), Some(self.sort));
         if key != self.order_key {
-            let colo = s.is_colo();
+            let scheme = s.scheme();
             let mut order: Vec<usize> = (0..cps.len()).collect();
             let val = |c: &Checkpoint| -> u64 {
-                match self.sort {
+                match self.sort.in_scheme(scheme) {
                     Sort::Index => 0,
-                    Sort::Downtime => c.downtime(colo).unwrap_or(0),
-                    Sort::Phase(p) => c.phase(p, colo).unwrap_or(0),
+                    Sort::Downtime => c.downtime(scheme).unwrap_or(0),
+                    Sort::Phase(p) => c.phase(p, scheme).unwrap_or(0),
                 }
             };
             if self.sort != Sort::Index {
@@ -609,7 +629,8 @@ impl App {
                 }
             }
             Key::Char('s') => {
-                self.sort = self.sort.next();
+                let scheme = self.scheme(m);
+                self.sort = self.sort.in_scheme(scheme).next(scheme);
                 self.row = 0;
                 self.scroll = 0;
             }
@@ -639,8 +660,8 @@ impl App {
                 self.pan_ns = self.pan_ns.saturating_add(cell * 8);
             }
             Key::Char('p') => {
-                let i = (self.histogram.index() + 1) % Phase::ALL.len();
-                self.histogram = Phase::ALL[i];
+                let phases = Phase::family(self.scheme(m));
+                self.histogram = phases[(self.histogram.slot() + 1) % phases.len()];
             }
             Key::Char('e') => return Action::Export,
             Key::Char(' ') if self.replay.is_some() => return Action::Pause,

@@ -14,7 +14,7 @@ use super::app::App;
 use super::render::{rel, Theme};
 use crate::decode::Direction;
 use crate::model::stall::{Stall, StallKind};
-use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, SessionModel};
+use crate::model::{Checkpoint, CheckpointEvent, Model, Phase, Scheme, SessionModel};
 use crate::present::{human_bytes, human_ns};
 
 /// Width of the time and delta columns and the gaps around them.
@@ -136,9 +136,9 @@ pub fn lines(
     width: usize,
     theme: Theme,
 ) -> Vec<Line<'static>> {
-    let colo = s.is_colo();
+    let scheme = s.scheme();
     let verdict = crate::present::verdict(s, c, stalls);
-    let bad = !stalls.is_empty() || !c.complete(colo);
+    let bad = !stalls.is_empty() || !c.complete(scheme);
     let style = if bad {
         theme.warn()
     } else {
@@ -157,7 +157,7 @@ pub fn lines(
         Span::styled("secondary", bold),
     ]));
     let origin = c
-        .phase_start(Phase::inside(colo)[0], colo)
+        .phase_start(Phase::inside(scheme)[0], scheme)
         .or(c.first_record)
         .or(c.last_event())
         .unwrap_or(0);
@@ -179,7 +179,7 @@ pub fn lines(
         let closes = r
             .event
             .and_then(CheckpointEvent::closes)
-            .filter(|p| Phase::of(colo).contains(p));
+            .filter(|p| Phase::of(scheme).contains(p));
         if let Some(p) = closes {
             let (g, st) = theme.phase(p);
             spans.push(Span::raw(" ┘"));
@@ -187,7 +187,7 @@ pub fn lines(
             let text = format!(
                 " {} {}",
                 p.name(),
-                c.phase(p, colo).map_or("-".into(), human_ns)
+                c.phase(p, scheme).map_or("-".into(), human_ns)
             );
             spans.push(if slow.contains(&p) {
                 Span::styled(text, theme.warn())
@@ -198,13 +198,20 @@ pub fn lines(
         out.push(Line::from(spans));
     }
     out.push(Line::raw(""));
-    for &p in Phase::of(colo) {
+    // names in a column of 10 (QEMU COLO's device_state takes 12)
+    let w = Phase::of(scheme)
+        .iter()
+        .map(|p| p.name().len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    for &p in Phase::of(scheme) {
         let (g, st) = theme.phase(p);
-        let d = c.phase(p, colo);
-        let (from, to) = c.phase_bounds(p, colo);
+        let d = c.phase(p, scheme);
+        let (from, to) = c.phase_bounds(p, scheme);
         let stall = stalls.iter().find(|x| x.phase == p);
         let text = format!(
-            " {:<10} {:>10}   {from} -> {to}{}",
+            " {:<w$} {:>10}   {from} -> {to}{}",
             p.name(),
             d.map_or("-".into(), human_ns),
             match stall {
@@ -224,7 +231,7 @@ pub fn lines(
                 Span::raw(text)
             },
         ]));
-        if let (Phase::Memory, true, Some(mp)) = (p, colo, c.memory_parts()) {
+        if let (Phase::Memory, Scheme::XenColo, Some(mp)) = (p, scheme, c.memory_parts()) {
             out.push(Line::raw(format!(
                 "   preparation {}, transfer {}{}",
                 human_ns(mp.preparation),
@@ -235,23 +242,32 @@ pub fn lines(
             )));
         }
     }
-    if let Some(d) = c.downtime(colo) {
+    if let Some(d) = c.downtime(scheme) {
         out.push(Line::raw(format!("  downtime   {:>10}", human_ns(d))));
     }
-    out.push(Line::raw(format!(
-        "  {}, {}, {} forward{}",
-        crate::present::count(c.pages, "page", "pages"),
-        crate::present::count(c.pfns, "pfn", "pfns"),
-        human_bytes(c.bytes),
-        if colo && c.index > 0 {
-            format!(
-                ", {}",
-                crate::present::count(c.dirty_pfns, "dirty pfn", "dirty pfns")
-            )
-        } else {
-            String::new()
+    if scheme == Scheme::QemuColo {
+        if let Some(size) = c.vmstate_size {
+            out.push(Line::raw(format!(
+                "  device state {} announced by vmstate_size",
+                human_bytes(size)
+            )));
         }
-    )));
+    } else {
+        out.push(Line::raw(format!(
+            "  {}, {}, {} forward{}",
+            crate::present::count(c.pages, "page", "pages"),
+            crate::present::count(c.pfns, "pfn", "pfns"),
+            human_bytes(c.bytes),
+            if scheme == Scheme::XenColo && c.index > 0 {
+                format!(
+                    ", {}",
+                    crate::present::count(c.dirty_pfns, "dirty pfn", "dirty pfns")
+                )
+            } else {
+                String::new()
+            }
+        )));
+    }
     if c.lost > 0 {
         out.push(Line::styled(
             format!("the capture lost {} of it", human_bytes(c.lost)),
@@ -267,7 +283,7 @@ pub fn lines(
         None => {
             let t0 = c.first_record.unwrap_or(origin).min(origin);
             let t1 = c.last_event().unwrap_or(t0).max(t0);
-            let end = if c.awaiting(colo).is_some() {
+            let end = if c.awaiting(scheme).is_some() {
                 m.now.max(t1)
             } else {
                 t1

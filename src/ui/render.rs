@@ -11,7 +11,7 @@ use ratatui::Frame;
 
 use super::app::{App, Sort, TimeFormat, View};
 use crate::model::stall::StallKind;
-use crate::model::{Checkpoint, Model, Phase, SessionModel};
+use crate::model::{Checkpoint, Model, Phase, Scheme, SessionModel};
 use crate::present::rfc3339;
 use crate::present::{human_bytes, human_ns};
 
@@ -39,16 +39,17 @@ pub struct Theme {
 }
 
 impl Theme {
-    /// The glyph and colour of a phase's bar segment.
+    /// The glyph and colour of a phase's bar segment (a QEMU COLO phase
+    /// has those of the Xen phase in its slot).
     pub fn phase(self, p: Phase) -> (char, Style) {
-        let (glyph, color) = match p {
+        let (glyph, color) = match p.in_scheme(Scheme::XenColo) {
             Phase::Suspend => ('s', Color::Yellow),
             Phase::DirtySync => ('d', Color::Magenta),
             Phase::Memory => ('m', Color::Blue),
             Phase::Device => ('v', Color::Cyan),
             Phase::Apply => ('a', Color::Red),
             Phase::Resume => ('r', Color::Green),
-            Phase::Run => ('.', Color::DarkGray),
+            _ => ('.', Color::DarkGray),
         };
         if self.color {
             ('█', Style::default().fg(color))
@@ -405,7 +406,7 @@ fn sessions(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
 /// Bar of a checkpoint's downtime phases, to scale.
 fn bar(
     c: &Checkpoint,
-    colo: bool,
+    scheme: Scheme,
     width: usize,
     ns_per_cell: u64,
     pan: u64,
@@ -416,16 +417,18 @@ fn bar(
     // Remus: its memory phase, checkpoint 0's final round), or, for COLO's
     // initial synchronisation and partial checkpoints, the first event seen.
     let first_event = c.events.iter().flatten().copied().min();
-    let start = c.phase_start(Phase::inside(colo)[0], colo);
+    let start = c.phase_start(Phase::inside(scheme)[0], scheme);
     let Some(origin) = start.or(first_event) else {
         return vec![Span::styled("(no event yet)", theme.dim())];
     };
-    let phases = Phase::inside(colo);
+    let phases = Phase::inside(scheme);
     let mut used = 0usize;
     for &p in phases {
-        let Some(d) = c.phase(p, colo) else { continue };
+        let Some(d) = c.phase(p, scheme) else {
+            continue;
+        };
         let start = c
-            .phase_start(p, colo)
+            .phase_start(p, scheme)
             .unwrap_or(origin)
             .saturating_sub(origin);
         let (a, b) = (start.saturating_sub(pan), (start + d).saturating_sub(pan));
@@ -491,7 +494,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
     ])
     .areas(area);
     stats_strip(f, strip, app, m, s, theme);
-    let colo = s.is_colo();
+    let scheme = s.scheme();
     let cps = App::checkpoints(s);
     let session = app.session;
     let marked: Vec<(u64, StallKind)> = app
@@ -528,14 +531,14 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
             let mark = match marked.iter().find(|x| x.0 == c.index).map(|x| x.1) {
                 Some(StallKind::Stalled) => "STALL",
                 Some(StallKind::Slow) => "slow",
-                None if !c.complete(colo) => "part",
+                None if !c.complete(scheme) => "part",
                 None => "",
             };
-            let down = c.downtime(colo);
+            let down = c.downtime(scheme);
             let row = Row::new(vec![
                 Line::raw(format!("#{}", c.index)),
                 Line::raw(time_of(app, m, c, prev)),
-                Line::from(bar(c, colo, bar_w, ns_per_cell, app.pan_ns, theme)),
+                Line::from(bar(c, scheme, bar_w, ns_per_cell, app.pan_ns, theme)),
                 Line::raw(down.map_or("-".into(), human_ns)),
                 Line::raw(c.pages.to_string()),
                 Line::raw(c.pfns.to_string()),
@@ -562,7 +565,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         s.info.id,
         s.kind().name(),
         cps.len(),
-        app.sort.name(),
+        app.sort.in_scheme(scheme).name(),
         app.time.name(),
         human_ns(ns_per_cell),
         if app.follow { ", following" } else { "" }
@@ -581,7 +584,7 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         table_area,
     );
     let mut spans = vec![Span::raw(" ")];
-    for &p in Phase::inside(colo) {
+    for &p in Phase::inside(scheme) {
         let (g, st) = theme.phase(p);
         spans.push(Span::styled(g.to_string(), st));
         spans.push(Span::raw(format!(" {}  ", p.name())));
@@ -669,8 +672,15 @@ fn stats_strip(
         let none = Rect { width: 0, ..area };
         [area, none, none]
     };
-    let colo = s.is_colo();
-    let phases = Phase::inside(colo);
+    let scheme = s.scheme();
+    let phases = Phase::inside(scheme);
+    // names in a column of 10 (QEMU COLO's device_state takes 12)
+    let w = phases
+        .iter()
+        .map(|p| p.name().len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let mut lines: Vec<Line> = Vec::new();
     let mut cur: Vec<Span> = Vec::new();
     for (i, &p) in phases.iter().enumerate() {
@@ -683,7 +693,7 @@ fn stats_strip(
             )
         });
         cur.push(Span::styled(g.to_string(), st));
-        cur.push(Span::raw(format!(" {:<10} {:<19} ", p.name(), v)));
+        cur.push(Span::raw(format!(" {:<w$} {:<19} ", p.name(), v)));
         if i % 2 == 1 {
             lines.push(Line::from(std::mem::take(&mut cur)));
         }
@@ -706,7 +716,7 @@ fn stats_strip(
         .rev()
         .take(n)
         .rev()
-        .map(|c| c.downtime(colo).unwrap_or(0) / 1000)
+        .map(|c| c.downtime(scheme).unwrap_or(0) / 1000)
         .collect();
     f.render_widget(
         Sparkline::default()
@@ -716,7 +726,7 @@ fn stats_strip(
         mid,
     );
     // Histogram of one phase between its min and max (cached).
-    let p = app.histogram;
+    let p = app.histogram.in_scheme(scheme);
     let buckets = right.width.saturating_sub(1).max(1) as usize;
     let (lo, hi, counts) = app.histogram(m, p, buckets);
     let counts = counts.to_vec();
