@@ -23,6 +23,7 @@ fn synthetic() -> Model {
     };
     m.start(0);
     m.session(&Session {
+        family: migscope::decode::Family::Xen,
         id: 0,
         conn: 0,
         primary: ep(1000),

@@ -45,6 +45,7 @@ fn long_session(checkpoints: u64) -> Model {
     };
     m.start(1_000_000_000);
     m.session(&Session {
+        family: migscope::decode::Family::Xen,
         id: 0,
         conn: 0,
         primary: ep(1),

@@ -21,6 +21,7 @@
 //! decoded content of the latest [`records::RECENT_INFO`] records.
 
 pub mod checkpoint;
+pub mod qemu;
 pub mod expert;
 pub mod records;
 pub mod series;
@@ -35,7 +36,7 @@ use serde::Serialize;
 use crate::decode::info::Info;
 use crate::decode::libxl::ControlId;
 use crate::decode::{
-    DiagKind, Direction, Event, Item, ItemKind, LibxcType, LibxlType, RecordType, Severity,
+    DiagKind, Direction, Event, Item, ItemKind, Layer, LibxcType, LibxlType, RecordType, Severity,
 };
 use crate::session::{DirectionStats, Observer, Session, SessionId};
 use crate::tcp::{GapCause, TcpEvent, TcpEventKind};
@@ -192,6 +193,10 @@ pub struct SessionModel {
     qemu: bool,
     /// A QEMU COLO session (set from QEMU COLO records).
     qemu_colo: bool,
+    /// What a QEMU stream showed (None for Xen).
+    pub qemu_mig: Option<Box<qemu::QemuMigration>>,
+    /// A QEMU COLO device state is being received (since VMSTATE_SIZE).
+    qemu_blob: Option<u64>,
     checkpointed: bool,
     /// A record was lost or malformed before the stream showed it was
     /// checkpointed: checkpoint 0 (the initial migration) is partial.
@@ -246,6 +251,8 @@ impl SessionModel {
             colo: false,
             qemu: false,
             qemu_colo: false,
+            qemu_mig: None,
+            qemu_blob: None,
             checkpointed: false,
             early_damage: false,
             pending_lost: 0,
@@ -463,12 +470,16 @@ impl SessionModel {
             self.pending_lost = self.pending_lost.saturating_add(len);
             return;
         };
-        let ended = match dir {
-            Direction::Forward => {
+        let scheme = self.scheme();
+        let ended = match (dir, scheme) {
+            (Direction::Forward, Scheme::QemuColo) => {
+                c.event(CheckpointEvent::DeviceState).is_some()
+            }
+            (Direction::Forward, _) => {
                 c.event(CheckpointEvent::CheckpointEnd).is_some()
                     && self.last_end_offset.is_some_and(|e| offset >= e)
             }
-            Direction::Reverse => c.event(CheckpointEvent::SvmResumed).is_some(),
+            (Direction::Reverse, _) => c.event(Checkpoint::downtime_end(scheme)).is_some(),
         };
         if ended {
             self.pending_lost = self.pending_lost.saturating_add(len);
@@ -645,7 +656,7 @@ impl SessionModel {
                 }
                 self.last_end_offset = Some(end);
                 if let Some(c) = self.checkpoints.last() {
-                    self.stats.closed(c);
+                    self.stats.closed(c, Scheme::XenColo);
                 }
             }
             (Record(Libxc(LibxcType::End)), _) | (Record(Libxl(LibxlType::End)), _) => {
@@ -863,9 +874,10 @@ impl Observer for Model {
                     let r = m.records.entry((d, layer, name)).or_default();
                     r.0 += 1;
                     r.1 += item.wire_len;
-                    match d {
-                        Direction::Forward => m.forward_item(item, first, ts),
-                        Direction::Reverse => m.back_item(item, ts),
+                    match (d, item.layer) {
+                        (_, Layer::Qemu) => m.qemu_item(item, d, first, ts),
+                        (Direction::Forward, _) => m.forward_item(item, first, ts),
+                        (Direction::Reverse, _) => m.back_item(item, ts),
                     }
                     if m.checkpointed {
                         if let Some(c) = m.checkpoints.last_mut() {

@@ -178,21 +178,27 @@ impl SessionStats {
         }
     }
 
-    /// `c`'s CHECKPOINT_END was seen: its pages and bytes are final (Xen).
-    pub fn closed(&mut self, c: &Checkpoint) {
+    /// `c`'s forward part ended (Xen: CHECKPOINT_END; QEMU COLO: the last
+    /// byte of its device state): its pages and bytes are final.
+    pub fn closed(&mut self, c: &Checkpoint, scheme: Scheme) {
         if c.damaged {
             return;
         }
         self.pages.add(c.pages);
         self.bytes.add(c.bytes);
         self.checkpoints += 1;
-        if let Some(t) = c.event(CheckpointEvent::CheckpointEnd) {
+        let end = match scheme {
+            Scheme::QemuColo => CheckpointEvent::DeviceState,
+            _ => CheckpointEvent::CheckpointEnd,
+        };
+        if let Some(t) = c.event(end) {
             self.first_end.get_or_insert(t);
             self.last_end = Some(t);
         }
     }
 
-    /// Checkpoints per second between the first and last CHECKPOINT_END.
+    /// Checkpoints per second between the first and last forward end
+    /// ([`SessionStats::closed`]).
     pub fn rate(&self) -> Option<f64> {
         let span = self.last_end?.checked_sub(self.first_end?)?;
         (span > 0 && self.checkpoints > 1)

@@ -1,29 +1,42 @@
 #!/usr/bin/env python3
 """Sends one HMP command to a QEMU monitor on a unix socket and prints the
-answer: hmp.py SOCKET 'migrate tcp:127.0.0.1:4444'."""
+answer without the monitor's echo/escape noise:
+    hmp.py SOCKET 'migrate tcp:127.0.0.1:4444' [WAIT_SECONDS]"""
+import re
 import socket
 import sys
 import time
 
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
-s.settimeout(1.0)
+s.settimeout(0.2)
 
 
-def drain():
+def drain(until_prompt, limit):
     out = b""
-    try:
-        while True:
+    end = time.time() + limit
+    while time.time() < end:
+        try:
             chunk = s.recv(65536)
-            if not chunk:
+        except socket.timeout:
+            if until_prompt and out.endswith(b"(qemu) "):
                 break
-            out += chunk
-    except socket.timeout:
-        pass
+            continue
+        if not chunk:
+            break
+        out += chunk
+        if until_prompt and out.endswith(b"(qemu) "):
+            break
     return out
 
 
-drain()  # the banner and prompt
+drain(True, 5.0)  # the banner and prompt
 s.sendall(sys.argv[2].encode() + b"\n")
-time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 0.3)
-sys.stdout.write(drain().decode(errors="replace"))
+wait = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
+text = drain(True, wait).decode(errors="replace")
+text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).replace("\r", "")
+lines = text.split("\n")
+# the first line is the echoed command, the last the next prompt
+if lines and lines[-1].startswith("(qemu)"):
+    lines = lines[:-1]
+sys.stdout.write("\n".join(lines[1:]) + ("\n" if len(lines) > 1 else ""))
