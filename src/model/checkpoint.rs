@@ -180,8 +180,19 @@ impl CheckpointEvent {
     /// id: the one mapping from records to events.
     pub fn of_item(item: &Item) -> Option<CheckpointEvent> {
         use crate::decode::libxl::ControlId;
+        use crate::decode::qemu::{ColoMessage, QemuKind};
         use crate::decode::{Info, LibxlType};
         match (&item.kind, &item.info) {
+            (ItemKind::Qemu(QemuKind::Colo(m)), _) => match m {
+                ColoMessage::CheckpointReady => None,
+                ColoMessage::CheckpointRequest => Some(CheckpointEvent::Request),
+                ColoMessage::CheckpointReply => Some(CheckpointEvent::Reply),
+                ColoMessage::VmstateSend => Some(CheckpointEvent::VmstateSend),
+                ColoMessage::VmstateSize => Some(CheckpointEvent::VmstateSize),
+                ColoMessage::VmstateReceived => Some(CheckpointEvent::VmstateReceived),
+                ColoMessage::VmstateLoaded => Some(CheckpointEvent::VmstateLoaded),
+            },
+            (ItemKind::Qemu(QemuKind::DeviceState), _) => Some(CheckpointEvent::DeviceState),
             (
                 ItemKind::Record(RecordType::Libxl(LibxlType::CheckpointState)),
                 Info::CheckpointState { control_id },

@@ -323,6 +323,9 @@ impl SessionModel {
     /// the rounds were not all seen (the capture began mid-stream), the
     /// stream did not end, or the receiver reported a failure.
     pub fn migration_downtime(&self) -> Option<u64> {
+        if self.kind() == SessionKind::Qemu && !self.info.mid_stream {
+            return self.qemu_mig.as_ref()?.final_stage();
+        }
         if self.kind() != SessionKind::Plain || self.info.mid_stream {
             return None;
         }

@@ -79,13 +79,34 @@ pub struct QemuMigration {
 }
 
 impl QemuMigration {
-    /// The final stage on the wire: from the first byte of the RAM section
-    /// END to the completion of EOF. The guest is stopped for all of it; the
-    /// downtime QEMU reports also holds the stop before the first byte and,
-    /// on the destination, the load after the last: this is its bound from
-    /// below, as the capture shows it.
+    /// The final stage on the wire, a bound from below of the downtime:
+    /// from the first byte of the RAM section END (the source stopped the
+    /// guest before writing it) to the destination's SHUT when the return
+    /// path is open (the source waits for it before it ends the migration),
+    /// else to the completion of the last thing sent (the JSON description,
+    /// or EOF). QEMU's own figure also holds the stop before the first byte.
     pub fn final_stage(&self) -> Option<u64> {
-        self.eof?.checked_sub(self.final_start?)
+        self.final_stage_end()?.checked_sub(self.final_start?)
+    }
+
+    /// Where [`QemuMigration::final_stage`] ends, and what ends it.
+    pub fn final_stage_end(&self) -> Option<u64> {
+        if self.return_path.opened.is_some() {
+            self.return_path.shut.filter(|_| self.return_path.shut_status == Some(0))
+        } else {
+            self.description.map(|d| d.0).or(self.eof)
+        }
+    }
+
+    /// The thing that ends the final stage, for people.
+    pub fn final_stage_end_name(&self) -> &'static str {
+        if self.return_path.opened.is_some() {
+            "the destination's SHUT"
+        } else if self.description.is_some() {
+            "the JSON description"
+        } else {
+            "EOF"
+        }
     }
 
     fn count_blocks(&mut self, blocks: &[BlockCount]) {

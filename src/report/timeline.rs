@@ -261,6 +261,41 @@ fn checkpoint_json(
     v
 }
 
+/// What a QEMU stream showed (docs/report-json.md, "qemu").
+fn qemu_json(m: &Model, q: &crate::model::qemu::QemuMigration) -> Value {
+    let t = |x: Option<u64>| opt(x.map(|t| rel(m, t)));
+    let rp = &q.return_path;
+    json!({
+        "machine": q.machine,
+        "ram_size": q.ram_size,
+        "passes": q.passes,
+        "ram_sections": q.ram_sections,
+        "pages": q.pages,
+        "zero_pages": q.zero_pages,
+        "xbzrle_pages": q.xbzrle_pages,
+        "ram_bytes": q.ram_bytes,
+        "blocks": q.blocks.iter().map(|b| json!({"name": b.name, "size": b.size, "pages": b.pages, "zero_pages": b.zero_pages})).collect::<Vec<_>>(),
+        "device_sections": q.device_sections,
+        "device_bytes": q.device_bytes,
+        "devices": q.devices.iter().map(|d| json!({"name": d.name, "instance": d.instance, "bytes": d.bytes})).collect::<Vec<_>>(),
+        "final_stage": {
+            "start": t(q.final_start),
+            "end": t(q.final_stage_end()),
+            "ended_by": q.final_stage_end_name(),
+            "duration": opt(q.final_stage().map(secs)),
+        },
+        "eof": t(q.eof),
+        "description_bytes": q.description.map(|d| d.1),
+        "return_path": {
+            "opened": t(rp.opened), "ping": t(rp.ping), "pong": t(rp.pong),
+            "shut": t(rp.shut), "shut_status": rp.shut_status,
+        },
+        "colo_enabled": q.colo_enabled,
+        "checkpoint_ready": t(q.ready),
+        "ready_misread_as_return_path": q.ready_misread,
+    })
+}
+
 fn evidence_json(m: &Model, e: &Evidence) -> Value {
     match e {
         Evidence::ZeroWindow {
@@ -405,6 +440,7 @@ fn session_json(m: &Model, s: &SessionModel, sel: &Selection, stalls: &[Stall]) 
             "waiting_for": x.waiting_for.name(), "owner": x.owner.name(), "why": x.why,
             "evidence": x.evidence.iter().map(|e| evidence_json(m, e)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "qemu": s.qemu_mig.as_ref().map_or(Value::Null, |q| qemu_json(m, q)),
         "phase_stats": phase_stats,
         "downtime_stats": s.stats.downtime.summary(),
         "checkpoint_rate": s.stats.rate(),
@@ -452,6 +488,102 @@ fn qemu_event_column(e: CheckpointEvent) -> String {
 /// QEMU COLO's (its seven events, its phases as `phase_<name>`, the
 /// announced device state size as `vmstate_bytes`), empty in the rows of
 /// the other family, then the interval, last.
+/// A QEMU stream's figures in the text report.
+fn qemu_text(
+    out: &mut dyn Write,
+    m: &Model,
+    q: &crate::model::qemu::QemuMigration,
+) -> io::Result<()> {
+    if let Some(machine) = &q.machine {
+        write!(out, "  machine {machine}")?;
+        if let Some(r) = q.ram_size {
+            write!(out, ", RAM {}", human_bytes(r))?;
+        }
+        writeln!(out)?;
+    }
+    if q.ram_sections > 0 {
+        writeln!(
+            out,
+            "  RAM: {} pass{} over memory, {} page{} with data, {} zero page{}{}, {} in {} section{}",
+            q.passes,
+            if q.passes == 1 { "" } else { "es" },
+            q.pages,
+            if q.pages == 1 { "" } else { "s" },
+            q.zero_pages,
+            if q.zero_pages == 1 { "" } else { "s" },
+            if q.xbzrle_pages > 0 {
+                format!(", {} XBZRLE", q.xbzrle_pages)
+            } else {
+                String::new()
+            },
+            human_bytes(q.ram_bytes),
+            q.ram_sections,
+            if q.ram_sections == 1 { "" } else { "s" },
+        )?;
+        for b in q.blocks.iter().filter(|b| b.pages + b.zero_pages > 0) {
+            writeln!(
+                out,
+                "    {:<24} {:>9} pages {:>9} zero{}",
+                b.name,
+                b.pages,
+                b.zero_pages,
+                b.size.map(|s| format!("  of {}", human_bytes(s))).unwrap_or_default()
+            )?;
+        }
+    }
+    if q.device_sections > 0 {
+        let mut top: Vec<_> = q.devices.iter().collect();
+        top.sort_by_key(|d| std::cmp::Reverse(d.bytes));
+        writeln!(
+            out,
+            "  device state: {} sections, {}; largest: {}",
+            q.device_sections,
+            human_bytes(q.device_bytes),
+            top.iter()
+                .take(3)
+                .map(|d| format!("{} {}", d.name, human_bytes(d.bytes)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+    let rp = &q.return_path;
+    if let Some(o) = rp.opened {
+        let mut line = format!("  return path opened at {:.6} s", rel(m, o));
+        if let Some(p) = rp.pong {
+            line.push_str(&format!(", PONG at {:.6} s", rel(m, p)));
+        }
+        match (rp.shut, rp.shut_status) {
+            (Some(t), Some(0)) => line.push_str(&format!(", SHUT (loaded) at {:.6} s", rel(m, t))),
+            (Some(t), st) => line.push_str(&format!(
+                ", SHUT with status {} (the destination failed) at {:.6} s",
+                st.map_or("?".into(), |x| x.to_string()),
+                rel(m, t)
+            )),
+            (None, _) => line.push_str(", no SHUT seen"),
+        }
+        writeln!(out, "{line}")?;
+    }
+    if let (Some(start), Some(d)) = (q.final_start, q.final_stage()) {
+        writeln!(
+            out,
+            "  final stage (guest stopped) from {:.6} s: {} to {} (a bound from below of the downtime)",
+            rel(m, start),
+            human_ns(d),
+            q.final_stage_end_name()
+        )?;
+    }
+    if let Some(r) = q.ready {
+        writeln!(out, "  COLO: the secondary was READY at {:.6} s", rel(m, r))?;
+    }
+    if q.ready_misread {
+        writeln!(
+            out,
+            "  COLO with the return path: the primary reads the secondary's CHECKPOINT_READY as an invalid return-path message and fails the migration (QEMU 7.2; turn the return-path capability off for COLO)"
+        )?;
+    }
+    Ok(())
+}
+
 fn csv(m: &Model, sel: &Selection, out: &mut dyn Write) -> io::Result<()> {
     let mut head = vec![
         "session".to_string(),
@@ -737,6 +869,9 @@ fn text(
             if let Some(d) = migration_downtime_text(m, s, 3) {
                 writeln!(out, "  {d}")?;
             }
+        }
+        if let Some(q) = &s.qemu_mig {
+            qemu_text(out, m, q)?;
         }
         if let Some(t) = unfinished_text(m, s) {
             writeln!(out, "  {t}")?;
