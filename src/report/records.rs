@@ -27,7 +27,9 @@ use std::io::{self, Read, Write};
 use serde_json::json;
 
 use crate::decode::detail::Field;
-use crate::decode::{Decoder, DiagKind, Direction, Event, Item, ItemKind, Severity};
+use crate::decode::{
+    detect, Decoder, DiagKind, Direction, Event, Family, Item, ItemKind, Severity, StreamDecoder,
+};
 use crate::model::records::{entry, Filter, Filtered, RecordIndex};
 use crate::model::Model;
 use crate::session::{DirectionStats, Observer, Session, SessionId};
@@ -90,6 +92,12 @@ impl Selector {
     }
 }
 
+/// The decoder for a raw stream that starts with `head`.
+fn stream_decoder(head: &[u8], dir: Direction) -> StreamDecoder {
+    let family = detect::classify(head).map_or(Family::Xen, |o| o.family());
+    StreamDecoder::new(family, dir)
+}
+
 /// Size of the reads from the input.
 const READ_CHUNK: usize = 1 << 20;
 
@@ -107,11 +115,11 @@ pub fn run(
     } else {
         Direction::Forward
     };
-    let mut dec = if opts.back_channel {
-        Decoder::back_channel()
-    } else {
-        Decoder::new(dir)
-    };
+    // The family is told by the first bytes (QEMU's "QEVM", else Xen's).
+    let mut dec: Option<StreamDecoder> = opts
+        .back_channel
+        .then(|| StreamDecoder::Xen(Decoder::back_channel()));
+    let mut head: Vec<u8> = Vec::new();
     let mut printer = Printer {
         opts,
         out,
@@ -152,11 +160,22 @@ pub fn run(
             Err(e) => return Err(e),
         };
         printer.outcome.bytes += n as u64;
-        dec.push(&buf[..n], &mut events);
+        match &mut dec {
+            Some(d) => d.push(&buf[..n], &mut events),
+            None => {
+                head.extend_from_slice(&buf[..n]);
+                if head.len() >= detect::NEEDED {
+                    let d = dec.insert(stream_decoder(&head, dir));
+                    d.push(&std::mem::take(&mut head), &mut events);
+                }
+            }
+        }
         print(&mut printer, &events)?;
         events.clear();
     }
-    dec.finish(&mut events);
+    let d = dec.get_or_insert_with(|| stream_decoder(&head, dir));
+    d.push(&std::mem::take(&mut head), &mut events);
+    d.finish(&mut events);
     print(&mut printer, &events)?;
     printer.footer()?;
     Ok(printer.outcome)

@@ -308,10 +308,10 @@ colo|colo-stuck|colo-return-path)
       sleep 0.1
     done
     # stop checkpointing: the primary fails over (keeps running alone)
-    mon src "x-colo-lost-heartbeat" > /dev/null
+    mon src "x_colo_lost_heartbeat" > /dev/null
     sleep 1
     mig_end
-    mon dst "x-colo-lost-heartbeat" > /dev/null
+    mon dst "x_colo_lost_heartbeat" > /dev/null
     sleep 0.5
     mon dst "info status" > /dev/null
     mon dst "info migrate" > /dev/null
