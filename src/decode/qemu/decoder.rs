@@ -267,6 +267,12 @@ impl QemuDecoder {
         self.buf.capacity() + self.replay.capacity() + self.desc.capacity() + self.hunt.capacity()
     }
 
+    /// Upper bound of [`QemuDecoder::buffered_capacity`]: a command's data,
+    /// the description, the hunt window and its replay, each at most
+    /// doubled by growth.
+    pub const MAX_BUFFERED: usize =
+        2 * (u16::MAX as usize + MAX_DESCRIPTION as usize + 2 * HUNT_WINDOW + 512);
+
     /// Decodes the next bytes of the direction.
     pub fn push(&mut self, data: &[u8], out: &mut Vec<Event>) {
         let mut data = data;
