@@ -1,0 +1,309 @@
+//! QEMU streams end to end: real QEMU 7.2 captures (tests/qemu/README.md
+//! says how they were made) and hand-written COLO traffic whose bytes are
+//! spelled out here, independently of the crate's own wire table.
+
+mod common;
+
+#[path = "adversarial/pcap.rs"]
+mod pcap;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use common::migscope;
+use pcap::{pcap_file, Flow};
+
+fn json_report(path: &Path) -> Value {
+    let out = migscope()
+        .args(["report", "--format", "json", "-r"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn text_report(path: &Path) -> String {
+    let out = migscope()
+        .args(["report", "-r"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn capture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("captures/qemu-7.2")
+        .join(name)
+}
+
+/// A real QEMU 7.2 precopy migration with the return path (`info migrate`
+/// said: 111 normal pages, 16403 duplicate, 589 kbytes of RAM, downtime
+/// 20 ms; captures/qemu-7.2/return-path.info.txt).
+#[test]
+fn a_real_qemu_migration_with_the_return_path() {
+    let v = json_report(&capture("return-path.pcap.gz"));
+    let s = &v["sessions"][0];
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(s["kind"], "qemu");
+    assert_eq!(s["forward"]["errors"], 0);
+    assert_eq!(s["forward"]["warnings"], 0);
+    let q = &s["qemu"];
+    assert_eq!(q["machine"], "pc-i440fx-7.2");
+    assert_eq!(q["pages"], 111, "QEMU's normal pages");
+    assert_eq!(q["zero_pages"], 16403, "QEMU's duplicate pages");
+    assert_eq!(q["passes"], 1);
+    assert_eq!(q["ram_size"], 67641344);
+    assert_eq!(q["device_sections"], 30);
+    assert_eq!(q["blocks"][0]["name"], "pc.ram");
+    assert_eq!(q["blocks"][0]["pages"], 61);
+    assert_eq!(q["return_path"]["shut_status"], 0);
+    assert_eq!(q["return_path"]["pong"], 0.000791);
+    assert_eq!(q["final_stage"]["ended_by"], "the destination's SHUT");
+    let d = s["downtime"].as_f64().unwrap();
+    assert!((0.0160..0.0162).contains(&d), "final stage {d}");
+    assert!(d < 0.020, "a bound from below of QEMU's 20 ms");
+    let text = text_report(&capture("return-path.pcap.gz"));
+    assert!(
+        text.contains("RAM: 1 pass over memory, 111 pages with data, 16403 zero pages"),
+        "{text}"
+    );
+}
+
+/// The same guest written with `migrate "exec:cat > file"`: a raw stream.
+#[test]
+fn records_lists_a_raw_qemu_stream() {
+    let out = migscope()
+        .arg("records")
+        .arg(capture("plain.stream.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("37 items in 715152 bytes; 0 errors, 0 warnings, 0 notes"),
+        "{text}"
+    );
+    assert!(text.contains("SECTION_PART"));
+    assert!(text.contains("111 pages, 16403 zero"));
+    let out = migscope()
+        .args(["records", "-V", "--json"])
+        .arg(capture("plain.stream.gz"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "QEVM");
+    assert_eq!(first["layer"], "qemu");
+}
+
+/// be32 value.
+fn m(v: u32) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+/// A RAM END section (id 2) with `pages` PAGE records of pc.ram, EOS,
+/// footer, written byte by byte.
+fn ram_end(pages: u32) -> Vec<u8> {
+    let mut b = vec![0x03, 0, 0, 0, 2];
+    for i in 0..pages {
+        let addr = u64::from(i) * 4096 * 7;
+        if i == 0 {
+            b.extend_from_slice(&(addr | 0x08).to_be_bytes());
+            b.extend_from_slice(&[6, b'p', b'c', b'.', b'r', b'a', b'm']);
+        } else {
+            b.extend_from_slice(&(addr | 0x08 | 0x20).to_be_bytes());
+        }
+        b.extend(std::iter::repeat(0x7e).take(4096));
+    }
+    b.extend_from_slice(&0x10u64.to_be_bytes());
+    b.extend_from_slice(&[0x7e, 0, 0, 0, 2]);
+    b
+}
+
+/// Device state: FULL "timer" (id 0) and FULL "cpu" (id 5), EOF.
+fn devices() -> Vec<u8> {
+    let mut b = vec![
+        0x04, 0, 0, 0, 0, 5, b't', b'i', b'm', b'e', b'r', 0, 0, 0, 0, 0, 0, 0, 2,
+    ];
+    b.extend_from_slice(&[0x7e, 0, 0, 0, 5, 0x7e, 1, 2, 3, 4, 5, 6, 7, 8]);
+    b.extend_from_slice(&[0x7e, 0, 0, 0, 0]);
+    b.extend_from_slice(&[
+        0x04, 0, 0, 0, 5, 3, b'c', b'p', b'u', 0, 0, 0, 0, 0, 0, 0, 17,
+    ]);
+    b.extend_from_slice(&[0x55; 300]);
+    b.extend_from_slice(&[0x7e, 0, 0, 0, 5, 0x00]);
+    b
+}
+
+/// The initial COLO migration: header, ENABLE_COLO, RAM, one device, EOF,
+/// an empty description.
+fn initial() -> Vec<u8> {
+    let mut b = b"QEVM\0\0\0\x03".to_vec();
+    b.extend_from_slice(&[0x08, 0, 8, 0, 0]);
+    b.extend_from_slice(&[
+        0x01, 0, 0, 0, 2, 3, b'r', b'a', b'm', 0, 0, 0, 0, 0, 0, 0, 4,
+    ]);
+    b.extend_from_slice(&((64u64 << 20) | 0x04).to_be_bytes());
+    b.extend_from_slice(&[6, b'p', b'c', b'.', b'r', b'a', b'm']);
+    b.extend_from_slice(&(64u64 << 20).to_be_bytes());
+    b.extend_from_slice(&0x10u64.to_be_bytes());
+    b.extend_from_slice(&[0x7e, 0, 0, 0, 2]);
+    b.extend_from_slice(&ram_end(3)[..]);
+    b.extend_from_slice(&devices()[..devices().len() - 1]);
+    b.push(0x00);
+    b.extend_from_slice(&[0x06, 0, 0, 0, 2, b'{', b'}']);
+    b
+}
+
+/// Three QEMU COLO checkpoints; the second waits 2.3 s for
+/// VMSTATE_RECEIVED. Returns the message times by checkpoint.
+fn write_colo(path: &Path) -> Vec<[f64; 6]> {
+    let mut p = pcap_file(path);
+    let mut f = Flow::new(41000, 8888);
+    f.handshake(&mut p, 1.0);
+    f.send(&mut p, 0, 1.001, &initial());
+    f.send(&mut p, 1, 1.010, &m(0)); // CHECKPOINT_READY
+    let dev = devices();
+    let mut times = Vec::new();
+    let mut t = 1.100;
+    for k in 0..3 {
+        let stall = if k == 1 { 2.3 } else { 0.0 };
+        let ev = [
+            t,
+            t + 0.001,
+            t + 0.003,
+            t + 0.020,
+            t + 0.021 + stall,
+            t + 0.030 + stall,
+        ];
+        f.send(&mut p, 0, ev[0], &m(1)); // REQUEST
+        f.send(&mut p, 1, ev[1], &m(2)); // REPLY
+        f.send(&mut p, 0, ev[2], &m(3)); // VMSTATE_SEND
+        let mut ram = ram_end(2 + k);
+        ram.push(0x00); // EOF of the checkpoint's RAM
+        f.send(&mut p, 0, ev[2] + 0.010, &ram);
+        let mut size = m(4);
+        size.extend_from_slice(&(dev.len() as u64).to_be_bytes());
+        f.send(&mut p, 0, ev[3], &size); // VMSTATE_SIZE
+        f.send(&mut p, 0, ev[3] + 0.0005, &dev);
+        f.send(&mut p, 1, ev[4], &m(5)); // RECEIVED
+        f.send(&mut p, 1, ev[5], &m(6)); // LOADED
+        times.push(ev);
+        t = ev[5] + 0.100;
+    }
+    f.close(&mut p, t);
+    p.finish();
+    times
+}
+
+fn secs(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn handwritten_qemu_colo_checkpoints_are_timed_to_the_packet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("colo.pcap");
+    let times = write_colo(&path);
+    let v = json_report(&path);
+    let s = &v["sessions"][0];
+    assert_eq!(s["kind"], "qemu-colo");
+    assert_eq!(s["forward"]["errors"], 0, "{}", v["diagnostics"]);
+    let cps = s["checkpoints"].as_array().unwrap();
+    assert_eq!(cps.len(), 3);
+    let keys = [
+        "request",
+        "reply",
+        "vmstate_send",
+        "vmstate_size",
+        "vmstate_received",
+        "vmstate_loaded",
+    ];
+    for (k, c) in cps.iter().enumerate() {
+        assert_eq!(c["index"], k as u64 + 1, "REQUESTs count from 1");
+        assert_eq!(c["complete"], true);
+        assert_eq!(c["pages"], 2 + k as u64);
+        assert_eq!(c["vmstate_size"], devices().len() as u64);
+        let ev = c["events"].as_object().unwrap();
+        assert_eq!(ev.len(), 6, "{ev:?}");
+        for (i, key) in keys.iter().enumerate() {
+            // the first packet is the SYN at 1.0
+            let want = times[k][i] - 1.0;
+            assert!(
+                (secs(&ev[*key]) - want).abs() < 1e-6,
+                "checkpoint {} {key}: {} vs {want}",
+                k + 1,
+                ev[*key]
+            );
+        }
+        let down = secs(&c["downtime"]);
+        let want = times[k][5] - times[k][1];
+        assert!((down - want).abs() < 1e-6, "downtime {down} vs {want}");
+        assert!((secs(&c["phases"]["reply"]) - 0.001).abs() < 1e-6);
+        assert!((secs(&c["phases"]["loaded"]) - 0.009).abs() < 1e-6);
+        assert!((secs(&c["device_state_end"]) - (times[k][3] + 0.0005 - 1.0)).abs() < 1e-6);
+    }
+    assert!((secs(&cps[0]["phases"]["interval"]) - 0.100).abs() < 1e-6);
+    let stalls = s["stalls"].as_array().unwrap();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(stalls[0]["checkpoint"], 2);
+    assert_eq!(stalls[0]["phase"], "received");
+    assert_eq!(stalls[0]["owner"], "secondary");
+    assert_eq!(stalls[0]["waiting_for"], "vmstate_received");
+}
+
+#[test]
+fn a_qemu_colo_capture_that_starts_mid_checkpoint_numbers_from_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("colo.pcap");
+    write_colo(&path);
+    // drop the SYN and everything before the second checkpoint's VMSTATE_SEND
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = cut_before(&bytes, 2);
+    let mid = dir.path().join("mid.pcap");
+    std::fs::write(&mid, cut).unwrap();
+    let v = json_report(&mid);
+    let s = &v["sessions"][0];
+    assert_eq!(s["kind"], "qemu-colo", "{v}");
+    assert_eq!(s["mid_stream"], true);
+    let cps = s["checkpoints"].as_array().unwrap();
+    assert_eq!(cps.len(), 2, "{cps:?}");
+    assert_eq!(cps[0]["complete"], false, "it began before the capture");
+    assert_eq!(cps[1]["complete"], true);
+    assert_eq!(cps[1]["pages"], 4);
+}
+
+/// The pcap `bytes` without its packets before the `n`th VMSTATE_SEND
+/// (counted from 1): the global header, then records from there.
+fn cut_before(bytes: &[u8], n: usize) -> Vec<u8> {
+    let mut out = bytes[..24].to_vec();
+    let mut at = 24;
+    let mut seen = 0;
+    let mut keep = false;
+    while at + 16 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let rec = &bytes[at..at + 16 + len];
+        let payload = &rec[16 + 54..];
+        if payload == [0, 0, 0, 3] {
+            seen += 1;
+            keep |= seen == n;
+        }
+        if keep {
+            out.extend_from_slice(rec);
+        }
+        at += 16 + len;
+    }
+    out
+}
