@@ -217,6 +217,9 @@ fn handwritten_qemu_colo_checkpoints_are_timed_to_the_packet() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("colo.pcap");
     let times = write_colo(&path);
+    if let Some(keep) = std::env::var_os("MIGSCOPE_KEEP_CAPTURE") {
+        std::fs::copy(&path, keep).unwrap(); // to look at it by hand
+    }
     let v = json_report(&path);
     let s = &v["sessions"][0];
     assert_eq!(s["kind"], "qemu-colo");

@@ -171,12 +171,11 @@ impl SessionModel {
                 match &s.ram {
                     Some(r) if in_checkpoint => {
                         let c = self.current_qemu();
+                        // (the RAM section is a rung of its own on the
+                        // ladder: no PAGE_DATA run)
                         c.pages += r.pages;
-                        c.page_records += 1;
                         c.page_bytes += item.wire_len;
                         c.first_page.get_or_insert(first);
-                        let span = c.page_span.get_or_insert((ts, ts));
-                        span.1 = ts;
                         if item.lost > 0 {
                             c.damaged = true;
                         }

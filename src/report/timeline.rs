@@ -779,9 +779,16 @@ fn text(
                     .map(|r| format!(", {r:.2} per second"))
                     .unwrap_or_default()
             )?;
+            // as wide as the longest phase name ("device_state")
+            let w = Phase::family(scheme)
+                .iter()
+                .map(|p| p.name().len())
+                .max()
+                .unwrap_or(0)
+                .max(11);
             writeln!(
                 out,
-                "  {:<11} {:>6} {:>10} {:>10} {:>10} {:>10}",
+                "  {:<w$} {:>6} {:>10} {:>10} {:>10} {:>10}",
                 "phase", "count", "p50", "p90", "p99", "max"
             )?;
             let mut rows: Vec<(&str, Option<crate::model::PhaseStats>)> = Phase::family(scheme)
@@ -793,7 +800,7 @@ fn text(
                 if let Some(ps) = ps {
                     writeln!(
                         out,
-                        "  {:<11} {:>6} {:>10} {:>10} {:>10} {:>10}",
+                        "  {:<w$} {:>6} {:>10} {:>10} {:>10} {:>10}",
                         name,
                         ps.count,
                         crate::present::secs(ps.p50),

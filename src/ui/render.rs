@@ -541,7 +541,11 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
                 Line::from(bar(c, scheme, bar_w, ns_per_cell, app.pan_ns, theme)),
                 Line::raw(down.map_or("-".into(), human_ns)),
                 Line::raw(c.pages.to_string()),
-                Line::raw(c.pfns.to_string()),
+                Line::raw(if scheme == Scheme::QemuColo {
+                    c.vmstate_size.map_or("-".into(), human_bytes)
+                } else {
+                    c.pfns.to_string()
+                }),
                 Line::styled(mark, theme.warn()),
             ]);
             if r == app.row {
@@ -575,7 +579,13 @@ fn timeline(f: &mut Frame<'_>, area: Rect, app: &mut App, m: &Model, theme: Them
         TimeFormat::Absolute => "start (UTC)",
         TimeFormat::SincePrevious => "after prev (s)",
     };
-    let header = Row::new(["ckpt", time, "phases", "downtime", "pages", "pfns", ""])
+    // QEMU COLO has no pfns: the device state VMSTATE_SIZE announced
+    let sixth = if scheme == Scheme::QemuColo {
+        "device"
+    } else {
+        "pfns"
+    };
+    let header = Row::new(["ckpt", time, "phases", "downtime", "pages", sixth, ""])
         .style(Style::default().add_modifier(Modifier::BOLD));
     f.render_widget(
         Table::new(rows, widths)
