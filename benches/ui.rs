@@ -34,6 +34,7 @@ fn synthetic() -> Model {
         first_ts: 0,
         first_frame: 0,
         back_channel: None,
+        multifd_of: None,
     });
     let mut events = Vec::with_capacity(1);
     for i in 0..RECORDS {

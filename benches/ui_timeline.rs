@@ -56,6 +56,7 @@ fn long_session(checkpoints: u64) -> Model {
         first_ts: 1_000_000_000,
         first_frame: 1,
         back_channel: None,
+        multifd_of: None,
     });
     let (f, b) = (Direction::Forward, Direction::Reverse);
     let ms = 1_000_000u64;

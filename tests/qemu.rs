@@ -310,3 +310,36 @@ fn cut_before(bytes: &[u8], n: usize) -> Vec<u8> {
     }
     out
 }
+
+/// A real multifd migration (2 channels; `info migrate`: 111 normal pages,
+/// 16403 duplicate, "multifd bytes: 458 kbytes"): the channels connect and
+/// send before the main stream's first bytes, and are joined to it.
+#[test]
+fn real_multifd_channels_are_joined_to_their_migration() {
+    let v = json_report(&capture("multifd.pcap.gz"));
+    let sessions = v["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3);
+    let main = sessions.iter().find(|s| s["kind"] == "qemu").unwrap();
+    let channels: Vec<_> = sessions
+        .iter()
+        .filter(|s| s["kind"] == "qemu-multifd")
+        .collect();
+    assert_eq!(channels.len(), 2);
+    for c in &channels {
+        assert_eq!(c["multifd_of"], main["id"]);
+        assert_eq!(c["forward"]["errors"], 0);
+    }
+    let q = &main["qemu"];
+    assert_eq!(q["zero_pages"], 16403, "zero pages go on the main stream");
+    assert_eq!(q["pages"], 0);
+    assert_eq!(q["multifd"]["channels"], 2);
+    assert_eq!(
+        q["multifd"]["pages"], 111,
+        "QEMU's normal pages, all on the channels"
+    );
+    let kib = q["multifd"]["bytes"].as_f64().unwrap() / 1024.0;
+    assert!(
+        (458.0..459.0).contains(&kib),
+        "{kib} KiB; QEMU said 458 kbytes"
+    );
+}

@@ -61,6 +61,9 @@ pub enum SessionKind {
     /// A QEMU COLO session.
     #[serde(rename = "qemu-colo")]
     QemuColo,
+    /// A QEMU multifd channel (its pages count for `multifd_of`).
+    #[serde(rename = "qemu-multifd")]
+    QemuMultifd,
     Unknown,
 }
 
@@ -72,6 +75,7 @@ impl SessionKind {
             SessionKind::Colo => "colo",
             SessionKind::Qemu => "qemu",
             SessionKind::QemuColo => "qemu-colo",
+            SessionKind::QemuMultifd => "qemu-multifd",
             SessionKind::Unknown => "unknown",
         }
     }
@@ -273,7 +277,9 @@ impl SessionModel {
 
     /// The kind of migration, as far as the records tell.
     pub fn kind(&self) -> SessionKind {
-        if self.qemu_colo {
+        if self.info.multifd_of.is_some() || self.info.recognised_by == "qemu multifd" {
+            SessionKind::QemuMultifd
+        } else if self.qemu_colo {
             SessionKind::QemuColo
         } else if self.qemu {
             SessionKind::Qemu
@@ -765,6 +771,49 @@ pub struct Model {
 }
 
 impl Model {
+    /// The multifd channels joined to session `s`, summed: channels,
+    /// packets, pages, wire bytes.
+    pub fn multifd_totals(&self, s: SessionId) -> (u32, u64, u64, u64) {
+        self.sessions
+            .iter()
+            .filter(|c| c.info.multifd_of == Some(s))
+            .filter_map(|c| c.qemu_mig.as_ref())
+            .fold((0, 0, 0, 0), |t, q| {
+                (
+                    t.0 + q.multifd_channels,
+                    t.1 + q.multifd_packets,
+                    t.2 + q.multifd_pages,
+                    t.3 + q.multifd_bytes,
+                )
+            })
+    }
+
+    /// A multifd channel's packets, counted on the channel; the session it
+    /// carries pages of sums its channels ([`Model::multifd_totals`]).
+    fn multifd(&mut self, s: SessionId, events: &[Event]) {
+        let Some(p) = self
+            .sessions
+            .get_mut(s as usize)
+            .filter(|m| m.info.recognised_by == "qemu multifd")
+        else {
+            return;
+        };
+        for e in events {
+            let Some(item) = e.as_item() else { continue };
+            let Info::Qemu(q) = &item.info else { continue };
+            let m = p.qemu_mig.get_or_insert_with(Box::default);
+            match &**q {
+                crate::decode::qemu::QemuInfo::MultifdInit { .. } => m.multifd_channels += 1,
+                crate::decode::qemu::QemuInfo::MultifdPacket { pages, .. } => {
+                    m.multifd_packets += 1;
+                    m.multifd_pages += u64::from(*pages);
+                    m.multifd_bytes += item.wire_len;
+                }
+                _ => {}
+            }
+        }
+    }
+
     pub fn new() -> Self {
         Model::default()
     }
@@ -822,6 +871,12 @@ impl Observer for Model {
         }
     }
 
+    fn joined(&mut self, s: &Session) {
+        if let Some(m) = self.session(s.id) {
+            m.info = s.clone();
+        }
+    }
+
     fn back_channel(&mut self, s: &Session) {
         match self.session(s.id) {
             Some(m) => m.info = s.clone(),
@@ -861,6 +916,7 @@ impl Observer for Model {
 
     fn decoded_span(&mut self, s: SessionId, d: Direction, first: u64, ts: u64, events: &[Event]) {
         self.now = self.now.max(ts);
+        self.multifd(s, events);
         let Some(m) = self.sessions.get_mut(s as usize) else {
             return;
         };

@@ -76,6 +76,12 @@ pub struct QemuMigration {
     /// READY came on a direction that also carried return-path messages:
     /// QEMU 7.2's primary reads it as an invalid one and fails.
     pub ready_misread: bool,
+    /// Multifd channels joined to this session, their packets, the pages
+    /// they carried and their wire bytes.
+    pub multifd_channels: u32,
+    pub multifd_packets: u64,
+    pub multifd_pages: u64,
+    pub multifd_bytes: u64,
 }
 
 impl QemuMigration {
@@ -180,7 +186,7 @@ impl SessionModel {
                             c.damaged = true;
                         }
                     }
-                    Some(r) if !q.eof.is_some() && !self.qemu_colo => {
+                    Some(r) if q.eof.is_none() && !self.qemu_colo => {
                         q.ram_sections += 1;
                         q.pages += r.pages;
                         q.zero_pages += r.zero_pages;
@@ -216,12 +222,12 @@ impl SessionModel {
                     None => {}
                 }
             }
-            (QemuKind::Eof, QemuInfo::Eof { closes }) => {
-                if *closes == "migration" && q.eof.is_none() {
-                    q.eof = Some(ts);
-                    if !q.colo_enabled {
-                        self.stream_end = Some(ts);
-                    }
+            (QemuKind::Eof, QemuInfo::Eof { closes })
+                if *closes == "migration" && q.eof.is_none() =>
+            {
+                q.eof = Some(ts);
+                if !q.colo_enabled {
+                    self.stream_end = Some(ts);
                 }
             }
             (QemuKind::VmDescription, QemuInfo::VmDescription { len, .. }) => {

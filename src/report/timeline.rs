@@ -262,7 +262,11 @@ fn checkpoint_json(
 }
 
 /// What a QEMU stream showed (docs/report-json.md, "qemu").
-fn qemu_json(m: &Model, q: &crate::model::qemu::QemuMigration) -> Value {
+fn qemu_json(
+    m: &Model,
+    q: &crate::model::qemu::QemuMigration,
+    multifd: (u32, u64, u64, u64),
+) -> Value {
     let t = |x: Option<u64>| opt(x.map(|t| rel(m, t)));
     let rp = &q.return_path;
     json!({
@@ -289,6 +293,13 @@ fn qemu_json(m: &Model, q: &crate::model::qemu::QemuMigration) -> Value {
         "return_path": {
             "opened": t(rp.opened), "ping": t(rp.ping), "pong": t(rp.pong),
             "shut": t(rp.shut), "shut_status": rp.shut_status,
+        },
+        "multifd": if q.multifd_channels > 0 {
+            // a channel: its own packets
+            json!({"channels": q.multifd_channels, "packets": q.multifd_packets,
+                   "pages": q.multifd_pages, "bytes": q.multifd_bytes})
+        } else {
+            json!({"channels": multifd.0, "packets": multifd.1, "pages": multifd.2, "bytes": multifd.3})
         },
         "colo_enabled": q.colo_enabled,
         "checkpoint_ready": t(q.ready),
@@ -418,6 +429,7 @@ fn session_json(m: &Model, s: &SessionModel, sel: &Selection, stalls: &[Stall]) 
         "id": i.id,
         "kind": s.kind().name(),
         "mid_stream": i.mid_stream,
+        "multifd_of": i.multifd_of,
         "forward": dir_json(i.primary.to_string(), i.secondary.to_string(), fwd),
         "back": if back_seen { dir_json(bsrc.to_string(), bdst.to_string(), back) } else { Value::Null },
         "domain": s.domain,
@@ -440,7 +452,7 @@ fn session_json(m: &Model, s: &SessionModel, sel: &Selection, stalls: &[Stall]) 
             "waiting_for": x.waiting_for.name(), "owner": x.owner.name(), "why": x.why,
             "evidence": x.evidence.iter().map(|e| evidence_json(m, e)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "qemu": s.qemu_mig.as_ref().map_or(Value::Null, |q| qemu_json(m, q)),
+        "qemu": s.qemu_mig.as_ref().map_or(Value::Null, |q| qemu_json(m, q, m.multifd_totals(i.id))),
         "phase_stats": phase_stats,
         "downtime_stats": s.stats.downtime.summary(),
         "checkpoint_rate": s.stats.rate(),
@@ -493,7 +505,21 @@ fn qemu_text(
     out: &mut dyn Write,
     m: &Model,
     q: &crate::model::qemu::QemuMigration,
+    multifd: (u32, u64, u64, u64),
+    channel_of: Option<crate::session::SessionId>,
 ) -> io::Result<()> {
+    if q.multifd_channels > 0 {
+        return writeln!(
+            out,
+            "  multifd channel{}: {} packets, {} pages, {}",
+            channel_of
+                .map(|p| format!(" of session {p}"))
+                .unwrap_or_else(|| " (no main stream to the same destination seen)".into()),
+            q.multifd_packets,
+            q.multifd_pages,
+            human_bytes(q.multifd_bytes)
+        );
+    }
     if let Some(machine) = &q.machine {
         write!(out, "  machine {machine}")?;
         if let Some(r) = q.ram_size {
@@ -532,6 +558,17 @@ fn qemu_text(
                     .unwrap_or_default()
             )?;
         }
+    }
+    if multifd.0 > 0 {
+        writeln!(
+            out,
+            "  multifd: {} channel{}, {} packets, {} pages with data, {}",
+            multifd.0,
+            if multifd.0 == 1 { "" } else { "s" },
+            multifd.1,
+            multifd.2,
+            human_bytes(multifd.3)
+        )?;
     }
     if q.device_sections > 0 {
         let mut top: Vec<_> = q.devices.iter().collect();
@@ -880,7 +917,7 @@ fn text(
             }
         }
         if let Some(q) = &s.qemu_mig {
-            qemu_text(out, m, q)?;
+            qemu_text(out, m, q, m.multifd_totals(s.info.id), s.info.multifd_of)?;
         }
         if let Some(t) = unfinished_text(m, s) {
             writeln!(out, "  {t}")?;

@@ -150,15 +150,25 @@ impl<O: Observer> Inner<O> {
         conn: ConnId,
         primary: Endpoint,
         secondary: Endpoint,
-        recognised_by: &'static str,
+        (recognised_by, family): (&'static str, Family),
         (mid_stream, syn_seen): (bool, bool),
         first: (u64, u64),
-        family: Family,
     ) -> SessionId {
         let id = self.sessions.len() as SessionId;
+        let multifd_of = (recognised_by == detect::Opening::QemuMultifd.name())
+            .then(|| {
+                self.sessions.iter().rev().find(|s| {
+                    s.family == Family::Qemu
+                        && s.recognised_by != recognised_by
+                        && s.secondary == secondary
+                })
+            })
+            .flatten()
+            .map(|s| s.id);
         let s = Session {
             id,
             family,
+            multifd_of,
             conn,
             primary,
             secondary,
@@ -171,6 +181,16 @@ impl<O: Observer> Inner<O> {
         };
         self.observer.session(&s);
         self.sessions.push(s);
+        if recognised_by == detect::Opening::Qemu.name() {
+            // multifd channels whose first bytes came before the main stream's
+            for c in self.sessions.iter_mut() {
+                let channel = c.recognised_by == detect::Opening::QemuMultifd.name();
+                if channel && c.multifd_of.is_none() && c.secondary == secondary {
+                    c.multifd_of = Some(id);
+                    self.observer.joined(c);
+                }
+            }
+        }
         id
     }
 
@@ -205,10 +225,9 @@ impl<O: Observer> Inner<O> {
             conn,
             primary,
             secondary,
-            by,
+            (by, family),
             (mid, syn_seen),
             (first_ts, first_frame),
-            family,
         );
         let mut decoders: [Option<StreamDecoder>; 2] = [None, None];
         for (i, probe) in probes.into_iter().enumerate() {
@@ -349,10 +368,9 @@ impl<O: Observer> Inner<O> {
                     conn,
                     to,
                     from,
-                    "back channel",
+                    ("back channel", Family::Xen),
                     (false, true),
                     (first_ts, first_frame),
-                    Family::Xen,
                 );
                 self.sessions[id as usize].back_channel = Some(bc);
                 self.observer.back_channel(&self.sessions[id as usize]);

@@ -125,6 +125,10 @@ pub struct Session {
     pub first_ts: u64,
     pub first_frame: u64,
     pub back_channel: Option<BackChannelConn>,
+    /// A QEMU multifd channel: the session (the main migration stream to
+    /// the same destination address and port, the latest before it) whose
+    /// pages it carries.
+    pub multifd_of: Option<SessionId>,
 }
 
 /// What one direction of a session's TCP counted, reported when it ends.

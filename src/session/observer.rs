@@ -16,6 +16,9 @@ pub trait Observer {
     fn session(&mut self, _s: &Session) {}
     /// A back channel on its own connection was paired with session `s`.
     fn back_channel(&mut self, _s: &Session) {}
+    /// Session `s` (a QEMU multifd channel) was joined to the migration it
+    /// carries pages of (`s.multifd_of`), recognised after it.
+    fn joined(&mut self, _s: &Session) {}
     /// Reassembled bytes of a session direction at stream offset `offset`.
     fn bytes(&mut self, _s: SessionId, _dir: Direction, _offset: u64, _data: &[u8]) {}
     /// Bytes of a session direction that the capture does not have.
@@ -70,6 +73,10 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     fn back_channel(&mut self, s: &Session) {
         self.0.back_channel(s);
         self.1.back_channel(s);
+    }
+    fn joined(&mut self, s: &Session) {
+        self.0.joined(s);
+        self.1.joined(s);
     }
     fn bytes(&mut self, s: SessionId, d: Direction, offset: u64, data: &[u8]) {
         self.0.bytes(s, d, offset, data);

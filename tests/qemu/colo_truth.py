@@ -199,6 +199,35 @@ def find_size(s, off):
     return None
 
 
+RP = {0: "INVALID", 1: "SHUT", 2: "PONG", 3: "REQ_PAGES_ID", 4: "REQ_PAGES",
+      5: "RECV_BITMAP", 6: "RESUME_ACK"}
+
+
+def return_path(rev, fwd):
+    """The reverse stream read with return-path framing (be16 type, be16
+    len, data), as the primary's return-path thread reads it."""
+    r = rev.data
+    o = 0
+    print("reverse stream read as return-path messages (be16 type, be16 len, data):")
+    while o + 4 <= len(r):
+        typ, ln = struct.unpack_from(">HH", r, o)
+        frame, t = rev.at(min(o + 4 + ln, len(r)))
+        data = r[o + 4:o + 4 + ln]
+        note = ""
+        if typ == 0 and ln == 0:
+            note = (" <- these 4 bytes are the secondary's CHECKPOINT_READY (be32 0);"
+                    " QEMU 7.2's primary reports 'RP: Received invalid message"
+                    " 0x0000 length 0x0000' and fails the migration")
+        print("  frame %s at %s: type %d %s len %d data %s%s" % (
+            frame, fmt(t), typ, RP.get(typ, "?"), ln, data.hex(), note))
+        o += 4 + ln
+    if o < len(r):
+        print("  %d trailing bytes: %s" % (len(r) - o, r[o:].hex()))
+    last = fwd.frames[-1] if fwd.frames else (None, None)
+    print("forward stream: %d bytes, last data in frame %s at %s" % (
+        len(fwd.data), last[0], fmt(last[1])))
+
+
 def fmt(t):
     return "-" if t is None else "%.6f" % t
 
@@ -220,6 +249,7 @@ def main():
     r = rev.data
     if len(r) < 4 or be32(r, 0) != 0:
         print("reverse stream does not start with CHECKPOINT_READY: %s" % r[:32].hex())
+        return_path(rev, fwd)
         return 1
     ready_frame, ready_t = rev.at(4)
     print("CHECKPOINT_READY: frame %d at %.6f" % (ready_frame, ready_t))

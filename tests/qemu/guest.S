@@ -14,6 +14,16 @@
  *   ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o guest.img guest.o
  *   truncate -s 1474560 guest.img
  * PAGES is 1..144 (0x10000..0x9ffff).
+ *
+ * The invlpg before each page matters under TCG: TCG notices guest writes
+ * to RAM for dirty logging only through TLB entries marked "not dirty"; once
+ * a page has been written, its TLB entry loses that mark, and QEMU 7.2's
+ * bitmap sync for migration (the word-at-a-time fast path of
+ * cpu_physical_memory_sync_dirty_bitmap) clears the dirty bits without
+ * resetting the TLB.  A real OS flushes its TLB often enough; this guest
+ * never would, so without invlpg its data pages are sent once and never
+ * again (only pages that also hold translated code, like 0x7000 here, are
+ * tracked on every write).
  */
 .code16
 .globl _start
@@ -30,6 +40,7 @@ outer:
 page:
   mov %bx, %es
   xor %di, %di
+  invlpg %es:(%di)      /* see above: makes TCG track this pass's writes */
 fill:
   mov %dx, %es:(%di)
   add $256, %di

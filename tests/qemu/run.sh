@@ -9,7 +9,8 @@
 #                       256 KiB/s, so several iterations            dirty.pcap
 #     colo              COLO checkpoints, default 60 of them        colo.pcap
 #     colo-stuck        COLO with the secondary SIGSTOPped for 2 s right
-#                       after its Nth CHECKPOINT_REPLY (N=10)       colo-stuck.pcap
+#                       after its Nth CHECKPOINT_REPLY (N=10), with a 64 KiB
+#                       receive buffer so the window fills         colo-stuck.pcap
 #     colo-return-path  COLO plus return-path: fails in 7.2         colo-return-path.pcap
 #     multifd           multifd with 2 channels                     multifd.pcap
 #     exec              `migrate "exec:cat > OUTDIR/plain.stream"`, then loads
@@ -30,8 +31,9 @@
 # under TCG after a random checkpoint (see colo-bql-shim.c and README.md);
 # COLO_SHIM=0 runs it without, to see the deadlock.
 #
-# Knobs (environment): PORT (4444), COLO_CHECKPOINTS (60), COLO_DELAY (100 ms),
-# COLO_PAGES (guest pages dirtied per tick in COLO modes, 2), STALL_AT (10),
+# Knobs (environment): PORT (4444), COLO_CHECKPOINTS (60; colo-stuck 25),
+# COLO_DELAY (x-checkpoint-delay, 100 ms; colo-stuck 200), COLO_PAGES (guest
+# pages dirtied per tick in COLO modes, 2; colo-stuck 144), STALL_AT (10),
 # STALL_SECS (2), COLO_SHIM (1).
 set -uo pipefail
 
@@ -55,9 +57,18 @@ case "$mode" in
 esac
 
 PORT=${PORT:-4444}
-COLO_CHECKPOINTS=${COLO_CHECKPOINTS:-60}
-COLO_DELAY=${COLO_DELAY:-100}
-COLO_PAGES=${COLO_PAGES:-2}
+if [ "$mode" = colo-stuck ]; then
+  # bigger checkpoints (the guest dirties 48 pages per tick and runs ~2
+  # ticks between checkpoints: ~200 KB each) and a 64 KiB receive buffer on
+  # the secondary (rcvbuf-shim.c), so the stalled one fills the TCP window
+  COLO_CHECKPOINTS=${COLO_CHECKPOINTS:-20}
+  COLO_DELAY=${COLO_DELAY:-200}
+  COLO_PAGES=${COLO_PAGES:-48}
+else
+  COLO_CHECKPOINTS=${COLO_CHECKPOINTS:-60}
+  COLO_DELAY=${COLO_DELAY:-100}
+  COLO_PAGES=${COLO_PAGES:-2}
+fi
 STALL_AT=${STALL_AT:-10}
 STALL_SECS=${STALL_SECS:-2}
 COLO_SHIM=${COLO_SHIM:-1}
@@ -83,39 +94,40 @@ log() { printf '%s\n' "$*" >> "$txt"; }
 stamp() { python3 -c "import time; print('%.3f' % (time.time() - $t0))"; }
 
 # mon SIDE 'hmp command' [wait]: runs an HMP command and logs it with its answer
+# ([+N s] is when it was sent).  `migrate` is always given -d: without it
+# HMP suspends the monitor until the migration leaves the active state.
 mon() {
-  local side=$1 cmd=$2 ans
+  local side=$1 cmd=$2 ans t
+  t=$(stamp)
   ans=$(python3 "$here/hmp.py" "$work/$side.sock" "$cmd" "${3:-10}" 2>&1)
   {
-    printf '[+%ss] (%s) %s\n' "$(stamp)" "$side" "$cmd"
+    printf '[+%ss] (%s) %s\n' "$t" "$side" "$cmd"
     [ -n "$ans" ] && printf '%s\n' "$ans" | sed 's/^/    /'
   } >> "$txt"
   printf '%s\n' "$ans"
 }
 
-# qemu NAME [args...]: starts one QEMU in the background; its pid is
-# $work/NAME.pid, its stderr $work/NAME.err, its monitor $work/NAME.sock
-qemu_cmd() {
-  local name=$1; shift
-  echo qemu-system-x86_64 -machine pc -accel tcg -m 64 -display none -nodefaults \
-    -name "$name,debug-threads=on" -msg timestamp=on \
-    -monitor "unix:$work/$name.sock,server=on,wait=off" -pidfile "$work/$name.pid" "$@"
-}
+# start_qemu NAME [args...]: starts one QEMU in the background (exec'd, so
+# its pid is the background job's); its pid is also in $work/NAME.pid, its
+# stderr in $work/NAME.err (or $QEMU_ERR), its monitor on $work/NAME.sock.
+# QEMU_ENV="VAR=value ..." is put in its environment.
 start_qemu() {
   local name=$1; shift
-  local cmd
-  cmd=$(qemu_cmd "$name" "$@")
-  log "\$ ${QEMU_ENV:-}${QEMU_ENV:+ }$cmd"
-  # shellcheck disable=SC2086
-  ( exec env ${QEMU_ENV:-} $cmd < /dev/null > "$work/$name.out" 2> "${QEMU_ERR:-$work/$name.err}" ) &
+  local -a cmd envs
+  cmd=(qemu-system-x86_64 -machine pc -accel tcg -m 64 -display none -nodefaults
+       -name "$name,debug-threads=on" -msg timestamp=on
+       -monitor "unix:$work/$name.sock,server=on,wait=off" -pidfile "$work/$name.pid" "$@")
+  read -r -a envs <<< "${QEMU_ENV:-}"
+  log "\$ ${envs[*]}${envs[*]:+ }$(printf '%q ' "${cmd[@]}")"
+  ( exec env "${envs[@]}" "${cmd[@]}" < /dev/null > "$work/$name.out" 2> "${QEMU_ERR:-$work/$name.err}" ) &
   pids+=($!)
   for _ in $(seq 1 50); do [ -S "$work/$name.sock" ] && [ -s "$work/$name.pid" ] && break; sleep 0.1; done
-  pids+=("$(cat "$work/$name.pid")")
+  [ -s "$work/$name.pid" ] && pids+=("$(cat "$work/$name.pid")")
 }
 
 start_tcpdump() {
-  log "\$ tcpdump -i lo -U -w $pcap 'tcp port $PORT'"
-  tcpdump -i lo -U -w "$pcap" "tcp port $PORT" 2> "$work/tcpdump.err" &
+  log "\$ tcpdump -i lo -B 32768 -U -w $pcap 'tcp port $PORT'"
+  tcpdump -i lo -B 32768 -U -w "$pcap" "tcp port $PORT" 2> "$work/tcpdump.err" &
   dump=$!
   pids+=($dump)
   for _ in $(seq 1 50); do grep -q listening "$work/tcpdump.err" 2> /dev/null && break; sleep 0.1; done
@@ -225,7 +237,7 @@ plain|return-path|multifd)
       mon $s "migrate_set_parameter multifd-channels 2" > /dev/null
     done
   fi
-  mon src "migrate tcp:127.0.0.1:$PORT" > /dev/null
+  mon src "migrate -d tcp:127.0.0.1:$PORT" > /dev/null
   wait_status src "status: (completed|failed)" 30
   sleep 0.5
   mig_end
@@ -242,8 +254,8 @@ dirty)
   common_start
   mon src "migrate_set_parameter max-bandwidth 256k" > /dev/null
   mon src "info migrate_parameters" > /dev/null
-  mon src "migrate tcp:127.0.0.1:$PORT" > /dev/null
-  for _ in $(seq 1 8); do
+  mon src "migrate -d tcp:127.0.0.1:$PORT" > /dev/null
+  for _ in $(seq 1 5); do
     sleep 0.5
     mon src "info migrate" > /dev/null
   done
@@ -270,12 +282,15 @@ colo|colo-stuck|colo-return-path)
   if [ "$mode" = colo-stuck ]; then
     # the secondary's stderr (its colo_* trace) goes through colo_stall.py,
     # which SIGSTOPs it right after its STALL_AT-th CHECKPOINT_REPLY
+    gcc -shared -fPIC -O2 -o "$work/rcvbuf-shim.so" "$here/rcvbuf-shim.c" -ldl ||
+      { echo "cannot build rcvbuf-shim.c" >&2; exit 1; }
     mkfifo "$work/dst.fifo"
     python3 "$here/colo_stall.py" "$work/dst.pid" "$STALL_AT" "$STALL_SECS" \
       "$work/dst.err" "$work/stall.txt" < "$work/dst.fifo" &
     pids+=($!)
     log "\$ python3 colo_stall.py dst.pid $STALL_AT $STALL_SECS dst.err stall.txt < dst's stderr"
-    QEMU_ERR="$work/dst.fifo" start_qemu dst "${DST_ARGS[@]}" -incoming "tcp:127.0.0.1:$PORT" "${TRACE[@]}"
+    QEMU_ENV="LD_PRELOAD=$work/rcvbuf-shim.so RCVBUF_SHIM_BYTES=65536" \
+      QEMU_ERR="$work/dst.fifo" start_qemu dst "${DST_ARGS[@]}" -incoming "tcp:127.0.0.1:$PORT" "${TRACE[@]}"
   else
     start_qemu dst "${DST_ARGS[@]}" -incoming "tcp:127.0.0.1:$PORT" "${TRACE[@]}"
   fi
@@ -293,7 +308,7 @@ colo|colo-stuck|colo-return-path)
     mon src "migrate_set_capability return-path on" > /dev/null
   fi
   mon src "migrate_set_parameter x-checkpoint-delay $COLO_DELAY" > /dev/null
-  mon src "migrate tcp:127.0.0.1:$PORT" > /dev/null
+  mon src "migrate -d tcp:127.0.0.1:$PORT" > /dev/null
   if [ "$mode" = colo-return-path ]; then
     wait_status src "status: (completed|failed|colo)" 10
     sleep 3
@@ -338,7 +353,7 @@ exec)
   rm -f "$stream"
   start_qemu src "${TRACE[@]}"
   sleep 1
-  mon src "migrate \"exec:cat > $stream\"" > /dev/null
+  mon src "migrate -d \"exec:cat > $stream\"" > /dev/null
   wait_status src "status: (completed|failed)" 30
   sleep 0.5
   mon src "info migrate" > /dev/null

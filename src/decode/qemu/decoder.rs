@@ -859,7 +859,7 @@ impl QemuDecoder {
             let info = QemuInfo::Header {
                 version: wire::VERSION,
             };
-            self.item(out, 0.min(self.offset - 8), QemuKind::Header, info, 0);
+            self.item(out, self.offset - 8, QemuKind::Header, info, 0);
             self.top(out);
         } else if b == wire::MULTIFD_OPENING {
             self.ctx.multifd = true;
@@ -1411,13 +1411,34 @@ impl QemuDecoder {
             return;
         }
         let flags = be32(&b[8..12]);
+        let alloc = be32(&b[12..16]);
         let pages = be32(&b[16..20]);
         let next = be32(&b[20..24]);
         let num = be64(&b[24..32]);
         let rb = &b[64..320];
         let rb = &rb[..rb.iter().position(|&c| c == 0).unwrap_or(rb.len())];
+        if alloc > 1 << 16 || pages > alloc {
+            self.diag(
+                out,
+                Severity::Error,
+                start,
+                DiagKind::MalformedBody,
+                format!("multifd packet with {pages} of {alloc} pages and {next} bytes of them"),
+            );
+            self.state = State::Trailing;
+            return;
+        }
         self.packet = Some((start, flags, pages, next, num, escape_bytes(rb)));
-        let left = u64::from(pages) * 8 + u64::from(next);
+        // The header carries an offset slot for every allocated page. The
+        // pages follow: raw (normal_pages of them) or, with compression
+        // (flags 0x0e), next_packet_size bytes; a packet without pages
+        // (SYNC) keeps a stale next_packet_size and sends none.
+        let data = match (pages, flags & 0x0e) {
+            (0, _) => 0,
+            (n, 0) => u64::from(n) * self.page_size(),
+            (_, _) => u64::from(next),
+        };
+        let left = u64::from(alloc) * 8 + data;
         if left == 0 {
             self.end_packet(out);
         } else {
@@ -1594,11 +1615,8 @@ impl QemuDecoder {
             return Check::No;
         }
         if main == ram_flag::EOS || flags & ram_flag::CONTINUE != 0 {
-            return if known && flags & ram_flag::CONTINUE == 0 || known && main != ram_flag::EOS {
-                Check::Yes
-            } else {
-                Check::No
-            };
+            // nothing names the block: only the RAM section's known id says
+            return if known { Check::Yes } else { Check::No };
         }
         if b.len() < 14 {
             return Check::Need(14);

@@ -557,7 +557,7 @@ fn a_multifd_channel_decodes_its_packets() {
     rb.resize(256, 0);
     p.extend_from_slice(&rb);
     assert_eq!(p.len(), wire::MULTIFD_PACKET_LEN);
-    p.extend_from_slice(&[0; 16]);
+    p.extend_from_slice(&[0; 128 * 8]); // an offset slot per allocated page
     p.extend_from_slice(&[0xaa; 2 * PAGE]);
     b.extend_from_slice(&p);
     let ev = decode(Direction::Forward, &b, 100);
