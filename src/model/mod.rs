@@ -21,8 +21,8 @@
 //! decoded content of the latest [`records::RECENT_INFO`] records.
 
 pub mod checkpoint;
-pub mod qemu;
 pub mod expert;
+pub mod qemu;
 pub mod records;
 pub mod series;
 pub mod stall;

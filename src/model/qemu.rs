@@ -92,7 +92,9 @@ impl QemuMigration {
     /// Where [`QemuMigration::final_stage`] ends, and what ends it.
     pub fn final_stage_end(&self) -> Option<u64> {
         if self.return_path.opened.is_some() {
-            self.return_path.shut.filter(|_| self.return_path.shut_status == Some(0))
+            self.return_path
+                .shut
+                .filter(|_| self.return_path.shut_status == Some(0))
         } else {
             self.description.map(|d| d.0).or(self.eof)
         }
@@ -279,14 +281,17 @@ impl SessionModel {
                 let index = self.checkpoints.last().map_or(1, |c| c.index + 1);
                 let mut c = Checkpoint::new(index);
                 c.lost = std::mem::take(&mut self.pending_lost);
-                c.damaged = c.lost > 0 || (self.checkpoints.is_empty() && self.info.mid_stream && self.forward_lost);
+                c.damaged = c.lost > 0
+                    || (self.checkpoints.is_empty() && self.info.mid_stream && self.forward_lost);
                 c.events[CheckpointEvent::Request.slot()] = Some(ts);
                 c.first_record = Some(first);
                 self.checkpoints.push(c);
                 self.forward_lost = false;
                 self.last_end_offset = Some(item.offset);
             }
-            (ColoMessage::CheckpointReply, Direction::Reverse) => self.qemu_mark(CheckpointEvent::Reply, ts),
+            (ColoMessage::CheckpointReply, Direction::Reverse) => {
+                self.qemu_mark(CheckpointEvent::Reply, ts)
+            }
             (ColoMessage::VmstateSend, Direction::Forward) => {
                 self.qemu_mark(CheckpointEvent::VmstateSend, ts)
             }

@@ -527,7 +527,9 @@ fn qemu_text(
                 b.name,
                 b.pages,
                 b.zero_pages,
-                b.size.map(|s| format!("  of {}", human_bytes(s))).unwrap_or_default()
+                b.size
+                    .map(|s| format!("  of {}", human_bytes(s)))
+                    .unwrap_or_default()
             )?;
         }
     }
