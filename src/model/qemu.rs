@@ -181,7 +181,7 @@ impl SessionModel {
                             c.damaged = true;
                         }
                     }
-                    Some(r) if !q.eof.is_some() && !self.qemu_colo => {
+                    Some(r) if q.eof.is_none() && !self.qemu_colo => {
                         q.ram_sections += 1;
                         q.pages += r.pages;
                         q.zero_pages += r.zero_pages;
@@ -217,12 +217,12 @@ impl SessionModel {
                     None => {}
                 }
             }
-            (QemuKind::Eof, QemuInfo::Eof { closes }) => {
-                if *closes == "migration" && q.eof.is_none() {
-                    q.eof = Some(ts);
-                    if !q.colo_enabled {
-                        self.stream_end = Some(ts);
-                    }
+            (QemuKind::Eof, QemuInfo::Eof { closes })
+                if *closes == "migration" && q.eof.is_none() =>
+            {
+                q.eof = Some(ts);
+                if !q.colo_enabled {
+                    self.stream_end = Some(ts);
                 }
             }
             (QemuKind::VmDescription, QemuInfo::VmDescription { len, .. }) => {

@@ -853,7 +853,7 @@ impl QemuDecoder {
             let info = QemuInfo::Header {
                 version: wire::VERSION,
             };
-            self.item(out, 0.min(self.offset - 8), QemuKind::Header, info, 0);
+            self.item(out, 0, QemuKind::Header, info, 0);
             self.top(out);
         } else if b == wire::MULTIFD_OPENING {
             self.ctx.multifd = true;
@@ -1588,7 +1588,7 @@ impl QemuDecoder {
             return Check::No;
         }
         if main == ram_flag::EOS || flags & ram_flag::CONTINUE != 0 {
-            return if known && flags & ram_flag::CONTINUE == 0 || known && main != ram_flag::EOS {
+            return if known && (flags & ram_flag::CONTINUE == 0 || main != ram_flag::EOS) {
                 Check::Yes
             } else {
                 Check::No
