@@ -70,6 +70,10 @@ struct Sent {
     zero: u64,
 }
 
+/// What a RAM section's writes took: (first start, last end) of its
+/// writes, what it sent, and whether its source has more.
+type SectionSent = (Option<(u64, u64)>, Sent, bool);
+
 pub(super) struct Qemu<'e, 'a> {
     e: &'e mut Engine<'a>,
     blocks: Vec<Block>,
@@ -403,7 +407,7 @@ impl<'e, 'a> Qemu<'e, 'a> {
         total_bytes: u64,
         zeros: bool,
         eof: bool,
-    ) -> io::Result<(Option<(u64, u64)>, Sent, bool)> {
+    ) -> io::Result<SectionSent> {
         let offset = self.e.lanes[0].offset;
         self.last_block = None;
         self.e.buf.clear();
@@ -508,7 +512,7 @@ impl<'e, 'a> Qemu<'e, 'a> {
         extra_ns: u64,
         total_bytes: u64,
         zeros: bool,
-    ) -> io::Result<(Option<(u64, u64)>, Sent, bool)> {
+    ) -> io::Result<SectionSent> {
         self.ram_section_eof(t, src, limit, t0, extra_ns, total_bytes, zeros, false)
     }
 
