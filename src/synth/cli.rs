@@ -488,7 +488,12 @@ fn run_raw(args: &SynthArgs, scenario: &Scenario) -> anyhow::Result<()> {
     if let Some(path) = &args.manifest {
         write_manifest(path, &manifest)?;
     }
-    let records = manifest.records.iter().filter(|r| r.is_record()).count();
+    // Xen records, or QEMU items
+    let records = manifest
+        .records
+        .iter()
+        .filter(|r| r.is_record() || r.layer == crate::decode::wire::Layer::Qemu)
+        .count();
     let seconds = manifest.end_ns() as f64 / 1e9;
     eprintln!(
         "synth: {} {} stream, {} forward bytes, {} reverse bytes, {} records, {} checkpoints, {:.3} s of traffic",
@@ -585,6 +590,63 @@ mod tests {
         assert!(s.validate().is_ok());
         assert!(Cli::try_parse_from(["synth", "--libxc-version", "4", "-o", "x"]).is_err());
         assert!(Cli::try_parse_from(["synth", "--scenario", "plain-pv", "-o", "x"]).is_ok());
+    }
+
+    #[test]
+    fn qemu_scenarios_and_their_stalls() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["synth", "-o", "x"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).unwrap().synth.scenario()
+        };
+        let s = parse(&[
+            "--scenario",
+            "qemu-colo",
+            "--checkpoints",
+            "3",
+            "--stall",
+            "2:ram=300ms",
+            "--stall",
+            "3:loaded=1s",
+        ]);
+        assert_eq!(s.kind, MigrationKind::QemuColo);
+        assert_eq!(
+            s.stalls,
+            vec![
+                (2, Phase::Ram, 300_000_000),
+                (3, Phase::Loaded, 1_000_000_000)
+            ]
+        );
+        assert!(s.validate().is_ok());
+        let err = |args: &[&str]| parse(args).validate().unwrap_err().to_string();
+        assert_eq!(
+            err(&[
+                "--scenario",
+                "qemu-colo",
+                "--checkpoints",
+                "3",
+                "--stall",
+                "0:reply=1s"
+            ]),
+            "a stall names checkpoint 0 but QEMU COLO checkpoints count REQUESTs from 1 (1 to 3)"
+        );
+        assert!(err(&["--scenario", "qemu-colo", "--stall", "2:apply=1s"])
+            .contains("has no apply phase"));
+        assert!(err(&[
+            "--scenario",
+            "qemu-colo",
+            "--checkpoints",
+            "3",
+            "--stall",
+            "3:interval=1s"
+        ])
+        .contains("is the last one"));
+        assert!(err(&["--scenario", "qemu", "--stall", "1:ram=1s"]).starts_with("stalls apply"));
+        assert_eq!(
+            err(&["--scenario", "qemu", "--xl"]),
+            "QEMU streams are of HVM guests without the xl preamble"
+        );
+        assert_eq!(parse(&["--scenario", "qemu"]).kind, MigrationKind::Qemu);
     }
 
     #[test]
