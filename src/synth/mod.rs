@@ -29,6 +29,16 @@
 //!   and SVM_READY / SVM_RESUMED after each CHECKPOINT_END (checkpoint 0
 //!   included). The pages sent are the union of the secondary's dirty list and
 //!   the primary's own dirty pages.
+//! - **QEMU** precopy and **QEMU COLO** (PROTOCOL.md section 9, as QEMU 7.2
+//!   writes them; `engine/qemu.rs`): "QEVM", CONFIGURATION, ENABLE_COLO
+//!   (COLO), the "ram" sections (MEM_SIZE of four RAMBlocks, one pass per
+//!   live round, the last one the END section), FULL device sections, EOF
+//!   and VMDESCRIPTION; then for COLO the reverse CHECKPOINT_READY and
+//!   checkpoints numbered from 1 (as the model numbers them): REQUEST,
+//!   REPLY, VMSTATE_SEND, the dirty pages as an END section and EOF,
+//!   VMSTATE_SIZE and the device state, VMSTATE_RECEIVED, VMSTATE_LOADED,
+//!   each message a write of its own. Their phases (reply, stop, ram,
+//!   device_state, received, loaded, interval) take the stalls.
 //!
 //! Where Xen's own behaviour is more specific than PROTOCOL.md, the generator
 //! follows Xen: HVM_PARAMS holds the params libxc's `write_hvm_params` saves,
