@@ -145,6 +145,7 @@ impl<O: Observer> Analyzer<O> {
 }
 
 impl<O: Observer> Inner<O> {
+    #[allow(clippy::too_many_arguments)]
     fn new_session(
         &mut self,
         conn: ConnId,

@@ -31,6 +31,11 @@ pub enum ScenarioArg {
     Remus,
     /// COLO checkpoints of an HVM guest, with the back channel.
     Colo,
+    /// A QEMU 7.2 precopy migration.
+    Qemu,
+    /// QEMU 7.2 COLO: the initial migration, then checkpoints (numbered
+    /// from 1) of COLO messages, RAM and device state on one connection.
+    QemuColo,
 }
 
 /// Output format.
@@ -68,10 +73,12 @@ pub struct SynthArgs {
     /// Number of vcpus.
     #[arg(long, default_value_t = 2)]
     pub vcpus: u32,
-    /// Live rounds of the initial migration, the stop-and-copy included.
+    /// Live rounds of the initial migration, the stop-and-copy included
+    /// (QEMU: passes over memory, the END section's included).
     #[arg(long, default_value_t = 5)]
     pub rounds: u32,
-    /// Checkpoints of a remus or colo stream, checkpoint 0 included.
+    /// Checkpoints of a remus or colo stream, checkpoint 0 included; of a
+    /// qemu-colo stream, after the initial migration.
     #[arg(long, default_value_t = 10)]
     pub checkpoints: u32,
     /// Seed of every random choice.
@@ -88,10 +95,12 @@ pub struct SynthArgs {
     #[arg(long, default_value = "10Gbit", value_parser = parse_bandwidth)]
     pub bandwidth: u64,
     /// Stall a phase of a checkpoint: K:PHASE=DURATION, e.g. 3:apply=2.3s
-    /// (phases: suspend, dirty_sync, memory, device, apply, resume, run).
+    /// (phases: suspend, dirty_sync, memory, device, apply, resume, run;
+    /// qemu-colo, whose checkpoints count from 1: reply, stop, ram,
+    /// device_state, received, loaded, interval).
     #[arg(long = "stall", value_name = "K:PHASE=DURATION", value_parser = parse_stall)]
     pub stalls: Vec<(u32, Phase, u64)>,
-    /// Mean pages the primary dirties per checkpoint (Remus and COLO).
+    /// Mean pages the primary dirties per checkpoint (Remus, COLO, QEMU COLO).
     #[arg(long, default_value_t = Dirty::default().primary_mean)]
     pub dirty_pages: u64,
     /// Mean pages on the secondary's dirty list per checkpoint (COLO).
@@ -189,8 +198,9 @@ pub struct SynthArgs {
     pub seq_wrap: bool,
     /// The receiver advertises a zero window while the forward
     /// direction is blocked, with the sender's probes and a window update
-    /// after. Only a stalled memory phase (--stall K:memory=DURATION)
-    /// blocks the forward direction; other stalls leave it idle.
+    /// after. Only a stalled memory phase (--stall K:memory=DURATION), or
+    /// a stalled QEMU COLO ram or device_state phase, blocks the forward
+    /// direction; other stalls leave it idle.
     #[arg(long, help_heading = "Capture options")]
     pub zero_window: bool,
     /// Carry the reverse stream (xl messages, COLO back channel)
@@ -211,6 +221,8 @@ impl SynthArgs {
             ScenarioArg::PlainPv => (MigrationKind::Plain, Guest::Pv),
             ScenarioArg::Remus => (MigrationKind::Remus, Guest::Hvm),
             ScenarioArg::Colo => (MigrationKind::Colo, Guest::Hvm),
+            ScenarioArg::Qemu => (MigrationKind::Qemu, Guest::Hvm),
+            ScenarioArg::QemuColo => (MigrationKind::QemuColo, Guest::Hvm),
         };
         Scenario {
             seed: self.seed,
@@ -476,7 +488,12 @@ fn run_raw(args: &SynthArgs, scenario: &Scenario) -> anyhow::Result<()> {
     if let Some(path) = &args.manifest {
         write_manifest(path, &manifest)?;
     }
-    let records = manifest.records.iter().filter(|r| r.is_record()).count();
+    // Xen records, or QEMU items
+    let records = manifest
+        .records
+        .iter()
+        .filter(|r| r.is_record() || r.layer == crate::decode::wire::Layer::Qemu)
+        .count();
     let seconds = manifest.end_ns() as f64 / 1e9;
     eprintln!(
         "synth: {} {} stream, {} forward bytes, {} reverse bytes, {} records, {} checkpoints, {:.3} s of traffic",
@@ -573,6 +590,63 @@ mod tests {
         assert!(s.validate().is_ok());
         assert!(Cli::try_parse_from(["synth", "--libxc-version", "4", "-o", "x"]).is_err());
         assert!(Cli::try_parse_from(["synth", "--scenario", "plain-pv", "-o", "x"]).is_ok());
+    }
+
+    #[test]
+    fn qemu_scenarios_and_their_stalls() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["synth", "-o", "x"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).unwrap().synth.scenario()
+        };
+        let s = parse(&[
+            "--scenario",
+            "qemu-colo",
+            "--checkpoints",
+            "3",
+            "--stall",
+            "2:ram=300ms",
+            "--stall",
+            "3:loaded=1s",
+        ]);
+        assert_eq!(s.kind, MigrationKind::QemuColo);
+        assert_eq!(
+            s.stalls,
+            vec![
+                (2, Phase::Ram, 300_000_000),
+                (3, Phase::Loaded, 1_000_000_000)
+            ]
+        );
+        assert!(s.validate().is_ok());
+        let err = |args: &[&str]| parse(args).validate().unwrap_err().to_string();
+        assert_eq!(
+            err(&[
+                "--scenario",
+                "qemu-colo",
+                "--checkpoints",
+                "3",
+                "--stall",
+                "0:reply=1s"
+            ]),
+            "a stall names checkpoint 0 but QEMU COLO checkpoints count REQUESTs from 1 (1 to 3)"
+        );
+        assert!(err(&["--scenario", "qemu-colo", "--stall", "2:apply=1s"])
+            .contains("has no apply phase"));
+        assert!(err(&[
+            "--scenario",
+            "qemu-colo",
+            "--checkpoints",
+            "3",
+            "--stall",
+            "3:interval=1s"
+        ])
+        .contains("is the last one"));
+        assert!(err(&["--scenario", "qemu", "--stall", "1:ram=1s"]).starts_with("stalls apply"));
+        assert_eq!(
+            err(&["--scenario", "qemu", "--xl"]),
+            "QEMU streams are of HVM guests without the xl preamble"
+        );
+        assert_eq!(parse(&["--scenario", "qemu"]).kind, MigrationKind::Qemu);
     }
 
     #[test]
@@ -739,7 +813,7 @@ mod tests {
         let e = run(&cli.synth).unwrap_err().to_string();
         assert_eq!(
             e,
-            "stalls apply to checkpointed streams (remus or colo) only"
+            "stalls apply to checkpointed streams (remus, colo or qemu-colo) only"
         );
         let cli = Cli::try_parse_from(["synth", "-o", "/nonexistent-dir/x"]).unwrap();
         let e = format!("{:#}", run(&cli.synth).unwrap_err());

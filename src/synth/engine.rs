@@ -141,6 +141,12 @@ impl<'a> Engine<'a> {
     }
 
     pub(super) fn run(mut self) -> io::Result<Manifest> {
+        if self.s.kind.is_qemu() {
+            qemu::Qemu::new(&mut self).run()?;
+            self.m.forward_bytes = self.lanes[0].offset;
+            self.m.reverse_bytes = self.lanes[1].offset;
+            return Ok(self.m);
+        }
         let t = self.preamble()?;
         if self.s.kind.is_checkpointed() {
             self.checkpointed(t)?;
@@ -717,6 +723,8 @@ impl<'a> Engine<'a> {
                 pfns: sent.pfns,
                 dirty_pfns,
                 forward_bytes: offset - last_offset,
+                vmstate_size: 0,
+                device_sections: 0,
             });
             last_offset = offset;
             self.epoch += 1;
@@ -783,6 +791,8 @@ fn merge(a: &[u64], b: &[u64]) -> Vec<u64> {
     out.extend_from_slice(&b[j..]);
     out
 }
+
+mod qemu;
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,16 @@
 //!   and SVM_READY / SVM_RESUMED after each CHECKPOINT_END (checkpoint 0
 //!   included). The pages sent are the union of the secondary's dirty list and
 //!   the primary's own dirty pages.
+//! - **QEMU** precopy and **QEMU COLO** (PROTOCOL.md section 9, as QEMU 7.2
+//!   writes them; `engine/qemu.rs`): "QEVM", CONFIGURATION, ENABLE_COLO
+//!   (COLO), the "ram" sections (MEM_SIZE of four RAMBlocks, one pass per
+//!   live round, the last one the END section), FULL device sections, EOF
+//!   and VMDESCRIPTION; then for COLO the reverse CHECKPOINT_READY and
+//!   checkpoints numbered from 1 (as the model numbers them): REQUEST,
+//!   REPLY, VMSTATE_SEND, the dirty pages as an END section and EOF,
+//!   VMSTATE_SIZE and the device state, VMSTATE_RECEIVED, VMSTATE_LOADED,
+//!   each message a write of its own. Their phases (reply, stop, ram,
+//!   device_state, received, loaded, interval) take the stalls.
 //!
 //! Where Xen's own behaviour is more specific than PROTOCOL.md, the generator
 //! follows Xen: HVM_PARAMS holds the params libxc's `write_hvm_params` saves,
@@ -157,6 +167,12 @@ pub enum MigrationKind {
     Remus,
     /// Coarse-grained lock-stepping with the section-6 back channel.
     Colo,
+    /// A QEMU precopy migration (PROTOCOL.md section 9).
+    Qemu,
+    /// QEMU COLO: the initial migration, then checkpoints of COLO messages
+    /// on the one connection (PROTOCOL.md section 9).
+    #[serde(rename = "qemu-colo")]
+    QemuColo,
 }
 
 impl MigrationKind {
@@ -165,11 +181,27 @@ impl MigrationKind {
             MigrationKind::Plain => "plain",
             MigrationKind::Remus => "remus",
             MigrationKind::Colo => "colo",
+            MigrationKind::Qemu => "qemu",
+            MigrationKind::QemuColo => "qemu-colo",
         }
     }
 
     pub fn is_checkpointed(self) -> bool {
-        !matches!(self, MigrationKind::Plain)
+        !matches!(self, MigrationKind::Plain | MigrationKind::Qemu)
+    }
+
+    /// A QEMU stream (plain or COLO) rather than a Xen one.
+    pub fn is_qemu(self) -> bool {
+        matches!(self, MigrationKind::Qemu | MigrationKind::QemuColo)
+    }
+
+    /// The model's checkpoint scheme of a checkpointed kind.
+    pub fn scheme(self) -> crate::model::Scheme {
+        match self {
+            MigrationKind::Colo => crate::model::Scheme::XenColo,
+            MigrationKind::QemuColo => crate::model::Scheme::QemuColo,
+            _ => crate::model::Scheme::Remus,
+        }
     }
 }
 
@@ -226,14 +258,27 @@ pub struct Timing {
     pub cpu_state_ns: u64,
     /// Dirty-bitmap collection between live rounds.
     pub round_gap_ns: u64,
+    /// QEMU COLO reply (REQUEST -> REPLY): the secondary stops its guest.
+    pub reply_ns: u64,
+    /// QEMU COLO stop (REPLY -> VMSTATE_SEND): the primary stops its guest
+    /// and takes the replication checkpoint.
+    pub stop_ns: u64,
+    /// QEMU COLO received (device state's last byte -> VMSTATE_RECEIVED).
+    pub received_ns: u64,
+    /// QEMU COLO loaded (VMSTATE_RECEIVED -> VMSTATE_LOADED): the secondary
+    /// loads the state; also its load of the initial migration before
+    /// CHECKPOINT_READY.
+    pub loaded_ns: u64,
 }
 
 impl Timing {
     /// 10 Gbit/s in bytes per second.
     pub const TEN_GBIT: u64 = 1_250_000_000;
 
-    /// The mean of a phase; `None` for Memory, which follows from bandwidth,
-    /// and for the QEMU COLO phases, which the generator does not make.
+    /// The mean of a phase; `None` for Memory, Ram and DeviceState, which
+    /// follow from bandwidth. QEMU COLO's interval is [`Timing::run_ns`];
+    /// its ram phase also holds [`Timing::cpu_state_ns`] (the device state
+    /// saved into a buffer before the RAM goes out).
     pub fn mean(&self, phase: Phase) -> Option<u64> {
         match phase {
             Phase::Suspend => Some(self.suspend_ns),
@@ -243,7 +288,12 @@ impl Timing {
             Phase::Apply => Some(self.apply_ns),
             Phase::Resume => Some(self.resume_ns),
             Phase::Run => Some(self.run_ns),
-            _ => None,
+            Phase::Reply => Some(self.reply_ns),
+            Phase::Stop => Some(self.stop_ns),
+            Phase::Ram | Phase::DeviceState => None,
+            Phase::Received => Some(self.received_ns),
+            Phase::Loaded => Some(self.loaded_ns),
+            Phase::Interval => Some(self.run_ns),
         }
     }
 
@@ -268,6 +318,10 @@ impl Default for Timing {
             run_ns: 100_000_000,
             cpu_state_ns: 300_000,
             round_gap_ns: 3_000_000,
+            reply_ns: 5_000_000,
+            stop_ns: 3_000_000,
+            received_ns: 200_000,
+            loaded_ns: 15_000_000,
         }
     }
 }
@@ -436,6 +490,12 @@ impl Scenario {
         if self.kind == MigrationKind::Colo && self.guest == Guest::Pv {
             return Err(ScenarioError::ColoNeedsHvm);
         }
+        if self.kind.is_qemu() && (self.guest == Guest::Pv || self.xl) {
+            return Err(ScenarioError::QemuIsHvmWithoutXl);
+        }
+        if self.kind.is_qemu() && self.memory % PAGE_SIZE as u64 != 0 {
+            return Err(ScenarioError::Memory(self.memory));
+        }
         if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
             return Err(ScenarioError::Memory(self.memory));
         }
@@ -472,6 +532,30 @@ impl Scenario {
             if !self.kind.is_checkpointed() {
                 return Err(ScenarioError::StallNeedsCheckpoints);
             }
+            if self.kind == MigrationKind::QemuColo {
+                // QEMU COLO checkpoints count REQUESTs from 1, as the model
+                // numbers them.
+                if checkpoint == 0 || checkpoint > self.checkpoints {
+                    return Err(ScenarioError::QemuStallCheckpoint {
+                        checkpoint,
+                        checkpoints: self.checkpoints,
+                    });
+                }
+                if phase == Phase::Interval && checkpoint == self.checkpoints {
+                    return Err(ScenarioError::StallLastRun(checkpoint));
+                }
+                if !phase.measured_at(crate::model::Scheme::QemuColo, u64::from(checkpoint)) {
+                    return Err(ScenarioError::StallPhase {
+                        checkpoint,
+                        kind: self.kind.name(),
+                        phase,
+                    });
+                }
+                if !seen.insert((checkpoint, phase)) {
+                    return Err(ScenarioError::StallTwice { checkpoint, phase });
+                }
+                continue;
+            }
             if checkpoint >= self.checkpoints {
                 return Err(ScenarioError::StallCheckpoint {
                     checkpoint,
@@ -481,11 +565,7 @@ impl Scenario {
             if phase == Phase::Run && checkpoint + 1 == self.checkpoints {
                 return Err(ScenarioError::StallLastRun(checkpoint));
             }
-            let scheme = if self.kind == MigrationKind::Colo {
-                crate::model::Scheme::XenColo
-            } else {
-                crate::model::Scheme::Remus
-            };
+            let scheme = self.kind.scheme();
             let exists = match (self.kind, phase) {
                 // checkpoint 0's memory follows from the bandwidth
                 (_, Phase::Memory) if checkpoint == 0 => false,
@@ -541,8 +621,12 @@ pub enum ScenarioError {
     Jitter(&'static str, f64),
     #[error("the dirty {0} must be between 0 and 1, not {1}")]
     Fraction(&'static str, f64),
-    #[error("stalls apply to checkpointed streams (remus or colo) only")]
+    #[error("stalls apply to checkpointed streams (remus, colo or qemu-colo) only")]
     StallNeedsCheckpoints,
+    #[error("QEMU streams are of HVM guests without the xl preamble")]
+    QemuIsHvmWithoutXl,
+    #[error("a stall names checkpoint {checkpoint} but QEMU COLO checkpoints count REQUESTs from 1 (1 to {checkpoints})")]
+    QemuStallCheckpoint { checkpoint: u32, checkpoints: u32 },
     #[error("a stall names checkpoint {checkpoint} but the stream has {checkpoints} checkpoints (0 to {})", checkpoints.saturating_sub(1))]
     StallCheckpoint { checkpoint: u32, checkpoints: u32 },
     #[error("checkpoint {checkpoint} of a {kind} stream has no {phase} phase to stall")]
@@ -551,7 +635,7 @@ pub enum ScenarioError {
         kind: &'static str,
         phase: Phase,
     },
-    #[error("checkpoint {0} is the last one, so its run phase has no end to stall")]
+    #[error("checkpoint {0} is the last one, so its run or interval phase has no end to stall")]
     StallLastRun(u32),
     #[error("the {phase} phase of checkpoint {checkpoint} is stalled twice")]
     StallTwice { checkpoint: u32, phase: Phase },
@@ -578,6 +662,10 @@ pub struct Manifest {
     pub reverse_bytes: u64,
     /// A COLO stream (its checkpoints have COLO's phases).
     pub colo: bool,
+    /// A QEMU stream: its items are QEMU's (layer `qemu`), and with `colo`
+    /// its checkpoints are QEMU COLO's, numbered from 1 as the model
+    /// numbers them.
+    pub qemu: bool,
 }
 
 impl Manifest {
@@ -586,19 +674,25 @@ impl Manifest {
     /// Remus memory phase opens with a first byte, which only the capture
     /// knows: none here.
     pub fn phase_ns(&self, k: u32, phase: Phase) -> Option<u64> {
-        let t = self.checkpoints.get(k as usize)?;
+        let t = self.checkpoint(k)?;
         let mut c = crate::model::Checkpoint::new(u64::from(k));
         c.events = t.events;
-        c.next_start = self
-            .checkpoints
-            .get(k as usize + 1)
-            .and_then(|n| n.events[0]);
-        let scheme = if self.colo {
-            crate::model::Scheme::XenColo
-        } else {
-            crate::model::Scheme::Remus
-        };
-        c.phase(phase, scheme)
+        c.next_start = self.checkpoint(k + 1).and_then(|n| n.events[0]);
+        c.phase(phase, self.scheme())
+    }
+
+    /// The model's scheme of the checkpoints.
+    pub fn scheme(&self) -> crate::model::Scheme {
+        match (self.qemu, self.colo) {
+            (true, _) => crate::model::Scheme::QemuColo,
+            (false, true) => crate::model::Scheme::XenColo,
+            (false, false) => crate::model::Scheme::Remus,
+        }
+    }
+
+    /// Checkpoint `k` by its index (QEMU COLO counts from 1).
+    pub fn checkpoint(&self, k: u32) -> Option<&CheckpointTruth> {
+        self.checkpoints.iter().find(|c| c.index == k)
     }
 
     /// Time of the last byte on either direction.
@@ -619,9 +713,9 @@ pub struct ManifestRecord {
     pub name: &'static str,
     /// Stream offset of the item's first byte in its direction.
     pub offset: u64,
-    /// For records their body_length; for headers and xl items their wire
-    /// length (SAVE_HEADER includes the config, UNPAUSE_RESULT its result
-    /// byte).
+    /// For records their body_length; for headers, xl and QEMU items their
+    /// wire length (SAVE_HEADER includes the config, UNPAUSE_RESULT its
+    /// result byte).
     pub body_length: u32,
     /// Time the item's last byte is sent.
     pub end_ns: u64,
@@ -631,7 +725,8 @@ impl ManifestRecord {
     /// True for libxl and libxc records, false for the stream headers and the
     /// xl items.
     pub fn is_record(&self) -> bool {
-        self.layer != Layer::Xl && !matches!(self.name, "HEADER" | "IMAGE_HEADER" | "DOMAIN_HEADER")
+        !matches!(self.layer, Layer::Xl | Layer::Qemu)
+            && !matches!(self.name, "HEADER" | "IMAGE_HEADER" | "DOMAIN_HEADER")
     }
 
     /// Bytes the item occupies on the wire.
@@ -651,7 +746,9 @@ pub struct CheckpointTruth {
     /// Times (ns) of: new, svm_suspended, dirty_pfn_list, libxc_checkpoint,
     /// checkpoint_end, svm_ready, svm_resumed ([`crate::model::CheckpointEvent`]). Remus has
     /// only libxc_checkpoint and checkpoint_end; COLO checkpoint 0 has no new,
-    /// svm_suspended or dirty_pfn_list.
+    /// svm_suspended or dirty_pfn_list. QEMU COLO: request, reply,
+    /// vmstate_send, vmstate_size, device_state (its last byte),
+    /// vmstate_received, vmstate_loaded, all seven.
     pub events: [Option<u64>; 7],
     /// Pages with data sent in PAGE_DATA records.
     pub pages: u64,
@@ -661,7 +758,12 @@ pub struct CheckpointTruth {
     pub dirty_pfns: u64,
     /// Forward bytes after the previous checkpoint's CHECKPOINT_END up to and
     /// including this one's (checkpoint 0 counts from the stream start).
+    /// QEMU COLO: from its REQUEST through its device state's last byte.
     pub forward_bytes: u64,
+    /// QEMU COLO: the device state's size VMSTATE_SIZE announces (0 for Xen).
+    pub vmstate_size: u64,
+    /// QEMU COLO: the FULL sections of its device state (0 for Xen).
+    pub device_sections: u32,
 }
 
 /// Ground truth of one live round.

@@ -72,7 +72,10 @@
 //!   the timing model slowed down (by at least one RTT plus 10 µs) means the
 //!   receiver stopped reading. The generator does that only for the
 //!   PAGE_DATA writes of a stalled **memory** phase (`--stall K:memory=D`,
-//!   spread over that phase's writes); stalls of the other phases leave the
+//!   spread over that phase's writes), and of QEMU COLO the RAM writes of
+//!   a stalled **ram** phase or the device-state write of a stalled
+//!   **device_state** phase (only a write larger than the window closes
+//!   it); stalls of the other phases leave the
 //!   forward direction idle, not blocked, and produce no zero window. Such a
 //!   write that is larger than what the receiver's window still allows
 //!   becomes: segments at line rate up to the window's right edge (the
@@ -327,7 +330,7 @@ pub enum WriteError {
     RateSum(f64),
     #[error("a capture holds 1 to 64 sessions, not {0}")]
     Sessions(usize),
-    #[error("a zero window needs a stalled memory phase (a stall K:memory=DURATION of a remus or colo stream): only then is the forward direction blocked")]
+    #[error("a zero window needs a stalled memory phase (a stall K:memory=DURATION of a remus or colo stream, or K:ram= or K:device_state= of a qemu-colo stream): only then is the forward direction blocked")]
     ZeroWindowNeedsMemoryStall,
     #[error("xl keeps its messages and the COLO back channel on the migration connection; a separate back-channel connection comes from other tools, so drop --xl or --back-channel-connection")]
     BackChannelWithXl,
@@ -407,6 +410,12 @@ pub struct DirectionTruth {
     pub zero_window_probes: u64,
 }
 
+/// A stall of this phase slows forward writes down (the generator fills
+/// it with them): the receiver's window can close.
+fn blocks_forward(p: Phase) -> bool {
+    matches!(p, Phase::Memory | Phase::Ram | Phase::DeviceState)
+}
+
 /// Checks the options against the sessions.
 pub fn validate(scenarios: &[Scenario], opts: &CaptureOptions) -> Result<(), WriteError> {
     opts.validate()?;
@@ -416,7 +425,7 @@ pub fn validate(scenarios: &[Scenario], opts: &CaptureOptions) -> Result<(), Wri
     if opts.zero_window
         && !scenarios
             .iter()
-            .all(|s| s.stalls.iter().any(|&(_, p, _)| p == Phase::Memory))
+            .all(|s| s.stalls.iter().any(|&(_, p, _)| blocks_forward(p)))
     {
         return Err(WriteError::ZeroWindowNeedsMemoryStall);
     }
