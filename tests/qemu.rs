@@ -28,6 +28,21 @@ fn json_report(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// As [`json_report`] for a capture whose stream has problems: exit 1.
+fn json_report_with_problems(path: &Path) -> Value {
+    let out = migscope()
+        .args(["report", "--format", "json", "-r"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "problems in the stream are exit status 1"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn text_report(path: &Path) -> String {
     let out = migscope()
         .args(["report", "-r"])
@@ -342,4 +357,144 @@ fn real_multifd_channels_are_joined_to_their_migration() {
         (458.0..459.0).contains(&kib),
         "{kib} KiB; QEMU said 458 kbytes"
     );
+}
+
+/// One checkpoint of a `.truth.tsv` (tests/qemu/colo_truth.py: tshark's
+/// segments, not migscope): column name to value.
+fn truth(name: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(capture(name)).unwrap();
+    let mut header: Option<Vec<String>> = None;
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let cols: Vec<String> = line.split('\t').map(str::to_string).collect();
+        if cols[0] == "ckpt" {
+            header = Some(cols);
+        } else if let Some(h) = &header {
+            if cols[0].parse::<u64>().is_ok() && cols.len() == h.len() {
+                rows.push(h.iter().cloned().zip(cols).collect());
+            }
+        }
+    }
+    rows
+}
+
+/// Every COLO message of a real capture at the time of the packet that
+/// completed it, every checkpoint's pages and device-state size, as tshark
+/// shows them.
+fn colo_matches_its_truth(pcap: &str, tsv: &str) -> Value {
+    let v = json_report(&capture(pcap));
+    let s = v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "qemu-colo")
+        .unwrap()
+        .clone();
+    assert_eq!(s["forward"]["errors"], 0);
+    let rows = truth(tsv);
+    let cps = s["checkpoints"].as_array().unwrap();
+    assert_eq!(cps.len(), rows.len(), "checkpoints");
+    let keys = [
+        ("request", "request"),
+        ("reply", "reply"),
+        ("send", "vmstate_send"),
+        ("size_msg", "vmstate_size"),
+        ("received", "vmstate_received"),
+        ("loaded", "vmstate_loaded"),
+    ];
+    for (r, c) in rows.iter().zip(cps) {
+        let k = &r["ckpt"];
+        assert_eq!(c["index"].to_string(), *k);
+        for (tk, mk) in keys {
+            match r[tk].parse::<f64>() {
+                Ok(t) => assert!(
+                    (secs(&c["events"][mk]) - t).abs() < 1e-6,
+                    "checkpoint {k} {mk}: {} vs tshark {t}",
+                    c["events"][mk]
+                ),
+                Err(_) => assert!(c["events"][mk].is_null(), "checkpoint {k} {mk}"),
+            }
+        }
+        if let Ok(t) = r["state_end"].parse::<f64>() {
+            assert!(
+                (secs(&c["device_state_end"]) - t).abs() < 1e-6,
+                "checkpoint {k}"
+            );
+        }
+        if let Ok(n) = r["size"].parse::<u64>() {
+            assert_eq!(c["vmstate_size"], n, "checkpoint {k} size");
+        }
+        if let Ok(n) = r["pages"].parse::<u64>() {
+            assert_eq!(c["pages"], n, "checkpoint {k} pages");
+        }
+    }
+    s
+}
+
+/// Real QEMU 7.2 COLO (x-checkpoint-delay 100, a guest dirtying pages):
+/// 63 checkpoints, the last cut short by the failover that ended the run.
+#[test]
+fn real_qemu_colo_checkpoints_match_tshark() {
+    let s = colo_matches_its_truth("colo.pcap.gz", "colo.truth.tsv");
+    let cps = s["checkpoints"].as_array().unwrap();
+    assert_eq!(cps.len(), 63);
+    assert_eq!(cps.iter().filter(|c| c["complete"] == true).count(), 62);
+    assert_eq!(s["qemu"]["checkpoint_ready"], 0.0663);
+    let stalls = s["stalls"].as_array().unwrap();
+    assert_eq!(
+        stalls.len(),
+        1,
+        "only the failover's checkpoint: {stalls:?}"
+    );
+    assert_eq!(stalls[0]["checkpoint"], 63);
+}
+
+/// Real QEMU 7.2 COLO whose secondary was stopped (SIGSTOP) for 2 s right
+/// after its 10th REPLY: the primary's RAM fills the secondary's window.
+#[test]
+fn a_real_stuck_qemu_colo_checkpoint_is_found_with_its_owner() {
+    let s = colo_matches_its_truth("colo-stuck.pcap.gz", "colo-stuck.truth.tsv");
+    let stalls = s["stalls"].as_array().unwrap();
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    let x = &stalls[0];
+    assert_eq!(x["checkpoint"], 10);
+    assert_eq!(x["phase"], "ram", "stuck after VMSTATE_SEND");
+    assert_eq!(x["owner"], "secondary");
+    assert!((2.0..2.01).contains(&secs(&x["duration"])));
+    assert!(x["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "zero_window" && e["side"] == "secondary"));
+}
+
+/// Real QEMU 7.2 COLO with the return path on: its primary reads the
+/// secondary's CHECKPOINT_READY as a return-path message and fails.
+#[test]
+fn real_qemu_colo_with_the_return_path_is_shown_as_what_it_is() {
+    let v = json_report_with_problems(&capture("colo-return-path.pcap.gz"));
+    let s = &v["sessions"][0];
+    assert_eq!(s["kind"], "qemu-colo");
+    assert_eq!(s["checkpoints"].as_array().unwrap().len(), 0);
+    assert_eq!(s["qemu"]["ready_misread_as_return_path"], true);
+    assert!(s["qemu"]["return_path"]["pong"].is_number());
+    let d = v["diagnostics"].as_array().unwrap();
+    assert!(d.iter().any(|x| x["message"]
+        .as_str()
+        .unwrap()
+        .contains("return-path message of type 0")));
+}
+
+/// Real QEMU 7.2 precopy of a guest that dirties memory (`info migrate`:
+/// 288 normal pages, 16370 duplicate, downtime 6 ms).
+#[test]
+fn a_real_dirtying_guest_takes_several_passes() {
+    let v = json_report(&capture("dirty.pcap.gz"));
+    let s = &v["sessions"][0];
+    assert_eq!(s["kind"], "qemu");
+    assert_eq!(s["qemu"]["pages"], 288);
+    assert_eq!(s["qemu"]["zero_pages"], 16370);
+    assert!(s["qemu"]["passes"].as_u64().unwrap() > 1);
+    let d = secs(&s["downtime"]);
+    assert!(d > 0.0 && d <= 0.006, "final stage {d}, QEMU said 6 ms");
 }
