@@ -619,3 +619,24 @@ fn the_footer_follows_the_end_of_a_replay() {
     assert!(s.contains("REPLAY 4x finished"), "{s}");
     assert!(!s.contains("space pauses"), "{s}");
 }
+
+/// A real QEMU 7.2 COLO capture: the timeline lists QEMU's phases and the
+/// announced device state, and the stuck checkpoint's ladder shows QEMU's
+/// messages and the zero window that owes it to the secondary.
+#[test]
+fn qemu_colo_timeline_and_ladder_of_the_stuck_capture() {
+    let path = "captures/qemu-7.2/colo-stuck.pcap.gz";
+    let m = model(path);
+    let p = progress(path);
+    let mut app = App::new(Thresholds::default());
+    keys(&mut app, &m, &[Key::Enter]);
+    let timeline = screen(&mut app, &m, &p, 120, 40);
+    assert!(timeline.contains("[qemu-colo] 21 checkpoints"), "{timeline}");
+    assert!(timeline.contains("device_state") && timeline.contains("12.6 KiB"), "{timeline}");
+    assert_snapshot!("qemu_colo_timeline_120x40", timeline);
+    keys(&mut app, &m, &[Key::Char('n'), Key::Enter]);
+    let ladder = screen(&mut app, &m, &p, 120, 40);
+    assert!(ladder.contains("Checkpoint 10 ladder"), "{ladder}");
+    assert!(ladder.contains("VMSTATE_SEND") && ladder.contains("zero window"), "{ladder}");
+    assert_snapshot!("qemu_colo_ladder_120x40", ladder);
+}

@@ -933,12 +933,22 @@ impl Observer for Model {
                     let r = m.records.entry((d, layer, name)).or_default();
                     r.0 += 1;
                     r.1 += item.wire_len;
+                    // A COLO device state's sections are one rung (its
+                    // DEVICE_STATE), not one per device.
+                    let in_device_state = m.qemu_blob.is_some()
+                        && matches!(
+                            item.kind,
+                            ItemKind::Qemu(
+                                crate::decode::qemu::QemuKind::Section(_)
+                                    | crate::decode::qemu::QemuKind::Eof
+                            )
+                        );
                     match (d, item.layer) {
                         (_, Layer::Qemu) => m.qemu_item(item, d, first, ts),
                         (Direction::Forward, _) => m.forward_item(item, first, ts),
                         (Direction::Reverse, _) => m.back_item(item, ts),
                     }
-                    if m.checkpointed {
+                    if m.checkpointed && !in_device_state {
                         if let Some(c) = m.checkpoints.last_mut() {
                             c.note_record(first, ts, d, item);
                         }

@@ -124,7 +124,11 @@ pub fn evidence_text(m: &Model, e: &Evidence) -> String {
             ),
         },
         Evidence::Retransmissions { side, count } => {
-            format!("{count} retransmissions by the {}", side.name())
+            format!(
+                "{} by the {}",
+                super::count(*count as u64, "retransmission", "retransmissions"),
+                side.name()
+            )
         }
         Evidence::Silence {
             side,

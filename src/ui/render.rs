@@ -40,8 +40,17 @@ pub struct Theme {
 
 impl Theme {
     /// The glyph and colour of a phase's bar segment (a QEMU COLO phase
-    /// has those of the Xen phase in its slot).
+    /// has the colour of the Xen phase in its slot and its own letter).
     pub fn phase(self, p: Phase) -> (char, Style) {
+        let qemu = match p {
+            Phase::Reply => Some('y'),
+            Phase::Stop => Some('p'),
+            Phase::Ram => Some('m'),
+            Phase::DeviceState => Some('v'),
+            Phase::Received => Some('c'),
+            Phase::Loaded => Some('l'),
+            _ => None,
+        };
         let (glyph, color) = match p.in_scheme(Scheme::XenColo) {
             Phase::Suspend => ('s', Color::Yellow),
             Phase::DirtySync => ('d', Color::Magenta),
@@ -54,7 +63,7 @@ impl Theme {
         if self.color {
             ('█', Style::default().fg(color))
         } else {
-            (glyph, Style::default())
+            (qemu.unwrap_or(glyph), Style::default())
         }
     }
 
@@ -770,6 +779,10 @@ pub const FIGURES: &[&str] = &[
     "slow         over its floor and 4x the median, or a zero",
     "             window / a sender waiting for ACKs in it",
     "STALL        stopped: waiting since its last event",
+    "QEMU COLO    reply, stop, ram, device_state, received,",
+    "             loaded, interval; downtime: reply to loaded",
+    "QEMU final   guest stopped: first byte of the RAM END",
+    "             section to SHUT (return path) or last byte",
 ];
 
 /// The help page: every key (from `keys`), then what the figures mean.

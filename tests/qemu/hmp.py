@@ -30,9 +30,9 @@ def drain(until_prompt, limit):
     return out
 
 
-drain(True, 5.0)  # the banner and prompt
-s.sendall(sys.argv[2].encode() + b"\n")
 wait = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
+drain(True, min(5.0, wait))  # the banner and prompt
+s.sendall(sys.argv[2].encode() + b"\n")
 text = drain(True, wait).decode(errors="replace")
 text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).replace("\r", "")
 lines = text.split("\n")

@@ -6,7 +6,8 @@
 #     plain             precopy over tcp:127.0.0.1:4444            plain.pcap
 #     return-path       the same with the return-path capability   return-path.pcap
 #     dirty             a guest that keeps dirtying 32 pages, max-bandwidth
-#                       256 KiB/s, so several iterations            dirty.pcap
+#                       256 KiB/s, so several iterations; after ~5 s
+#                       downtime-limit 1000 lets it converge        dirty.pcap
 #     colo              COLO checkpoints, default 60 of them        colo.pcap
 #     colo-stuck        COLO with the secondary SIGSTOPped for 2 s right
 #                       after its Nth CHECKPOINT_REPLY (N=10), with a 64 KiB
@@ -31,10 +32,12 @@
 # under TCG after a random checkpoint (see colo-bql-shim.c and README.md);
 # COLO_SHIM=0 runs it without, to see the deadlock.
 #
-# Knobs (environment): PORT (4444), COLO_CHECKPOINTS (60; colo-stuck 25),
-# COLO_DELAY (x-checkpoint-delay, 100 ms; colo-stuck 200), COLO_PAGES (guest
-# pages dirtied per tick in COLO modes, 2; colo-stuck 144), STALL_AT (10),
-# STALL_SECS (2), COLO_SHIM (1).
+# Knobs (environment): PORT (4444), COLO_CHECKPOINTS (60; colo-stuck 20;
+# it stops at the first poll, every 0.1 s, that has seen at least that many
+# REQUESTs, so a few more go out), COLO_DELAY (x-checkpoint-delay, 100 ms;
+# colo-stuck 200), COLO_PAGES (guest pages dirtied per tick in COLO modes,
+# 2; colo-stuck 48), STALL_AT (10), STALL_SECS (2), COLO_SHIM (1).
+# Needs root, qemu-system-x86, tcpdump, tshark (capinfos), gcc, binutils.
 set -uo pipefail
 
 mode=${1:?usage: run.sh MODE OUTDIR}
@@ -141,12 +144,13 @@ stop_tcpdump() {
   log "tcpdump: $(grep -v '^listening' "$work/tcpdump.err" | tr '\n' ' ')"
 }
 
-# wait_status SIDE REGEX SECONDS: polls `info migrate` until it matches
+# wait_status SIDE REGEX SECONDS: polls `info migrate` until it matches or
+# SECONDS have passed (a hung monitor costs at most ~7 s per poll)
 wait_status() {
-  local side=$1 re=$2 n
-  n=$(python3 -c "print(int($3 * 4))")
-  for _ in $(seq 1 "$n"); do
-    python3 "$here/hmp.py" "$work/$side.sock" "info migrate" 2> /dev/null | grep -Eq "$re" && return 0
+  local side=$1 re=$2 end
+  end=$(( $(date +%s) + ${3%.*} ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    python3 "$here/hmp.py" "$work/$side.sock" "info migrate" 2 2> /dev/null | grep -Eq "$re" && return 0
     sleep 0.25
   done
   return 1
