@@ -631,12 +631,21 @@ fn qemu_colo_timeline_and_ladder_of_the_stuck_capture() {
     let mut app = App::new(Thresholds::default());
     keys(&mut app, &m, &[Key::Enter]);
     let timeline = screen(&mut app, &m, &p, 120, 40);
-    assert!(timeline.contains("[qemu-colo] 21 checkpoints"), "{timeline}");
-    assert!(timeline.contains("device_state") && timeline.contains("12.6 KiB"), "{timeline}");
+    assert!(
+        timeline.contains("[qemu-colo] 21 checkpoints"),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("device_state") && timeline.contains("12.6 KiB"),
+        "{timeline}"
+    );
     assert_snapshot!("qemu_colo_timeline_120x40", timeline);
     keys(&mut app, &m, &[Key::Char('n'), Key::Enter]);
     let ladder = screen(&mut app, &m, &p, 120, 40);
     assert!(ladder.contains("Checkpoint 10 ladder"), "{ladder}");
-    assert!(ladder.contains("VMSTATE_SEND") && ladder.contains("zero window"), "{ladder}");
+    assert!(
+        ladder.contains("VMSTATE_SEND") && ladder.contains("zero window"),
+        "{ladder}"
+    );
     assert_snapshot!("qemu_colo_ladder_120x40", ladder);
 }
