@@ -279,6 +279,31 @@ impl SessionModel {
                 self.qemu_colo = true;
                 self.checkpointed = true;
                 self.initial_done = true;
+                // A checkpoint opened by the secondary's messages before this
+                // REQUEST was processed (it was found by a re-synchronisation
+                // after them), all of them later than it: this REQUEST is its
+                // own.
+                let late = self.checkpoints.last().is_some_and(|c| {
+                    c.event(CheckpointEvent::Request).is_none()
+                        && c.first_record.is_none()
+                        && c.events.iter().flatten().all(|&t| t >= ts)
+                        && c.last_event().is_some()
+                });
+                if late {
+                    if let Some(c) = self.checkpoints.last_mut() {
+                        c.events[CheckpointEvent::Request.slot()] = Some(ts);
+                        c.first_record = Some(first);
+                    }
+                    if let Some(i) = self.checkpoints.len().checked_sub(2) {
+                        let prev = &mut self.checkpoints[i];
+                        prev.next_start = Some(ts);
+                        let prev = prev.clone();
+                        self.stats.run_closed(&prev, Scheme::QemuColo);
+                    }
+                    self.forward_lost = false;
+                    self.last_end_offset = Some(item.offset);
+                    return;
+                }
                 if let Some(prev) = self.checkpoints.last_mut() {
                     prev.next_start = Some(ts);
                     self.stats.run_closed(prev, Scheme::QemuColo);

@@ -1551,6 +1551,16 @@ impl QemuDecoder {
                     return Check::No;
                 }
                 match b[3] {
+                    // REQUEST, then VMSTATE_SEND (REPLY goes the other way)
+                    1 => {
+                        if b.len() < 8 {
+                            Check::Need(8)
+                        } else if b[4..8] != [0, 0, 0, 3] {
+                            Check::No
+                        } else {
+                            self.ram_section_at(&b[8..]).after(8)
+                        }
+                    }
                     3 => self.ram_section_at(&b[4..]).after(4),
                     4 => {
                         if b.len() < 12 {

@@ -498,26 +498,67 @@ fn a_capture_that_starts_mid_stream_finds_the_next_checkpoint() {
             Event::Resync { offset, anchor, .. } => Some((*offset, *anchor)),
             _ => None,
         });
+        // REQUEST and VMSTATE_SEND together anchor; VMSTATE_SEND alone too
+        let (at, mut want) = if start <= second {
+            (second, vec!["CHECKPOINT_REQUEST"])
+        } else {
+            (second + 4, vec![])
+        };
         assert_eq!(
             resync,
-            Some(((second + 4) as u64, Anchor::QemuMessage)),
+            Some((at as u64, Anchor::QemuMessage)),
             "from {start}"
         );
-        assert_eq!(
-            names(&ev),
-            [
-                "VMSTATE_SEND",
-                "SECTION_END",
-                "EOF",
-                "VMSTATE_SIZE",
-                "SECTION_FULL",
-                "SECTION_FULL",
-                "EOF",
-                "DEVICE_STATE"
-            ],
-            "from {start}"
-        );
+        want.extend([
+            "VMSTATE_SEND",
+            "SECTION_END",
+            "EOF",
+            "VMSTATE_SIZE",
+            "SECTION_FULL",
+            "SECTION_FULL",
+            "EOF",
+            "DEVICE_STATE",
+        ]);
+        assert_eq!(names(&ev), want, "from {start}");
     }
+}
+
+/// Regression: a gap that ends inside a checkpoint's RAM (real captures put
+/// RAM, EOF, VMSTATE_SIZE and the device state in one segment) skipped the
+/// next checkpoint's REQUEST, which is no anchor alone; REQUEST followed
+/// by VMSTATE_SEND and a RAM section is one.
+#[test]
+fn a_gap_before_a_request_keeps_the_request() {
+    let s = colo().0;
+    let second = s
+        .windows(8)
+        .rposition(|w| w == [0, 0, 0, 1, 0, 0, 0, 3])
+        .unwrap();
+    // lose from inside the first checkpoint's RAM to 20 bytes before REQUEST
+    let first_send = 4 + s
+        .windows(8)
+        .position(|w| w == [0, 0, 0, 1, 0, 0, 0, 3])
+        .unwrap();
+    let from = first_send + 100;
+    let to = second - 20;
+    let mut d = QemuDecoder::new(Direction::Forward);
+    let mut ev = Vec::new();
+    d.push(&s[..from], &mut ev);
+    d.gap((to - from) as u64, &mut ev);
+    d.push(&s[to..], &mut ev);
+    d.finish(&mut ev);
+    let resync = ev.iter().find_map(|e| match e {
+        Event::Resync { offset, .. } => Some(*offset),
+        _ => None,
+    });
+    assert_eq!(resync, Some(second as u64));
+    assert_eq!(
+        names(&ev)
+            .iter()
+            .filter(|n| **n == "CHECKPOINT_REQUEST")
+            .count(),
+        2
+    );
 }
 
 #[test]
