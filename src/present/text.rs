@@ -126,7 +126,7 @@ pub fn evidence_text(m: &Model, e: &Evidence) -> String {
         Evidence::Retransmissions { side, count } => {
             format!(
                 "{} by the {}",
-                super::count(*count as u64, "retransmission", "retransmissions"),
+                super::count(*count, "retransmission", "retransmissions"),
                 side.name()
             )
         }
