@@ -324,6 +324,12 @@ impl QemuDecoder {
     }
 
     fn step(&mut self, data: &[u8], out: &mut Vec<Event>) -> usize {
+        if matches!(self.state, State::Collect(Want::RamHead)) && self.buf.is_empty() {
+            let n = self.ram_run(data);
+            if n > 0 {
+                return n;
+            }
+        }
         match self.state {
             State::Collect(w) => {
                 let take = (self.need - self.buf.len()).min(data.len());
@@ -1113,25 +1119,7 @@ impl QemuDecoder {
 
     /// A page record whose block is known (`ctx.last_block`).
     fn page(&mut self, main: u64, addr: u64, out: &mut Vec<Event>) {
-        let block = self.ctx.last_block;
-        let key = (block.unwrap_or(usize::MAX), addr);
-        let new_pass = self.ctx.last_page.map_or(true, |last| key <= last);
-        self.ctx.last_page = Some(key);
-        let name = block
-            .and_then(|i| self.ctx.blocks.get(i))
-            .map_or("?", String::as_str)
-            .to_string();
-        if let Some(r) = self.cur.as_mut().and_then(|c| c.ram.as_mut()) {
-            if new_pass {
-                r.new_passes += 1;
-            }
-            r.count(&name, main != ram_flag::ZERO, None);
-            match main {
-                ram_flag::XBZRLE => r.xbzrle_pages += 1,
-                ram_flag::COMPRESS_PAGE => r.compressed_pages += 1,
-                _ => {}
-            }
-        }
+        self.count_page(main, addr);
         match main {
             ram_flag::ZERO => self.want(Want::RamZeroFill, 1, out),
             ram_flag::PAGE => {
@@ -1141,6 +1129,57 @@ impl QemuDecoder {
             ram_flag::XBZRLE => self.want(Want::RamXbzrleHead, 3, out),
             _ => self.want(Want::RamCompressLen, 4, out),
         }
+    }
+
+    /// Counts a page record of the current block: its section's tallies
+    /// and the passes over memory.
+    fn count_page(&mut self, main: u64, addr: u64) {
+        let block = self.ctx.last_block;
+        let key = (block.unwrap_or(usize::MAX), addr);
+        let new_pass = self.ctx.last_page.map_or(true, |last| key <= last);
+        self.ctx.last_page = Some(key);
+        let name = block
+            .and_then(|i| self.ctx.blocks.get(i))
+            .map_or("?", String::as_str);
+        if let Some(r) = self.cur.as_mut().and_then(|c| c.ram.as_mut()) {
+            if new_pass {
+                r.new_passes += 1;
+            }
+            r.count(name, main != ram_flag::ZERO, None);
+            match main {
+                ram_flag::XBZRLE => r.xbzrle_pages += 1,
+                ram_flag::COMPRESS_PAGE => r.compressed_pages += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// The fast path of a RAM section: runs of CONTINUE zero pages and raw
+    /// pages held whole in `data` are counted in place, without the piece
+    /// buffer. Returns the bytes taken (0: take the general path).
+    fn ram_run(&mut self, data: &[u8]) -> usize {
+        let ps = self.page_size() as usize;
+        let mask = ps as u64 - 1;
+        let (zero, page) = (
+            ram_flag::ZERO | ram_flag::CONTINUE,
+            ram_flag::PAGE | ram_flag::CONTINUE,
+        );
+        let mut at = 0;
+        while data.len() - at >= 9 {
+            let v = be64(&data[at..at + 8]);
+            let flags = v & mask;
+            if flags == zero {
+                self.count_page(ram_flag::ZERO, v & !mask);
+                at += 9;
+            } else if flags == page && data.len() - at >= 8 + ps {
+                self.count_page(ram_flag::PAGE, v & !mask);
+                at += 8 + ps;
+            } else {
+                break;
+            }
+        }
+        self.offset += at as u64;
+        at
     }
 
     fn skip(&mut self, n: u64, out: &mut Vec<Event>) {

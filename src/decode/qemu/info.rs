@@ -84,6 +84,9 @@ pub struct RamSummary {
     /// dirty-bitmap sync.
     pub new_passes: u32,
     pub multifd_flushes: u32,
+    /// The index in `blocks` counted last (not output).
+    #[serde(skip)]
+    pub(super) last_block: usize,
 }
 
 impl RamSummary {
@@ -93,7 +96,11 @@ impl RamSummary {
         } else {
             self.zero_pages += 1;
         }
-        let found = self.blocks.iter().position(|b| b.name == block);
+        // pages come block by block: the block counted last first
+        let found = match self.blocks.get(self.last_block) {
+            Some(b) if b.name == block => Some(self.last_block),
+            _ => self.blocks.iter().position(|b| b.name == block),
+        };
         let i = match found {
             Some(i) => i,
             None if self.blocks.len() < MAX_BLOCKS => {
@@ -109,6 +116,7 @@ impl RamSummary {
                 return;
             }
         };
+        self.last_block = i;
         let b = &mut self.blocks[i];
         if data {
             b.pages += 1;
