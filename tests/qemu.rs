@@ -563,3 +563,75 @@ fn real_qemu_colo_with_lost_segments_keeps_its_numbering() {
         }
     }
 }
+
+/// The real stuck capture without its first 100 packets (no SYN).
+fn real_mid_stream(dir: &Path) -> std::path::PathBuf {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(capture("colo-stuck.pcap.gz")).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut out = raw[..24].to_vec();
+    let (mut at, mut n) = (24, 0);
+    while at + 16 <= raw.len() {
+        let len = u32::from_le_bytes(raw[at + 8..at + 12].try_into().unwrap()) as usize;
+        n += 1;
+        if n > 100 {
+            out.extend_from_slice(&raw[at..at + 16 + len]);
+        }
+        at += 16 + len;
+    }
+    let path = dir.join("mid.pcap");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// A capture that starts mid-stream is recognised by its anchors, with or
+/// without `--port`; `--port qemu:N` and `--port xen:N` say which decoder.
+#[test]
+fn decode_as_a_port_takes_a_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let mid = real_mid_stream(dir.path());
+    for port in [None, Some("4444"), Some("qemu:4444")] {
+        let mut cmd = migscope();
+        cmd.args(["report", "--format", "json", "-r"]).arg(&mid);
+        if let Some(p) = port {
+            cmd.args(["--port", p]);
+        }
+        let out = cmd.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let s = &v["sessions"][0];
+        assert_eq!(s["kind"], "qemu-colo", "--port {port:?}");
+        assert_eq!(s["mid_stream"], true);
+        let cps = s["checkpoints"].as_array().unwrap();
+        assert_eq!(cps.last().unwrap()["complete"], true, "--port {port:?}");
+    }
+    let out = migscope()
+        .args(["report", "--format", "json", "--port", "xen:4444", "-r"])
+        .arg(&mid)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(
+        v["sessions"][0]["kind"], "qemu-colo",
+        "forced to Xen's decoder"
+    );
+    // with its start, a bare port is QEMU's by its first bytes
+    let v = {
+        let out = migscope()
+            .args(["report", "--format", "json", "--port", "4444", "-r"])
+            .arg(capture("colo-stuck.pcap.gz"))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(v["sessions"][0]["kind"], "qemu-colo");
+    migscope()
+        .args(["report", "--port", "kvm:4444", "-r"])
+        .arg(capture("colo-stuck.pcap.gz"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "unknown family \"kvm\" (qemu or xen)",
+        ));
+}

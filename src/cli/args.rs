@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::decode::Family;
 use crate::session::Config;
 #[cfg(feature = "synth")]
 use crate::synth::cli::SynthArgs;
@@ -125,8 +126,10 @@ impl StallArgs {
 pub(crate) struct AnalysisArgs {
     /// Decode TCP connections to or from this port as migrations, whatever
     /// their first bytes (like Wireshark's "Decode As"); repeatable.
-    #[arg(long = "port", value_name = "PORT")]
-    pub(crate) ports: Vec<u16>,
+    /// `qemu:PORT` decodes them as QEMU streams, `xen:PORT` as Xen's; a bare
+    /// PORT is QEMU's when the stream opens with "QEVM", else Xen's.
+    #[arg(long = "port", value_name = "[qemu:|xen:]PORT", value_parser = parse_port)]
+    pub(crate) ports: Vec<(Option<Family>, u16)>,
     /// Out-of-order bytes held per direction before a hole is declared
     /// missing [default: 8M].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -143,10 +146,36 @@ pub(crate) struct AnalysisArgs {
     pub(crate) idle: Option<u64>,
 }
 
+/// `[qemu:|xen:]PORT`.
+fn parse_port(s: &str) -> Result<(Option<Family>, u16), String> {
+    let (family, port) = match s.split_once(':') {
+        Some(("qemu", p)) => (Some(Family::Qemu), p),
+        Some(("xen", p)) => (Some(Family::Xen), p),
+        Some((f, _)) => return Err(format!("unknown family {f:?} (qemu or xen)")),
+        None => (None, s),
+    };
+    let port = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a TCP port (1-65535)"))?;
+    Ok((family, port))
+}
+
 impl AnalysisArgs {
     pub(crate) fn config(&self) -> Config {
         let mut c = Config {
-            ports: self.ports.clone(),
+            ports: self.ports.iter().map(|p| p.1).collect(),
+            qemu_ports: self
+                .ports
+                .iter()
+                .filter(|p| p.0 == Some(Family::Qemu))
+                .map(|p| p.1)
+                .collect(),
+            xen_ports: self
+                .ports
+                .iter()
+                .filter(|p| p.0 == Some(Family::Xen))
+                .map(|p| p.1)
+                .collect(),
             ..Config::default()
         };
         if let Some(n) = self.ooo_per_flow {

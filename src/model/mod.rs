@@ -871,7 +871,7 @@ impl Observer for Model {
         }
     }
 
-    fn joined(&mut self, s: &Session) {
+    fn updated(&mut self, s: &Session) {
         if let Some(m) = self.session(s.id) {
             m.info = s.clone();
         }

@@ -188,7 +188,7 @@ impl<O: Observer> Inner<O> {
                 let channel = c.recognised_by == detect::Opening::QemuMultifd.name();
                 if channel && c.multifd_of.is_none() && c.secondary == secondary {
                     c.multifd_of = Some(id);
-                    self.observer.joined(c);
+                    self.observer.updated(c);
                 }
             }
         }
@@ -212,6 +212,7 @@ impl<O: Observer> Inner<O> {
             first_ts,
             first_frame,
             syn_seen,
+            ..
         }) = self.conns.remove(&conn)
         else {
             return;
@@ -323,6 +324,7 @@ impl<O: Observer> Inner<O> {
                 session,
                 forward,
                 family,
+                auto_family: false,
                 decoders,
             },
         );
@@ -435,9 +437,10 @@ impl<O: Observer> Inner<O> {
     ) {
         let hunt_budget = self.cfg.hunt_budget;
         let room = PREFIX_TOTAL.saturating_sub(self.prefix_bytes);
-        let Some(ConnState::Probing { probes, .. }) = self.conns.get_mut(&conn) else {
+        let Some(ConnState::Probing { probes, forced, .. }) = self.conns.get_mut(&conn) else {
             return;
         };
+        let forced = *forced;
         let probe = &mut probes[side as usize];
         if probe.start_known.is_none() {
             // Without the handshake, a direction whose first captured bytes
@@ -517,6 +520,10 @@ impl<O: Observer> Inner<O> {
                     self.become_migration(conn, side.other(), ("xl", Family::Xen), ts)
                 }
                 Opening::BackChannel => self.become_back_channel(conn, side, ts),
+                Opening::Ssh | Opening::Other if forced.is_some() => {
+                    let fwd = forced.unwrap_or(side);
+                    self.become_migration(conn, fwd, ("port", Family::Xen), ts);
+                }
                 Opening::Ssh => {
                     self.stats.ssh_connections += 1;
                     self.ignore_conn(conn);
@@ -598,6 +605,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                 first_ts: c.first_ts,
                 first_frame: c.first_frame,
                 syn_seen: c.syn_seen,
+                forced: None,
             },
         );
         if forced {
@@ -607,7 +615,26 @@ impl<O: Observer> tcp::Sink for Inner<O> {
             } else {
                 Side::Server
             };
-            self.become_migration(c.id, forward, ("port", Family::Xen), c.first_ts);
+            let on =
+                |ports: &[u16]| ports.contains(&c.server.port) || ports.contains(&c.client.port);
+            let family = if on(&self.cfg.qemu_ports) {
+                Family::Qemu
+            } else {
+                Family::Xen
+            };
+            // a bare port: the forward direction's first bytes decide, or,
+            // without the connection's start, the hunt
+            let auto = !on(&self.cfg.qemu_ports) && !on(&self.cfg.xen_ports);
+            if auto && !c.syn_seen {
+                if let Some(ConnState::Probing { forced, .. }) = self.conns.get_mut(&c.id) {
+                    *forced = Some(forward);
+                }
+                return;
+            }
+            self.become_migration(c.id, forward, ("port", family), c.first_ts);
+            if let Some(ConnState::Migration { auto_family, .. }) = self.conns.get_mut(&c.id) {
+                *auto_family = auto;
+            }
         }
     }
 
@@ -618,9 +645,24 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                 session,
                 forward,
                 family,
+                auto_family,
                 decoders,
             }) => {
-                let (session, dir, family) = (*session, dir_of(*forward, side), *family);
+                let (session, dir) = (*session, dir_of(*forward, side));
+                if *auto_family && dir == Direction::Forward {
+                    // `--port N`: QEMU's if its first bytes are
+                    *auto_family = false;
+                    let opening = detect::classify(bytes).filter(|_| !mid && offset == 0);
+                    if opening.is_some_and(|o| o.family() == Family::Qemu) {
+                        *family = Family::Qemu;
+                        decoders[side.other() as usize] = None;
+                        if let Some(s) = self.sessions.get_mut(session as usize) {
+                            s.family = Family::Qemu;
+                            self.observer.updated(s);
+                        }
+                    }
+                }
+                let family = *family;
                 let dec = decoders[side as usize].get_or_insert_with(|| {
                     if !mid && offset == 0 {
                         StreamDecoder::new(family, dir)
@@ -689,6 +731,7 @@ impl<O: Observer> tcp::Sink for Inner<O> {
                 forward,
                 family,
                 decoders,
+                ..
             }) => {
                 let (session, dir, family) = (*session, dir_of(*forward, side), *family);
                 let dec = decoders[side as usize]

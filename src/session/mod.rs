@@ -79,6 +79,12 @@ pub struct Config {
     pub tcp: tcp::Limits,
     /// Decode connections to or from these ports whatever their first bytes.
     pub ports: Vec<u16>,
+    /// Of [`Config::ports`], those whose streams are QEMU's whatever their
+    /// first bytes (`--port qemu:N`); the others are QEMU's when they open
+    /// with "QEVM", else Xen's.
+    pub qemu_ports: Vec<u16>,
+    /// Of [`Config::ports`], those always decoded as Xen's (`--port xen:N`).
+    pub xen_ports: Vec<u16>,
     /// Bytes a direction caught mid-stream may take to show a record boundary
     /// (default 8 MiB: more than the largest PAGE_DATA).
     pub hunt_budget: usize,
@@ -89,6 +95,8 @@ impl Default for Config {
         Config {
             tcp: tcp::Limits::default(),
             ports: Vec::new(),
+            qemu_ports: Vec::new(),
+            xen_ports: Vec::new(),
             hunt_budget: 8 << 20,
         }
     }

@@ -16,9 +16,10 @@ pub trait Observer {
     fn session(&mut self, _s: &Session) {}
     /// A back channel on its own connection was paired with session `s`.
     fn back_channel(&mut self, _s: &Session) {}
-    /// Session `s` (a QEMU multifd channel) was joined to the migration it
-    /// carries pages of (`s.multifd_of`), recognised after it.
-    fn joined(&mut self, _s: &Session) {}
+    /// What is known of session `s` changed: a QEMU multifd channel was
+    /// joined to the migration recognised after it (`s.multifd_of`), or a
+    /// `--port` connection's first bytes decided its family.
+    fn updated(&mut self, _s: &Session) {}
     /// Reassembled bytes of a session direction at stream offset `offset`.
     fn bytes(&mut self, _s: SessionId, _dir: Direction, _offset: u64, _data: &[u8]) {}
     /// Bytes of a session direction that the capture does not have.
@@ -74,9 +75,9 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.0.back_channel(s);
         self.1.back_channel(s);
     }
-    fn joined(&mut self, s: &Session) {
-        self.0.joined(s);
-        self.1.joined(s);
+    fn updated(&mut self, s: &Session) {
+        self.0.updated(s);
+        self.1.updated(s);
     }
     fn bytes(&mut self, s: SessionId, d: Direction, offset: u64, data: &[u8]) {
         self.0.bytes(s, d, offset, data);

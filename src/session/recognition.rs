@@ -68,12 +68,19 @@ pub(super) enum ConnState {
         first_ts: u64,
         first_frame: u64,
         syn_seen: bool,
+        /// `--port N` on a connection whose start was not captured: the
+        /// hunt decides the family; if it finds nothing, the side given
+        /// here (the one sending to the port) is decoded as Xen's.
+        forced: Option<Side>,
     },
     /// A session's migration connection; `forward` is the side sending the stream.
     Migration {
         session: SessionId,
         forward: Side,
         family: Family,
+        /// `--port N` (no family given): the forward direction's first bytes
+        /// decide the family.
+        auto_family: bool,
         decoders: [Option<StreamDecoder>; 2],
     },
     /// A back channel on its own connection; `data` is the side sending records.
