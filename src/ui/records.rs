@@ -802,6 +802,14 @@ fn details(
                     )
                 }
             }
+            // a QEMU item depends on the stream before it (section names,
+            // the current RAMBlock): its bytes alone do not decode
+            (_, ItemKind::Qemu(_)) => (
+                vec![],
+                Some(format!(
+                    "content: kept for the latest {RECENT_INFO} records only (a QEMU item is not decoded again from its bytes alone)"
+                )),
+            ),
             _ => (
                 vec![],
                 Some(format!(
