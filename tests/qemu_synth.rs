@@ -325,3 +325,118 @@ fn a_plain_qemu_migration_has_its_passes_and_pages() {
     assert!(sm.checkpoints.is_empty());
     assert!(stalls_of(&m, &stats).is_empty());
 }
+
+#[test]
+fn qemu_multifd_channels_join_the_main_stream_and_carry_its_pages() {
+    let s = Scenario {
+        kind: migscope::synth::MigrationKind::Qemu,
+        ..qemu_colo(1)
+    }
+    .with_rounds(3)
+    .with_multifd(3);
+    let (file, truth) = capture(&s, &CaptureOptions::default());
+    let st = &truth.sessions[0];
+    let man = &st.stream;
+    // The ground truth: three channels, ids 0-2, each with packets and a
+    // SYNC per RAM section (and the setup's), all the pages with data.
+    assert_eq!(man.multifd.len(), 3);
+    let ids: Vec<u32> = man.multifd.iter().map(|c| c.id).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    assert!(man.multifd.iter().all(|c| c.pages > 0 && c.syncs >= 2));
+    let want_packets: u64 = man.multifd.iter().map(|c| c.packets).sum();
+    let want_pages: u64 = man.multifd.iter().map(|c| c.pages).sum();
+    let want_bytes: u64 = man.multifd.iter().map(|c| c.bytes).sum();
+    let pages: u64 = man.rounds.iter().map(|r| r.pages).sum();
+    let zero: u64 = man.rounds.iter().map(|r| r.pfns - r.pages).sum();
+    assert_eq!(
+        want_pages, pages,
+        "every page with data goes over a channel"
+    );
+    // The capture: the migration connection's two directions, then one
+    // connection per channel from its own port to the migration port.
+    assert_eq!(st.directions.len(), 2 + 3);
+    let main = &st.directions[0];
+    let mut ports = vec![main.src_port];
+    for (d, c) in st.directions[2..].iter().zip(&man.multifd) {
+        assert_eq!(d.connection, migscope::synth::capture::Connection::Multifd);
+        assert_eq!(d.dir, Direction::Forward);
+        assert_eq!((d.dst, d.dst_port), (main.dst, main.dst_port));
+        assert_eq!(d.src, main.src);
+        assert_eq!(d.total_bytes, c.bytes);
+        ports.push(d.src_port);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 4, "distinct client ports");
+
+    // Through the library: three qemu-multifd sessions joined to the main one.
+    let (m, stats) = model(&file);
+    assert_eq!(m.sessions.len(), 4);
+    let main: Vec<_> = m
+        .sessions
+        .iter()
+        .filter(|x| x.kind() == SessionKind::Qemu)
+        .collect();
+    assert_eq!(main.len(), 1);
+    let sm = main[0];
+    assert_eq!(sm.info.primary.port, st.directions[0].src_port);
+    let channels: Vec<_> = m
+        .sessions
+        .iter()
+        .filter(|x| x.kind() == SessionKind::QemuMultifd)
+        .collect();
+    assert_eq!(channels.len(), 3);
+    for c in &channels {
+        assert_eq!(c.info.multifd_of, Some(sm.info.id));
+        // Each channel's own count is its manifest entry's, by client port.
+        let k = st.directions[2..]
+            .iter()
+            .position(|d| d.src_port == c.info.primary.port)
+            .expect("a channel of the manifest");
+        let q = c.qemu_mig.as_ref().unwrap();
+        let t = &man.multifd[k];
+        assert_eq!(
+            (q.multifd_channels, q.multifd_packets, q.multifd_pages),
+            (1, t.packets, t.pages),
+            "channel {k}"
+        );
+        assert_eq!(q.multifd_bytes + 64, t.bytes, "channel {k} bytes");
+    }
+    let (channels, packets, pages, bytes) = m.multifd_totals(sm.info.id);
+    assert_eq!(
+        (channels, packets, pages, bytes + 3 * 64),
+        (3, want_packets, want_pages, want_bytes)
+    );
+    // The main stream: no PAGE records, its zero pages all there.
+    let q = sm.qemu_mig.as_ref().unwrap();
+    assert_eq!(q.pages, 0);
+    assert_eq!(q.zero_pages, zero);
+    assert!(q.final_stage().is_some());
+    assert!(stalls_of(&m, &stats).is_empty());
+}
+
+#[test]
+fn multifd_is_refused_where_it_is_not_generated() {
+    let colo = qemu_colo(2).with_multifd(2);
+    assert_eq!(
+        colo.validate().unwrap_err().to_string(),
+        "multifd channels come with a plain QEMU migration (--scenario qemu), not qemu-colo: QEMU 7.2's COLO does not run multifd"
+    );
+    let many = Scenario {
+        kind: migscope::synth::MigrationKind::Qemu,
+        ..qemu_colo(1)
+    }
+    .with_multifd(65);
+    assert!(many.validate().is_err());
+    // The raw streams hold the migration connection only.
+    let s = Scenario {
+        kind: migscope::synth::MigrationKind::Qemu,
+        ..qemu_colo(1)
+    }
+    .with_multifd(2);
+    let mut files = StreamFiles::new(Vec::new(), Vec::new());
+    let man = generate(&s, &mut files).unwrap();
+    let (fwd, _) = files.into_inner();
+    assert_eq!(man.forward_bytes, fwd.len() as u64);
+    assert_eq!(&fwd[..4], b"QEVM");
+}

@@ -106,6 +106,11 @@ pub struct SynthArgs {
     /// Mean pages on the secondary's dirty list per checkpoint (COLO).
     #[arg(long, default_value_t = Dirty::default().secondary_mean)]
     pub secondary_dirty_pages: u64,
+    /// QEMU multifd channels of a qemu scenario (0: off): the pages with
+    /// data go over N connections of their own to the same port, as QEMU
+    /// 7.2 sends them. Captures only.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub multifd: u32,
     /// Output file (`-` for stdout): the forward stream, or the capture.
     #[arg(
         short = 'o',
@@ -245,6 +250,7 @@ impl SynthArgs {
                 secondary_mean: self.secondary_dirty_pages,
                 ..Dirty::default()
             },
+            multifd: self.multifd,
             ..Scenario::default()
         }
     }
@@ -292,6 +298,7 @@ impl SynthArgs {
             ("--zero-window", self.zero_window),
             ("--back-channel-connection", self.back_channel_connection),
             ("--port", self.port.is_some()),
+            ("--multifd", self.multifd > 0),
         ];
         given.into_iter().find(|g| g.1).map(|g| g.0)
     }

@@ -88,6 +88,9 @@ pub(super) struct Engine<'a> {
     batch: Vec<u64>,
     pages: Pages,
     lanes: [Lane; 2],
+    /// Bytes sent on each QEMU multifd channel. The channels share the
+    /// forward direction's link (its `free_ns`) with the main stream.
+    channels: Vec<u64>,
     /// Random choices that shape the bytes (dirty sets).
     content: ChaCha8Rng,
     /// Random choices that shape the times only.
@@ -122,6 +125,7 @@ impl<'a> Engine<'a> {
             batch: Vec::with_capacity(MAX_BATCH),
             pages: Pages::new(s.seed, s.guest == Guest::Pv),
             lanes: [Lane::default(); 2],
+            channels: vec![0; s.multifd as usize],
             content,
             time,
             stalls: s.stalls.iter().map(|&(k, p, d)| ((k, p), d)).collect(),
@@ -182,10 +186,30 @@ impl<'a> Engine<'a> {
             start_ns: start,
             end_ns: end,
             dir,
+            channel: None,
             data: &self.buf,
         })?;
         lane.offset += len;
         lane.free_ns = end;
+        Ok((start, end))
+    }
+
+    /// Sends `data` as one write on QEMU multifd channel `ch`, on the
+    /// forward link; returns its (start, end) times.
+    fn send_channel(&mut self, ch: u32, data: &[u8], at: u64) -> io::Result<(u64, u64)> {
+        let len = data.len() as u64;
+        let lane = &mut self.lanes[0];
+        let start = at.max(lane.free_ns);
+        let end = start.saturating_add(self.s.timing.transfer_ns(len));
+        self.sink.write(&Write {
+            start_ns: start,
+            end_ns: end,
+            dir: Direction::Forward,
+            channel: Some(ch),
+            data,
+        })?;
+        lane.free_ns = end;
+        self.channels[ch as usize] += len;
         Ok((start, end))
     }
 

@@ -110,6 +110,10 @@ pub struct Write<'a> {
     pub start_ns: u64,
     pub end_ns: u64,
     pub dir: Direction,
+    /// `None`: the migration connection (the stream of `dir`); `Some(k)`:
+    /// QEMU multifd channel `k` (from 0), a connection of its own that
+    /// carries forward bytes only ([`Scenario::multifd`]).
+    pub channel: Option<u32>,
     pub data: &'a [u8],
 }
 
@@ -125,7 +129,8 @@ impl<S: StreamSink + ?Sized> StreamSink for &mut S {
 }
 
 /// A sink that appends forward bytes to one writer and reverse bytes to
-/// another (either may be `io::sink()`).
+/// another (either may be `io::sink()`). The migration connection's only:
+/// writes of QEMU multifd channels are left out (a capture holds them).
 #[derive(Debug)]
 pub struct StreamFiles<F: io::Write, R: io::Write> {
     pub forward: F,
@@ -150,6 +155,9 @@ impl<F: io::Write, R: io::Write> StreamFiles<F, R> {
 
 impl<F: io::Write, R: io::Write> StreamSink for StreamFiles<F, R> {
     fn write(&mut self, w: &Write<'_>) -> io::Result<()> {
+        if w.channel.is_some() {
+            return Ok(());
+        }
         match w.dir {
             Direction::Forward => self.forward.write_all(w.data),
             Direction::Reverse => self.reverse.write_all(w.data),
@@ -382,6 +390,10 @@ pub struct Scenario {
     pub stalls: Vec<(u32, Phase, u64)>,
     /// Keep one [`ManifestRecord`] per item; turn off for very long sessions.
     pub manifest_records: bool,
+    /// QEMU precopy only: this many multifd channels (0: none). The pages
+    /// with data go over them as multifd packets (PROTOCOL.md section 9);
+    /// the main stream keeps the sections and the zero pages.
+    pub multifd: u32,
 }
 
 impl Default for Scenario {
@@ -401,6 +413,7 @@ impl Default for Scenario {
             dirty: Dirty::default(),
             stalls: Vec::new(),
             manifest_records: true,
+            multifd: 0,
         }
     }
 }
@@ -475,6 +488,10 @@ impl Scenario {
         self.timing.bandwidth = bytes_per_second;
         self
     }
+    pub fn with_multifd(mut self, channels: u32) -> Self {
+        self.multifd = channels;
+        self
+    }
     pub fn with_stall(mut self, checkpoint: u32, phase: Phase, duration_ns: u64) -> Self {
         self.stalls.push((checkpoint, phase, duration_ns));
         self
@@ -492,6 +509,12 @@ impl Scenario {
         }
         if self.kind.is_qemu() && (self.guest == Guest::Pv || self.xl) {
             return Err(ScenarioError::QemuIsHvmWithoutXl);
+        }
+        if self.multifd > 0 && self.kind != MigrationKind::Qemu {
+            return Err(ScenarioError::MultifdNeedsQemu(self.kind.name()));
+        }
+        if self.multifd > MAX_MULTIFD {
+            return Err(ScenarioError::MultifdChannels(self.multifd));
         }
         if self.kind.is_qemu() && self.memory % PAGE_SIZE as u64 != 0 {
             return Err(ScenarioError::Memory(self.memory));
@@ -599,6 +622,8 @@ pub const MIN_MEMORY: u64 = 1 << 20;
 pub const MAX_MEMORY: u64 = 4 << 40;
 /// Most vcpus.
 pub const MAX_VCPUS: u32 = 512;
+/// Most QEMU multifd channels (QEMU's own limit is 255).
+pub const MAX_MULTIFD: u32 = 64;
 
 /// Why a scenario cannot be generated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -625,6 +650,10 @@ pub enum ScenarioError {
     StallNeedsCheckpoints,
     #[error("QEMU streams are of HVM guests without the xl preamble")]
     QemuIsHvmWithoutXl,
+    #[error("multifd channels come with a plain QEMU migration (--scenario qemu), not {0}: QEMU 7.2's COLO does not run multifd")]
+    MultifdNeedsQemu(&'static str),
+    #[error("a QEMU migration has 0 to 64 multifd channels, not {0}")]
+    MultifdChannels(u32),
     #[error("a stall names checkpoint {checkpoint} but QEMU COLO checkpoints count REQUESTs from 1 (1 to {checkpoints})")]
     QemuStallCheckpoint { checkpoint: u32, checkpoints: u32 },
     #[error("a stall names checkpoint {checkpoint} but the stream has {checkpoints} checkpoints (0 to {})", checkpoints.saturating_sub(1))]
@@ -666,6 +695,24 @@ pub struct Manifest {
     /// its checkpoints are QEMU COLO's, numbered from 1 as the model
     /// numbers them.
     pub qemu: bool,
+    /// QEMU multifd channels, by channel id ([`Scenario::multifd`]); their
+    /// items are not in `records`, their bytes not in `forward_bytes`.
+    pub multifd: Vec<MultifdTruth>,
+}
+
+/// Ground truth of one QEMU multifd channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MultifdTruth {
+    /// The channel id its `MultiFDInit_t` carries (0, 1, ...).
+    pub id: u32,
+    /// Multifd packets sent, SYNC packets included.
+    pub packets: u64,
+    /// SYNC packets (flags 0x1) among them.
+    pub syncs: u64,
+    /// Normal pages (pages with data) the packets carried.
+    pub pages: u64,
+    /// Bytes of the connection's stream: the init message and the packets.
+    pub bytes: u64,
 }
 
 impl Manifest {

@@ -126,6 +126,12 @@ pub fn replay(
     speed: f64,
     on_listen: impl FnOnce(SocketAddr),
 ) -> io::Result<Replayed> {
+    if scenario.multifd > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "replay sends the migration connection only, not QEMU multifd channels: drop --multifd, or write a capture",
+        ));
+    }
     let mut collect = Collect::default();
     let manifest = generate(scenario, &mut collect)?;
     let forward: Vec<u8> = collect.writes[0]

@@ -18,7 +18,12 @@
 //!   FIN exchange after the last write;
 //! - with [`CaptureOptions::back_channel_connection`], a second connection
 //!   from host .1 to port + 1 of host .2, opened right after the first, that
-//!   carries the reverse stream instead.
+//!   carries the reverse stream instead;
+//! - with [`Scenario::multifd`] channels (QEMU), one connection per channel
+//!   from host .1 (the next ephemeral ports) to the migration connection's
+//!   port of host .2, opened after it, each carrying its channel's stream;
+//!   their [`DirectionTruth`] entries follow the session's two, in channel
+//!   order (the reverse flows carry no data).
 //!
 //! Data segments carry at most [`CaptureOptions::segment_size`] payload
 //! bytes (the MSS, or more to imitate the GSO/TSO super-segments of host
@@ -180,6 +185,9 @@ pub enum Connection {
     Migration,
     /// The separate back-channel connection.
     BackChannel,
+    /// A QEMU multifd channel: from host .1 to the migration connection's
+    /// own port of host .2.
+    Multifd,
 }
 
 /// How to packetize and what to impair.
@@ -435,14 +443,16 @@ pub fn validate(scenarios: &[Scenario], opts: &CaptureOptions) -> Result<(), Wri
     Ok(())
 }
 
-/// A write waiting in the merge: start, end, direction, bytes.
-type Queued = (u64, u64, Direction, Vec<u8>);
+/// A write waiting in the merge: start, end, direction, multifd channel,
+/// bytes.
+type Queued = (u64, u64, Direction, Option<u32>, Vec<u8>);
 
 enum Msg {
     Write {
         start: u64,
         end: u64,
         dir: Direction,
+        channel: Option<u32>,
         data: Vec<u8>,
     },
     Done(io::Result<Manifest>),
@@ -465,6 +475,7 @@ impl StreamSink for ChannelSink<'_> {
                 start: w.start_ns,
                 end: w.end_ns,
                 dir: w.dir,
+                channel: w.channel,
                 data,
             })
             .map_err(|_| io::Error::other("the capture writer stopped"))
@@ -522,8 +533,9 @@ pub fn write_capture<W: io::Write>(
                         start,
                         end,
                         dir,
+                        channel,
                         data,
-                    }) => heads[i] = Some((start, end, dir, data)),
+                    }) => heads[i] = Some((start, end, dir, channel, data)),
                     Ok(Msg::Done(result)) => {
                         live[i] = false;
                         capture.end_session(i, result?);
@@ -543,8 +555,11 @@ pub fn write_capture<W: io::Write>(
             let Some((_, i)) = next else {
                 break;
             };
-            if let Some((start, end, dir, data)) = heads[i].take() {
-                capture.write_owned(i, start, end, dir, data)?;
+            if let Some((start, end, dir, channel, data)) = heads[i].take() {
+                match channel {
+                    None => capture.write_owned(i, start, end, dir, data)?,
+                    Some(ch) => capture.write_channel(i, ch, start, end, data)?,
+                }
             }
             if let Ok(mut p) = pool.lock() {
                 while let Some(b) = capture.take_spare() {

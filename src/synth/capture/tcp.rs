@@ -313,6 +313,8 @@ struct Session {
     bandwidth: u64,
     migration: usize,
     back_channel: Option<usize>,
+    /// The QEMU multifd channels' connections, by channel id.
+    multifd: Vec<usize>,
     /// Capture time of the end of the last write.
     last_end: u64,
     ended: bool,
@@ -387,14 +389,13 @@ impl<W: io::Write> Capture<W> {
         let rtt = self.opts.rtt_ns;
         let lead = 2 * rtt + IDLE_NS;
         let syn_ns = BASE_NS.saturating_add((index as u64).saturating_mul(self.opts.stagger_ns));
-        let origin =
-            syn_ns
-                .saturating_add(lead)
-                .saturating_add(if self.opts.back_channel_connection {
-                    rtt + SECOND_CONNECTION_NS
-                } else {
-                    0
-                });
+        let back = u64::from(self.opts.back_channel_connection);
+        let extra = back + u64::from(scenario.multifd);
+        let origin = syn_ns.saturating_add(lead).saturating_add(if extra > 0 {
+            rtt + extra * SECOND_CONNECTION_NS
+        } else {
+            0
+        });
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
         rng.set_stream(7);
         let hosts = session_hosts(index, self.opts.ipv6);
@@ -403,10 +404,12 @@ impl<W: io::Write> Capture<W> {
         let client_port: u16 = 32768 + rng.gen_range(0..28000);
         let open = |cap: &mut Self, role: Connection, k: u16, at: u64, rng: &mut ChaCha8Rng| {
             let c = cap.conns.len();
+            // Multifd channels connect to the migration connection's port.
+            let server = if role == Connection::Multifd { 0 } else { k };
             cap.conns.push(Conn {
                 role,
                 hosts,
-                ports: [client_port + k, cap.opts.port + k],
+                ports: [client_port + k, cap.opts.port + server],
                 wscale,
                 window,
             });
@@ -442,6 +445,14 @@ impl<W: io::Write> Capture<W> {
         } else {
             None
         };
+        let multifd = (0..scenario.multifd as u16)
+            .map(|k| {
+                let j = back as u16 + 1 + k;
+                let at = syn_ns + rtt + u64::from(j) * SECOND_CONNECTION_NS;
+                open(self, Connection::Multifd, j, at, &mut rng);
+                self.conns.len() - 1
+            })
+            .collect();
         self.sessions.push(Session {
             name: scenario.name.clone(),
             seed: scenario.seed,
@@ -450,6 +461,7 @@ impl<W: io::Write> Capture<W> {
             bandwidth,
             migration,
             back_channel,
+            multifd,
             last_end: origin,
             ended: false,
             stream: Manifest::default(),
@@ -485,6 +497,38 @@ impl<W: io::Write> Capture<W> {
         dir: Direction,
         data: Vec<u8>,
     ) -> io::Result<()> {
+        self.write_on(session, None, start_ns, end_ns, dir, data)
+    }
+
+    /// As [`Capture::write_owned`], for a write of QEMU multifd channel
+    /// `channel` of `session` (forward).
+    pub fn write_channel(
+        &mut self,
+        session: usize,
+        channel: u32,
+        start_ns: u64,
+        end_ns: u64,
+        data: Vec<u8>,
+    ) -> io::Result<()> {
+        self.write_on(
+            session,
+            Some(channel),
+            start_ns,
+            end_ns,
+            Direction::Forward,
+            data,
+        )
+    }
+
+    fn write_on(
+        &mut self,
+        session: usize,
+        channel: Option<u32>,
+        start_ns: u64,
+        end_ns: u64,
+        dir: Direction,
+        data: Vec<u8>,
+    ) -> io::Result<()> {
         let Some(s) = self.sessions.get(session) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -504,9 +548,18 @@ impl<W: io::Write> Capture<W> {
         let end = end.max(start);
         let s = &mut self.sessions[session];
         s.last_end = s.last_end.max(end);
-        let flow = match dir {
-            Direction::Forward => 2 * s.migration,
-            Direction::Reverse => 2 * s.back_channel.unwrap_or(s.migration) + 1,
+        let flow = match (channel, dir) {
+            (Some(ch), _) => match s.multifd.get(ch as usize) {
+                Some(&c) => 2 * c,
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("session {session} has no multifd channel {ch}"),
+                    ))
+                }
+            },
+            (None, Direction::Forward) => 2 * s.migration,
+            (None, Direction::Reverse) => 2 * s.back_channel.unwrap_or(s.migration) + 1,
         };
         if data.is_empty() {
             self.spare.push(data);
@@ -531,8 +584,12 @@ impl<W: io::Write> Capture<W> {
             .last_end
             .max(self.now)
             .saturating_add(2 * self.opts.rtt_ns + IDLE_NS);
-        let conns = [Some(s.migration), s.back_channel];
-        for (k, c) in conns.into_iter().flatten().enumerate() {
+        let conns: Vec<usize> = [Some(s.migration), s.back_channel]
+            .into_iter()
+            .flatten()
+            .chain(s.multifd.iter().copied())
+            .collect();
+        for (k, c) in conns.into_iter().enumerate() {
             self.push(
                 at.saturating_add(k as u64 * SECOND_CONNECTION_NS),
                 2 * c,
@@ -570,8 +627,10 @@ impl<W: io::Write> Capture<W> {
         for (index, s) in self.sessions.iter_mut().enumerate() {
             let forward = 2 * s.migration;
             let reverse = 2 * s.back_channel.unwrap_or(s.migration) + 1;
+            let channels = s.multifd.iter().map(|&c| (Direction::Forward, 2 * c));
             let directions = [(Direction::Forward, forward), (Direction::Reverse, reverse)]
                 .into_iter()
+                .chain(channels)
                 .map(|(dir, f)| {
                     let flow = &self.flows[f];
                     let conn = &self.conns[flow.conn];
@@ -1125,8 +1184,14 @@ impl<W: io::Write> StreamSink for CaptureSink<'_, W> {
         let mut buf = self.capture.take_spare().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(w.data);
-        self.capture
-            .write_owned(self.session, w.start_ns, w.end_ns, w.dir, buf)
+        match w.channel {
+            None => self
+                .capture
+                .write_owned(self.session, w.start_ns, w.end_ns, w.dir, buf),
+            Some(ch) => self
+                .capture
+                .write_channel(self.session, ch, w.start_ns, w.end_ns, buf),
+        }
     }
 }
 

@@ -13,6 +13,18 @@
 //! section (the guest stopped), the FULL device sections, EOF and the
 //! JSON VMDESCRIPTION.
 //!
+//! With multifd ([`crate::synth::Scenario::multifd`] channels, QEMU
+//! precopy only), as QEMU 7.2 does it: every channel's `MultiFDInit_t`
+//! goes first (before "QEVM"); every RAM section sends its pages with data
+//! as multifd packets of up to [`MULTIFD_PAGES`] pages of one block, round
+//! robin over the channels (packet numbers count across channels), and
+//! ends with a SYNC packet on every channel (also once after the START
+//! section, QEMU's setup sync) before its EOS; the main stream keeps the
+//! sections and the ZERO records and has no PAGE records. A SYNC packet
+//! without pages keeps its channel's last next_packet_size and block name,
+//! as real 7.2 shows. The channels share the forward link with the main
+//! stream.
+//!
 //! A COLO checkpoint `k` (numbered from 1, as the model numbers REQUESTs):
 //! forward REQUEST; reverse REPLY; forward VMSTATE_SEND, the END "ram"
 //! section with the checkpoint's dirty pages and EOF; VMSTATE_SIZE with
@@ -35,7 +47,7 @@ use super::{At, Engine, RoundTruth, MAX_BATCH};
 use crate::decode::qemu::wire::{self, ram_flag, ColoMessage, SectionType};
 use crate::decode::wire::Layer;
 use crate::decode::Direction::{self, Forward, Reverse};
-use crate::synth::{CheckpointTruth, MigrationKind, Phase};
+use crate::synth::{CheckpointTruth, MigrationKind, MultifdTruth, Phase};
 
 /// Section id of "ram", as QEMU 7.2 registers it on pc-i440fx.
 const RAM_ID: u32 = 2;
@@ -43,6 +55,10 @@ const RAM_ID: u32 = 2;
 const RAM_VERSION: u32 = 4;
 const PAGE: u64 = 4096;
 const MACHINE: &str = "pc-i440fx-7.2";
+/// Pages a multifd packet has room for (QEMU 7.2's `page_count`).
+const MULTIFD_PAGES: usize = 128;
+/// The SYNC flag of a multifd packet.
+const MULTIFD_SYNC: u32 = 0x1;
 
 /// One RAMBlock: name and size.
 type Block = (&'static str, u64);
@@ -81,6 +97,23 @@ pub(super) struct Qemu<'e, 'a> {
     template: Vec<u8>,
     /// The block the last RAM record named, within the current section.
     last_block: Option<usize>,
+    /// Multifd: each channel's last (next_packet_size, block) sent.
+    chans: Vec<(u32, Option<usize>)>,
+    /// Multifd: the pages of the packet being gathered, of one block.
+    pending: Vec<(usize, u64)>,
+    /// Multifd: the packet being built.
+    pkt: Vec<u8>,
+    /// Multifd: the channel of the next packet with pages.
+    next_chan: u32,
+    /// Multifd: the next packet's number (counted across channels).
+    packet_num: u64,
+}
+
+/// Stamps a page's block, index and `epoch` into its first 16 bytes.
+fn stamp(page_bytes: &mut [u8], block: usize, page: u64, epoch: u64) {
+    let id = (page ^ (block as u64) << 48).to_le_bytes();
+    page_bytes[..8].copy_from_slice(&id);
+    page_bytes[8..16].copy_from_slice(&epoch.to_le_bytes());
 }
 
 /// A cheap deterministic mix (splitmix64).
@@ -147,16 +180,136 @@ impl<'e, 'a> Qemu<'e, 'a> {
             *b = mix(s.seed ^ (i as u64).wrapping_mul(0x1000_0000_01b3)) as u8;
         }
         Qemu {
+            chans: vec![(0, None); s.multifd as usize],
             e,
             blocks,
             devices,
             template,
             last_block: None,
+            pending: Vec::with_capacity(MULTIFD_PAGES),
+            pkt: Vec::new(),
+            next_chan: 0,
+            packet_num: 0,
         }
     }
 
     fn colo(&self) -> bool {
         self.e.s.kind == MigrationKind::QemuColo
+    }
+
+    fn multifd(&self) -> bool {
+        !self.chans.is_empty()
+    }
+
+    // ----- multifd -----
+
+    /// Sends every channel's `MultiFDInit_t`.
+    fn multifd_init(&mut self) -> io::Result<()> {
+        for id in 0..self.chans.len() as u32 {
+            self.pkt.clear();
+            self.pkt.extend_from_slice(&wire::MULTIFD_OPENING);
+            self.pkt.extend_from_slice(&[0; 16]); // uuid
+            self.pkt.push(id as u8);
+            self.pkt.extend_from_slice(&[0; 7 + 32]);
+            debug_assert_eq!(self.pkt.len(), wire::MULTIFD_INIT_LEN);
+            self.e.send_channel(id, &self.pkt, 0)?;
+            self.e.m.multifd.push(MultifdTruth {
+                id,
+                bytes: wire::MULTIFD_INIT_LEN as u64,
+                ..MultifdTruth::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a multifd packet on channel `ch` with the pending pages (none
+    /// for a SYNC), not before `t0`; widens `span` by its write.
+    fn multifd_packet(
+        &mut self,
+        ch: u32,
+        flags: u32,
+        t0: u64,
+        span: &mut Option<(u64, u64)>,
+    ) -> io::Result<()> {
+        let n = self.pending.len();
+        let (next, block) = &mut self.chans[ch as usize];
+        if let Some(&(b, _)) = self.pending.first() {
+            *next = (n as u64 * PAGE) as u32;
+            *block = Some(b);
+        }
+        let (next, block) = (*next, *block);
+        let p = &mut self.pkt;
+        p.clear();
+        p.extend_from_slice(&wire::MULTIFD_MAGIC.to_be_bytes());
+        p.extend_from_slice(&wire::MULTIFD_VERSION.to_be_bytes());
+        p.extend_from_slice(&flags.to_be_bytes());
+        p.extend_from_slice(&(MULTIFD_PAGES as u32).to_be_bytes());
+        p.extend_from_slice(&(n as u32).to_be_bytes());
+        p.extend_from_slice(&next.to_be_bytes());
+        p.extend_from_slice(&self.packet_num.to_be_bytes());
+        p.extend_from_slice(&[0; 32]);
+        let mut name = [0u8; 256];
+        if let Some(b) = block {
+            let s = self.blocks[b].0.as_bytes();
+            name[..s.len()].copy_from_slice(s);
+        }
+        p.extend_from_slice(&name);
+        debug_assert_eq!(p.len(), wire::MULTIFD_PACKET_LEN);
+        for i in 0..MULTIFD_PAGES {
+            let off = self.pending.get(i).map_or(0, |&(_, pg)| pg * PAGE);
+            p.extend_from_slice(&off.to_be_bytes());
+        }
+        for &(b, pg) in &self.pending {
+            let at = p.len();
+            p.extend_from_slice(&self.template);
+            stamp(&mut p[at..], b, pg, self.e.epoch);
+        }
+        self.packet_num += 1;
+        let len = self.pkt.len() as u64;
+        let (a, b) = self.e.send_channel(ch, &self.pkt, t0)?;
+        *span = Some((span.map_or(a, |x| x.0), b));
+        let t = &mut self.e.m.multifd[ch as usize];
+        t.packets += 1;
+        t.syncs += u64::from(flags & MULTIFD_SYNC != 0);
+        t.pages += n as u64;
+        t.bytes += len;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Sends the pending pages, if any, on the next channel.
+    fn multifd_flush(&mut self, t0: u64, span: &mut Option<(u64, u64)>) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let ch = self.next_chan;
+        self.next_chan = (ch + 1) % self.chans.len() as u32;
+        self.multifd_packet(ch, 0, t0, span)
+    }
+
+    /// Gathers a page with data for the channels.
+    fn multifd_page(
+        &mut self,
+        block: usize,
+        page: u64,
+        t0: u64,
+        span: &mut Option<(u64, u64)>,
+    ) -> io::Result<()> {
+        if self.pending.len() >= MULTIFD_PAGES || self.pending.first().is_some_and(|p| p.0 != block)
+        {
+            self.multifd_flush(t0, span)?;
+        }
+        self.pending.push((block, page));
+        Ok(())
+    }
+
+    /// Sends the pending pages, then a SYNC packet on every channel.
+    fn multifd_sync(&mut self, t0: u64, span: &mut Option<(u64, u64)>) -> io::Result<()> {
+        self.multifd_flush(t0, span)?;
+        for ch in 0..self.chans.len() as u32 {
+            self.multifd_packet(ch, MULTIFD_SYNC, t0, span)?;
+        }
+        Ok(())
     }
 
     /// Sends the buffer as one QEMU item; returns its end.
@@ -185,6 +338,9 @@ impl<'e, 'a> Qemu<'e, 'a> {
 
     /// Header to VMDESCRIPTION. Returns the description's end.
     fn initial(&mut self) -> io::Result<u64> {
+        if self.multifd() {
+            self.multifd_init()?;
+        }
         let buf = &mut self.e.buf;
         buf.clear();
         buf.extend_from_slice(&wire::OPENING);
@@ -218,7 +374,12 @@ impl<'e, 'a> Qemu<'e, 'a> {
         b.extend_from_slice(&wire::emit_footer(RAM_ID));
         self.e.buf.clear();
         self.e.buf.extend_from_slice(&b);
-        let t = self.item(Forward, "SECTION_START", At::After(0))?;
+        let mut t = self.item(Forward, "SECTION_START", At::After(0))?;
+        if self.multifd() {
+            let mut span = None;
+            self.multifd_sync(t, &mut span)?;
+            t = span.map_or(t, |s| s.1);
+        }
         let pages_end = self.passes(t)?;
         // The device state, after the collection of vcpu and device state.
         let cpu = self.e.draw_ns(self.e.s.timing.cpu_state_ns);
@@ -383,9 +544,7 @@ impl<'e, 'a> Qemu<'e, 'a> {
         } else {
             let at = self.e.buf.len();
             self.e.buf.extend_from_slice(&self.template);
-            let stamp = (page ^ (block as u64) << 48).to_le_bytes();
-            self.e.buf[at..at + 8].copy_from_slice(&stamp);
-            self.e.buf[at + 8..at + 16].copy_from_slice(&self.e.epoch.to_le_bytes());
+            stamp(&mut self.e.buf[at..], block, page, self.e.epoch);
         }
     }
 
@@ -431,15 +590,22 @@ impl<'e, 'a> Qemu<'e, 'a> {
             let done = next.is_none();
             if let Some((block, page)) = next {
                 let zero = zeros && self.is_zero(block, page);
-                self.record(block, page, zero);
                 if zero {
                     sent.zero += 1;
                 } else {
                     sent.pages += 1;
                 }
                 records += 1;
-                in_write += 1;
+                if !zero && self.multifd() {
+                    self.multifd_page(block, page, t0, &mut span)?;
+                } else {
+                    self.record(block, page, zero);
+                    in_write += 1;
+                }
             } else {
+                if self.multifd() {
+                    self.multifd_sync(t0, &mut span)?;
+                }
                 more = records >= limit;
                 self.e.buf.extend_from_slice(&ram_flag::EOS.to_be_bytes());
                 self.e.buf.extend_from_slice(&wire::emit_footer(RAM_ID));
