@@ -320,7 +320,8 @@ impl Monitor {
         let mut event = json!({"event": "checkpoint", "session": s.info.id, "pair": l.pair,
             "domain": l.domain, "kind": l.kind, "checkpoint": c.index,
             "start": c.start().map(secs), "events": events, "phases": phases,
-            "downtime": downtime.map(secs), "pages": c.pages, "pfns": c.pfns,
+            "downtime": downtime.map(secs), "pages": c.pages,
+            "pfns": (scheme != Scheme::QemuColo).then_some(c.pfns),
             "bytes": c.bytes, "complete": complete, "lost_bytes": c.lost});
         // QEMU COLO: the end of the device state (no message) and its size
         if let (Scheme::QemuColo, Value::Object(o)) = (scheme, &mut event) {

@@ -246,7 +246,8 @@ fn checkpoint_json(
         "memory_parts": if colo { c.memory_parts().map_or(Value::Null, |p| json!({
             "preparation": secs(p.preparation), "transfer": secs(p.transfer), "transfer_rate": p.rate})) } else { Value::Null },
         "pages": c.pages,
-        "pfns": c.pfns,
+        // QEMU has no pfn entries
+        "pfns": if scheme == Scheme::QemuColo { Value::Null } else { json!(c.pfns) },
         "bytes": c.bytes,
         "dirty_pfns": if colo && c.index > 0 { json!(c.dirty_pfns) } else { Value::Null },
         "interval": opt(interval(c, next, scheme)),
