@@ -1515,7 +1515,9 @@ impl QemuDecoder {
             self.hunt_pos -= drop.min(self.hunt_pos);
             self.hunt_skipped += drop as u64;
         }
-        let take = data.len().min(HUNT_WINDOW - self.hunt.len());
+        // in slices, so that the window (what is left undecided after each
+        // scan) stays small
+        let take = data.len().min(HUNT_WINDOW - self.hunt.len()).min(16 << 10);
         self.hunt.extend_from_slice(&data[..take]);
         self.offset += take as u64;
         self.scan_hunt(out);
@@ -1531,7 +1533,13 @@ impl QemuDecoder {
                 _ => p += 1,
             }
         }
-        self.hunt_pos = p;
+        // Bytes before `p` can anchor nothing: only the undecided tail is
+        // kept (at most an anchor's length), so a hunt through megabytes of
+        // other traffic holds a few hundred bytes.
+        self.hunt.drain(..p);
+        self.hunt_from += p as u64;
+        self.hunt_skipped += p as u64;
+        self.hunt_pos = 0;
     }
 
     fn anchored(&mut self, p: usize, out: &mut Vec<Event>) {

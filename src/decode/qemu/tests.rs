@@ -561,6 +561,33 @@ fn a_gap_before_a_request_keeps_the_request() {
     );
 }
 
+/// A mid-stream hunt through megabytes of other traffic keeps only the
+/// undecided tail of its window (every probing connection runs one).
+#[test]
+fn a_hunt_through_other_traffic_holds_little() {
+    let mut d = QemuDecoder::mid_stream(Direction::Forward, 0);
+    let mut ev = Vec::new();
+    let mut x = 0x1234_5678u32;
+    let junk: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    for _ in 0..4 {
+        d.push(&junk, &mut ev);
+        assert!(
+            d.buffered_capacity() < 64 << 10,
+            "{}",
+            d.buffered_capacity()
+        );
+    }
+    assert!(d.hunting());
+    assert!(ev.iter().all(|e| e.as_item().is_none()));
+}
+
 #[test]
 fn a_truncated_stream_says_where() {
     let s = plain().0;
