@@ -152,17 +152,17 @@ impl SessionModel {
                     q.return_path.opened.get_or_insert(ts);
                 }
                 crate::decode::qemu::wire::CMD_ENABLE_COLO => q.colo_enabled = true,
-                2 => {
+                crate::decode::qemu::wire::CMD_PING => {
                     q.return_path.ping.get_or_insert(ts);
                 }
                 _ => {}
             },
             (QemuKind::ReturnPath(t), QemuInfo::ReturnPath { value, .. }) => match *t {
-                1 => {
+                crate::decode::qemu::wire::RP_SHUT => {
                     q.return_path.shut = Some(ts);
                     q.return_path.shut_status = *value;
                 }
-                2 => {
+                crate::decode::qemu::wire::RP_PONG => {
                     q.return_path.pong.get_or_insert(ts);
                 }
                 _ => {}

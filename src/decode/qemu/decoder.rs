@@ -148,7 +148,6 @@ struct Config {
     caps: Vec<String>,
     caps_left: u32,
     uuid: Option<String>,
-    sub: String,
 }
 
 /// What the stream has shown so far.
@@ -161,13 +160,10 @@ struct Ctx {
     last_page: Option<(usize, u64)>,
     mem_left: u64,
     colo: bool,
-    return_path: bool,
-    migration_done: bool,
     /// After VMSTATE_SEND: the next EOF ends the checkpoint's RAM.
     checkpoint_ram: bool,
     /// A return-path message was seen (reverse).
     rp_seen: bool,
-    multifd: bool,
     ram_id: Option<u32>,
 }
 
@@ -628,10 +624,8 @@ impl QemuDecoder {
                     8 => Some(be64(b)),
                     _ => None,
                 };
-                match cmd {
-                    wire::CMD_ENABLE_COLO => self.ctx.colo = true,
-                    wire::CMD_OPEN_RETURN_PATH => self.ctx.return_path = true,
-                    _ => {}
+                if cmd == wire::CMD_ENABLE_COLO {
+                    self.ctx.colo = true;
                 }
                 let info = QemuInfo::Command {
                     cmd,
@@ -868,7 +862,6 @@ impl QemuDecoder {
             self.item(out, self.offset - 8, QemuKind::Header, info, 0);
             self.top(out);
         } else if b == wire::MULTIFD_OPENING {
-            self.ctx.multifd = true;
             self.item_start = self.offset - 8;
             self.buf = b.to_vec();
             self.state = State::Collect(Want::MultifdInit);
@@ -951,7 +944,6 @@ impl QemuDecoder {
             self.ctx.checkpoint_ram = false;
             self.want(Want::ColoMsg, 4, out);
         } else {
-            self.ctx.migration_done = true;
             self.want(Want::AfterEof, 1, out);
         }
     }
@@ -989,7 +981,6 @@ impl QemuDecoder {
             capabilities: c.caps,
             uuid: c.uuid,
         };
-        let _ = c.sub;
         self.item(out, c.start, QemuKind::Configuration, info, 0);
         self.top(out);
     }
@@ -1472,7 +1463,7 @@ impl QemuDecoder {
         // pages follow: raw (normal_pages of them) or, with compression
         // (flags 0x0e), next_packet_size bytes; a packet without pages
         // (SYNC) keeps a stale next_packet_size and sends none.
-        let data = match (pages, flags & 0x0e) {
+        let data = match (pages, flags & wire::MULTIFD_COMPRESSION_MASK) {
             (0, _) => 0,
             (n, 0) => u64::from(n) * self.page_size(),
             (_, _) => u64::from(next),
@@ -1561,7 +1552,6 @@ impl QemuDecoder {
             0x00 => {
                 // a COLO message followed by what it announces
                 self.ctx.colo = true;
-                self.ctx.migration_done = true;
                 self.note_ram_id(&rest[4..]);
                 self.unread(rest);
                 self.want(Want::ColoMsg, 4, out);

@@ -311,7 +311,11 @@ impl QemuInfo {
                 ..
             } => format!(
                 "multifd packet {packet_num}, {pages} pages of {ramblock}{}",
-                if flags & 1 != 0 { ", SYNC" } else { "" }
+                if flags & wire::MULTIFD_FLAG_SYNC != 0 {
+                    ", SYNC"
+                } else {
+                    ""
+                }
             ),
         }
     }

@@ -18,6 +18,10 @@ pub const MULTIFD_VERSION: u32 = 1;
 pub const MULTIFD_OPENING: [u8; 8] = [0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1];
 /// `MultiFDInit_t`: magic, version, uuid[16], id, 7 + 32 reserved bytes.
 pub const MULTIFD_INIT_LEN: usize = 64;
+/// `MULTIFD_FLAG_SYNC`: the packet ends a pass on its channel.
+pub const MULTIFD_FLAG_SYNC: u32 = 0x01;
+/// `MULTIFD_FLAG_COMPRESSION_MASK`: 0 is raw pages (zlib, zstd otherwise).
+pub const MULTIFD_COMPRESSION_MASK: u32 = 0x0e;
 /// `MultiFDPacket_t` without its offsets: six be32, be64 packet_num, four
 /// reserved be64, ramblock[256].
 pub const MULTIFD_PACKET_LEN: usize = 320;
@@ -123,6 +127,7 @@ pub const COMMANDS: &[(u16, &str, Option<u16>)] = &[
 ];
 
 pub const CMD_OPEN_RETURN_PATH: u16 = 1;
+pub const CMD_PING: u16 = 2;
 pub const CMD_ENABLE_COLO: u16 = 8;
 
 /// The name of command `cmd`, if QEMU has one.
@@ -240,6 +245,9 @@ pub const RP_MESSAGES: &[(u16, &str, Option<u16>)] = &[
     (5, "RP_RECV_BITMAP", None),
     (6, "RP_RESUME_ACK", Some(4)),
 ];
+
+pub const RP_SHUT: u16 = 1;
+pub const RP_PONG: u16 = 2;
 
 pub fn rp_name(t: u16) -> &'static str {
     RP_MESSAGES
