@@ -277,7 +277,9 @@ impl SessionModel {
 
     /// The kind of migration, as far as the records tell.
     pub fn kind(&self) -> SessionKind {
-        if self.info.multifd_of.is_some() || self.info.recognised_by == "qemu multifd" {
+        if self.info.multifd_of.is_some()
+            || self.info.recognised_by == crate::decode::detect::Opening::QemuMultifd.name()
+        {
             SessionKind::QemuMultifd
         } else if self.qemu_colo {
             SessionKind::QemuColo
@@ -794,7 +796,7 @@ impl Model {
         let Some(p) = self
             .sessions
             .get_mut(s as usize)
-            .filter(|m| m.info.recognised_by == "qemu multifd")
+            .filter(|m| m.info.recognised_by == crate::decode::detect::Opening::QemuMultifd.name())
         else {
             return;
         };
