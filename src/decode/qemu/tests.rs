@@ -667,3 +667,127 @@ proptest::proptest! {
         proptest::prop_assert!(!ev.is_empty());
     }
 }
+
+/// The RAM records and configuration parts the real captures do not show:
+/// XBZRLE, compressed pages, MULTIFD_FLUSH, and the configuration's
+/// target-page-bits, capabilities and uuid subsections.
+#[test]
+fn rarer_records_decode_from_hand_written_bytes() {
+    let mut config = vec![0x07, 0, 0, 0, 2, b'p', b'c'];
+    // target-page-bits 12
+    config.push(0x05);
+    let name = b"configuration/target-page-bits";
+    config.push(name.len() as u8);
+    config.extend_from_slice(name);
+    config.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 12]);
+    // capabilities: 1, "x-ignore-shared"
+    config.push(0x05);
+    let name = b"configuration/capabilities";
+    config.push(name.len() as u8);
+    config.extend_from_slice(name);
+    config.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 15]);
+    config.extend_from_slice(b"x-ignore-shared");
+    // uuid
+    config.push(0x05);
+    let name = b"configuration/uuid";
+    config.push(name.len() as u8);
+    config.extend_from_slice(name);
+    config.extend_from_slice(&[0, 0, 0, 1]);
+    config.extend_from_slice(&[0xab; 16]);
+    let mut ram = Vec::new();
+    // XBZRLE page of pc.ram: flags 0x40, block, u8 flags 1, be16 len 5, data
+    ram.extend_from_slice(&(0x3000u64 | 0x40).to_be_bytes());
+    ram.extend_from_slice(&[
+        6, b'p', b'c', b'.', b'r', b'a', b'm', 1, 0, 5, 9, 9, 9, 9, 9,
+    ]);
+    // compressed page, CONTINUE: be32 len 7, data
+    ram.extend_from_slice(&(0x4000u64 | 0x100 | 0x20).to_be_bytes());
+    ram.extend_from_slice(&[0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7]);
+    // MULTIFD_FLUSH, then EOS
+    ram.extend_from_slice(&0x200u64.to_be_bytes());
+    ram.extend_from_slice(&0x10u64.to_be_bytes());
+    let s = Stream::default()
+        .header()
+        .bytes(&config)
+        .named(SectionType::Start, 2, "ram", 4)
+        .bytes(&ram)
+        .footer(2)
+        .command(99, &[1, 2])
+        .eof()
+        .0;
+    let ev = decode(Direction::Forward, &s, 3);
+    assert_eq!(
+        names(&ev),
+        ["QEVM", "CONFIGURATION", "SECTION_START", "COMMAND", "EOF"]
+    );
+    let it = items(&ev);
+    assert_eq!(
+        it[1].3,
+        &QemuInfo::Configuration {
+            machine: "pc".into(),
+            target_page_bits: Some(12),
+            capabilities: vec!["x-ignore-shared".into()],
+            uuid: Some("ab".repeat(16)),
+        }
+    );
+    let QemuInfo::Section(sec) = it[2].3 else {
+        panic!()
+    };
+    let r = sec.ram.as_ref().unwrap();
+    assert_eq!(
+        (
+            r.pages,
+            r.xbzrle_pages,
+            r.compressed_pages,
+            r.multifd_flushes,
+            r.zero_pages
+        ),
+        (2, 1, 1, 1, 0)
+    );
+    assert_eq!(r.blocks[0].pages, 2);
+    let d = diags(&ev);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].contains("unknown command 99"), "{d:?}");
+}
+
+/// A machine type without section footers (before QEMU 2.x): a RAM
+/// section ends at EOS and the next item follows; no footer is invented.
+#[test]
+fn a_ram_section_without_a_footer_ends_at_eos() {
+    let s = Stream::default()
+        .header()
+        .named(SectionType::Start, 2, "ram", 4)
+        .mem_size(&[("pc.ram", 1 << 20)])
+        .eos()
+        .section(SectionType::End, 2)
+        .zero(0, Some("pc.ram"))
+        .eos()
+        .eof()
+        .0;
+    let ev = decode(Direction::Forward, &s, 5);
+    assert_eq!(names(&ev), ["QEVM", "SECTION_START", "SECTION_END", "EOF"]);
+    let QemuInfo::Section(end) = items(&ev)[2].3 else {
+        panic!()
+    };
+    assert!(!end.footer);
+    assert_eq!(end.ram.as_ref().unwrap().zero_pages, 1);
+}
+
+/// Return-path messages other than PONG and SHUT, and a reverse stream
+/// that starts with garbage: skipped to the next message, said once.
+#[test]
+fn return_path_requests_and_garbage_on_the_reverse_direction() {
+    let mut b = vec![0xff, 0xee, 0xdd];
+    // REQ_PAGES: be64 start, be32 len
+    b.extend_from_slice(&[0, 4, 0, 12]);
+    b.extend_from_slice(&0x1000u64.to_be_bytes());
+    b.extend_from_slice(&4096u32.to_be_bytes());
+    // RESUME_ACK
+    b.extend_from_slice(&[0, 6, 0, 4, 0, 0, 0, 1]);
+    let ev = decode(Direction::Reverse, &b, 2);
+    assert_eq!(names(&ev), ["RP_REQ_PAGES", "RP_RESUME_ACK"]);
+    assert_eq!(diags(&ev).len(), 1);
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Resync { skipped: 3, .. })));
+}
