@@ -163,6 +163,27 @@ fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Own
         })
         .sum();
     let waiting = waiting_sender(sender, evidence, at_least);
+    // A side that closed the connection ended the checkpoint: nothing it
+    // owed could come any more (a failover, or a process that went away).
+    let hung_up = evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::Close { side, reset, at } => Some((*at, *side, *reset)),
+            _ => None,
+        })
+        .min_by_key(|c| c.0);
+    if let Some((_, side, reset)) = hung_up {
+        return (
+            side,
+            format!(
+                "the {} {} the connection before sending {}: the checkpoint was abandoned (a failover, or the {} went away)",
+                side.name(),
+                if reset { "reset" } else { "closed" },
+                if side == sender { awaited.name() } else { "the rest" },
+                side.name()
+            ),
+        );
+    }
     if receiver_closed(awaited, evidence) {
         (
             receiver,
