@@ -447,6 +447,14 @@ fn real_qemu_colo_checkpoints_match_tshark() {
         "only the failover's checkpoint: {stalls:?}"
     );
     assert_eq!(stalls[0]["checkpoint"], 63);
+    // regression: it read "silent for 2.755 s" although the primary had
+    // closed the connection (the failover) right after REPLY
+    assert_eq!(stalls[0]["owner"], "primary");
+    let why = stalls[0]["why"].as_str().unwrap();
+    assert!(
+        why.contains("primary closed the connection before sending vmstate_send"),
+        "{why}"
+    );
 }
 
 /// Real QEMU 7.2 COLO whose secondary was stopped (SIGSTOP) for 2 s right
