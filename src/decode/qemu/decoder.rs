@@ -53,7 +53,8 @@ enum Want {
     Opening,
     Type,
     SectionHead(SectionType),
-    SectionName(SectionType),
+    /// The idstr and ids of a START or FULL section whose id is given.
+    SectionName(SectionType, u32),
     ConfigLen,
     ConfigName,
     SubPeek,
@@ -457,8 +458,7 @@ impl QemuDecoder {
                             format!("{} header with an empty idstr", t.name()),
                         );
                     }
-                    self.want(Want::SectionName(t), len + 8, out);
-                    self.look_at = u64::from(id);
+                    self.want(Want::SectionName(t, id), len + 8, out);
                 } else {
                     let idstr = self.section_name(id);
                     if idstr.is_none() && self.blob.is_none() {
@@ -473,8 +473,7 @@ impl QemuDecoder {
                     self.start_section(t, id, idstr.unwrap_or_default(), None, None, out);
                 }
             }
-            Want::SectionName(t) => {
-                let id = self.look_at as u32;
+            Want::SectionName(t, id) => {
                 let n = b.len() - 8;
                 let name = &b[..n];
                 if !wire::plausible_idstr(name) {
