@@ -163,6 +163,9 @@ struct Ctx {
     colo: bool,
     /// After VMSTATE_SEND: the next EOF ends the checkpoint's RAM.
     checkpoint_ram: bool,
+    /// The hunt anchored on a section: what the next EOF closes (the
+    /// migration, a checkpoint's RAM or device state) is not known.
+    unsure: bool,
     /// A return-path message was seen (reverse).
     rp_seen: bool,
     ram_id: Option<u32>,
@@ -918,6 +921,8 @@ impl QemuDecoder {
             "device state"
         } else if self.ctx.checkpoint_ram {
             "checkpoint ram"
+        } else if std::mem::take(&mut self.ctx.unsure) {
+            "what the capture began inside"
         } else {
             "migration"
         };
@@ -1546,6 +1551,7 @@ impl QemuDecoder {
         self.cur = None;
         self.blob = None;
         self.ctx.checkpoint_ram = false;
+        self.ctx.unsure = false;
         let rest = &hunt[p..];
         match rest[0] {
             0x00 => {
@@ -1556,10 +1562,12 @@ impl QemuDecoder {
                 self.want(Want::ColoMsg, 4, out);
             }
             0x7e => {
+                // a footer, then the migration's EOF and its description
                 self.unread(&rest[5..]);
                 self.top(out);
             }
             _ => {
+                self.ctx.unsure = true;
                 self.note_ram_id(rest);
                 self.unread(rest);
                 self.top(out);

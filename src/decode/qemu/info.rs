@@ -164,7 +164,8 @@ pub enum QemuInfo {
     },
     Eof {
         /// What the EOF closes: "migration" (the initial migration's
-        /// device state), "checkpoint ram", "device state".
+        /// device state), "checkpoint ram", "device state", or "what the
+        /// capture began inside" after a re-synchronisation on a section.
         closes: &'static str,
     },
     VmDescription {
