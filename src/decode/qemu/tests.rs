@@ -791,3 +791,33 @@ fn return_path_requests_and_garbage_on_the_reverse_direction() {
         .iter()
         .any(|e| matches!(e, Event::Resync { skipped: 3, .. })));
 }
+
+/// Regression: a capture that begins inside a COLO device state anchors on
+/// its next FULL header; the EOF after it is not the migration's end.
+#[test]
+fn an_eof_after_a_resync_is_not_taken_for_the_migrations_end() {
+    let s = colo().0;
+    let send = s
+        .windows(8)
+        .position(|w| w == [0, 0, 0, 1, 0, 0, 0, 3])
+        .unwrap();
+    let apic = send
+        + s[send..]
+            .windows(5)
+            .position(|w| w == b"\x04\0\0\0\x05")
+            .unwrap();
+    let start = apic - 3;
+    let mut d = QemuDecoder::mid_stream(Direction::Forward, start as u64);
+    let mut ev = Vec::new();
+    d.push(&s[start..], &mut ev);
+    d.finish(&mut ev);
+    let it = items(&ev);
+    assert_eq!(it[0].2, "SECTION_FULL");
+    assert_eq!(
+        it[1].3,
+        &QemuInfo::Eof {
+            closes: "what the capture began inside"
+        }
+    );
+    assert_eq!(it[2].2, "CHECKPOINT_REQUEST");
+}
