@@ -149,7 +149,12 @@ pub struct Stall {
 /// evidence, and why, in one sentence. A sender's silence with data
 /// unacknowledged counts from `at_least` ns (the phase's floor: shorter
 /// pauses are TCP's ordinary rhythm).
-fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Owner, String) {
+fn blame(
+    awaited: CheckpointEvent,
+    evidence: &[Evidence],
+    at_least: u64,
+    start: u64,
+) -> (Owner, String) {
     use crate::present::{human_bytes, human_ns};
     let sender = awaited.owner();
     let receiver = sender.other();
@@ -163,12 +168,16 @@ fn blame(awaited: CheckpointEvent, evidence: &[Evidence], at_least: u64) -> (Own
         })
         .sum();
     let waiting = waiting_sender(sender, evidence, at_least);
-    // A side that closed the connection ended the checkpoint: nothing it
-    // owed could come any more (a failover, or a process that went away).
+    // A side that closed the connection as the wait began (within the
+    // floor) ended the checkpoint: nothing it owed could come any more (a
+    // failover, or a process that went away). A close long after the wait
+    // began is its consequence (the pair torn down), not its cause.
     let hung_up = evidence
         .iter()
         .filter_map(|e| match e {
-            Evidence::Close { side, reset, at } => Some((*at, *side, *reset)),
+            Evidence::Close { side, reset, at } if *at <= start.saturating_add(at_least) => {
+                Some((*at, *side, *reset))
+            }
             _ => None,
         })
         .min_by_key(|c| c.0);
@@ -404,7 +413,7 @@ pub fn slow_phases(s: &SessionModel, c: &Checkpoint, t: &Thresholds, out: &mut V
             } else {
                 continue;
             };
-            let (owner, why) = blame(p.end(), &ev, floor);
+            let (owner, why) = blame(p.end(), &ev, floor, start);
             out.push(Stall {
                 kind: StallKind::Slow,
                 checkpoint: c.index,
@@ -443,7 +452,7 @@ pub fn stalled(s: &SessionModel, t: &Thresholds, now: u64, capture_ended: bool) 
                 let end = now.max(since);
                 let ev = evidence(s, since, end);
                 let floor = t.absolute[phase.index()].unwrap_or(t.quiet_ns);
-                let (owner, why) = blame(awaited, &ev, floor);
+                let (owner, why) = blame(awaited, &ev, floor, since);
                 out = Some(Stall {
                     kind: StallKind::Stalled,
                     checkpoint: c.index,
@@ -477,18 +486,50 @@ mod tests {
         }
     }
 
+    /// A side that closes the connection as the wait begins owns it (a
+    /// failover); one that closes seconds later, when the pair is torn down
+    /// around a primary that hung, does not.
+    #[test]
+    fn a_close_owns_the_wait_only_when_it_began_it() {
+        let awaited = CheckpointEvent::VmstateSize; // sent by the primary
+        let floor = 100_000_000;
+        let start = 5_000_000_000;
+        let close = |side, at| Evidence::Close {
+            side,
+            reset: false,
+            at,
+        };
+        let (o, why) = blame(awaited, &[close(Owner::Primary, start)], floor, start);
+        assert_eq!(o, Owner::Primary);
+        assert!(why.contains("closed the connection"), "{why}");
+        let (o, why) = blame(
+            awaited,
+            &[close(Owner::Secondary, start + 1_000)],
+            floor,
+            start,
+        );
+        assert_eq!(o, Owner::Secondary, "{why}");
+        let late = [
+            silence(Owner::Primary, 3000, 0),
+            close(Owner::Secondary, start + 3_000_000_000),
+        ];
+        let (o, why) = blame(awaited, &late, floor, start);
+        assert_eq!(o, Owner::Primary, "the teardown is no cause: {why}");
+        assert!(!why.contains("closed"), "{why}");
+    }
+
     #[test]
     fn the_owner_follows_the_evidence() {
         let awaited = CheckpointEvent::LibxcCheckpoint; // sent by the primary
         let floor = 100_000_000;
         // nothing says otherwise: the sender owes it
-        let (o, why) = blame(awaited, &[silence(Owner::Primary, 300, 0)], floor);
+        let (o, why) = blame(awaited, &[silence(Owner::Primary, 300, 0)], floor, 0);
         assert_eq!(o, Owner::Primary);
         assert_eq!(
             why,
             "libxc_checkpoint is sent by the primary, which was silent for 300.0 ms"
         );
-        let (_, why) = blame(awaited, &[silence(Owner::Primary, 50, 0)], floor);
+        let (_, why) = blame(awaited, &[silence(Owner::Primary, 50, 0)], floor, 0);
         assert_eq!(
             why, "libxc_checkpoint is sent by the primary",
             "a silence under the floor is TCP's rhythm"
@@ -499,18 +540,18 @@ mod tests {
             start: 0,
             duration: Some(0.4),
         };
-        let (o, why) = blame(awaited, &[zw], floor);
+        let (o, why) = blame(awaited, &[zw], floor, 0);
         assert_eq!(o, Owner::Secondary);
         assert!(
             why.starts_with("the secondary advertised a zero window for 400.0 ms"),
             "{why}"
         );
         // the sender waited 300 ms with 64 KiB unacknowledged
-        let (o, why) = blame(awaited, &[silence(Owner::Primary, 300, 65536)], floor);
+        let (o, why) = blame(awaited, &[silence(Owner::Primary, 300, 65536)], floor, 0);
         assert_eq!(o, Owner::Secondary);
         assert!(why.contains("with 64.0 KiB unacknowledged"), "{why}");
         // ... but a 20 ms pause with data in flight is TCP's rhythm
-        let (o, _) = blame(awaited, &[silence(Owner::Primary, 20, 1024)], floor);
+        let (o, _) = blame(awaited, &[silence(Owner::Primary, 20, 1024)], floor, 0);
         assert_eq!(o, Owner::Primary);
         assert!(
             waiting_sender(Owner::Primary, &[silence(Owner::Primary, 20, 1024)], floor).is_none()
