@@ -185,6 +185,12 @@ fn initial() -> Vec<u8> {
 /// Three QEMU COLO checkpoints; the second waits 2.3 s for
 /// VMSTATE_RECEIVED. Returns the message times by checkpoint.
 fn write_colo(path: &Path) -> Vec<[f64; 6]> {
+    write_colo_ending(path, None)
+}
+
+/// As [`write_colo`]; with `quiet`, the pair does not close: the capture
+/// ends with a bare ACK that long after the last checkpoint.
+fn write_colo_ending(path: &Path, quiet: Option<f64>) -> Vec<[f64; 6]> {
     let mut p = pcap_file(path);
     let mut f = Flow::new(41000, 8888);
     f.handshake(&mut p, 1.0);
@@ -218,7 +224,13 @@ fn write_colo(path: &Path) -> Vec<[f64; 6]> {
         times.push(ev);
         t = ev[5] + 0.100;
     }
-    f.close(&mut p, t);
+    match quiet {
+        Some(q) => {
+            let ack = f.frame_at(1, f.next[1], &[], "A");
+            p.packet(t - 0.100 + q, &ack);
+        }
+        None => f.close(&mut p, t),
+    }
     p.finish();
     times
 }
@@ -642,4 +654,39 @@ fn decode_as_a_port_takes_a_family() {
         .stderr(predicates::str::contains(
             "unknown family \"kvm\" (qemu or xen)",
         ));
+}
+
+/// A pair that stopped checkpointing (as QEMU 7.2's stock primary does
+/// under TCG after a checkpoint) is an Expert Info finding once the quiet
+/// passes ten median intervals and a second; not before.
+#[test]
+fn a_pair_that_stopped_checkpointing_is_a_finding() {
+    use migscope::capture::{FileSource, Next, Source};
+    use migscope::model::expert::{findings, What};
+    use migscope::model::{Model, Thresholds};
+    use migscope::session::{Analyzer, Config};
+    let dir = tempfile::tempdir().unwrap();
+    let analyse = |quiet: f64| {
+        let path = dir.path().join(format!("q{quiet}.pcap"));
+        write_colo_ending(&path, Some(quiet));
+        let mut src = Source::File(FileSource::open(&path).unwrap());
+        let mut an = Analyzer::new(Config::default(), Model::default());
+        while let Next::Packet(p) = src.next_packet().unwrap() {
+            an.packet(&p);
+        }
+        an.finish();
+        let m = an.into_observer();
+        findings(&m, 0, &Thresholds::default(), true)
+            .into_iter()
+            .filter_map(|f| match f.what {
+                What::CheckpointsStopped { after, quiet, .. } => Some((after, quiet)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(analyse(0.5), [], "half a second: not yet");
+    let found = analyse(5.0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, 3, "after the last checkpoint");
+    assert_eq!(found[0].1, 5_000_000_000, "from LOADED to the last packet");
 }

@@ -17,6 +17,11 @@ pub const MAX_PER_KIND: usize = 1000;
 /// same burst.
 pub const BURST_GAP_NS: u64 = 1_000_000_000;
 
+/// Checkpointing has stopped when the time since the last checkpoint
+/// completed passes this many median intervals (and [`STOPPED_FLOOR_NS`]).
+pub const STOPPED_FACTOR: u64 = 10;
+pub const STOPPED_FLOOR_NS: u64 = 1_000_000_000;
+
 /// What was found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum What {
@@ -35,6 +40,11 @@ pub enum What {
     Close { reset: bool },
     /// A slow phase or a stalled checkpoint.
     Stall(Stall),
+    /// No checkpoint began for `quiet` ns after checkpoint `after` completed
+    /// (over [`STOPPED_FACTOR`] times the median interval between them, and
+    /// a second): the pair stopped checkpointing (the guest runs without
+    /// protection).
+    CheckpointsStopped { after: u64, quiet: u64, median: u64 },
     /// `count` more findings of a kind than were listed.
     More { count: usize, what: &'static str },
 }
@@ -48,6 +58,34 @@ pub struct Finding {
     /// The direction concerned, when there is one.
     pub dir: Option<Direction>,
     pub what: What,
+}
+
+/// A COLO pair (Xen or QEMU) whose last checkpoint completed long ago:
+/// measured to the capture's clock, or to the session's last packet once
+/// its connection closed.
+fn stopped(m: &Model, s: &super::SessionModel) -> Option<Finding> {
+    let scheme = s.scheme();
+    let trailing = *super::Phase::of(scheme)
+        .last()
+        .filter(|p| p.is_trailing())?;
+    let c = s.listed_checkpoints().last()?;
+    if c.awaiting(scheme).is_some() {
+        return None; // incomplete: a stall says more
+    }
+    let done = c.event(super::Checkpoint::downtime_end(scheme))?;
+    let median = s.stats.median_ns(trailing).filter(|&x| x > 0)?;
+    let until = if s.ended { s.last_activity } else { m.now };
+    let quiet = until.checked_sub(done)?;
+    (quiet > (STOPPED_FACTOR * median).max(STOPPED_FLOOR_NS)).then_some(Finding {
+        severity: Severity::Warning,
+        ts: done,
+        dir: None,
+        what: What::CheckpointsStopped {
+            after: c.index,
+            quiet,
+            median,
+        },
+    })
 }
 
 /// The findings of session `si`: diagnostics, zero windows and gaps
@@ -172,6 +210,9 @@ pub fn findings(m: &Model, si: usize, t: &Thresholds, capture_ended: bool) -> Ve
         });
     }
     more(&mut out, n, "slow phases and stalls");
+    if let Some(f) = stopped(m, s) {
+        out.push(f);
+    }
     out.sort_by(|a, b| a.ts.cmp(&b.ts).then(b.severity.cmp(&a.severity)));
     out
 }

@@ -203,6 +203,15 @@ pub fn finding_text(f: &Finding) -> String {
             x.checkpoint,
             super::stall_what(x, None)
         ),
+        What::CheckpointsStopped {
+            after,
+            quiet,
+            median,
+        } => format!(
+            "no checkpoint for {} after checkpoint {after} completed (median interval {}): checkpointing stopped",
+            human_ns(*quiet),
+            human_ns(*median)
+        ),
         What::More { count, what } => format!("{count} more {what} not listed"),
     }
 }
