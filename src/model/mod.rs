@@ -200,7 +200,7 @@ pub struct SessionModel {
     /// What a QEMU stream showed (None for Xen).
     pub qemu_mig: Option<Box<qemu::QemuMigration>>,
     /// A QEMU COLO device state is being received (since VMSTATE_SIZE).
-    qemu_blob: Option<u64>,
+    qemu_blob: bool,
     checkpointed: bool,
     /// A record was lost or malformed before the stream showed it was
     /// checkpointed: checkpoint 0 (the initial migration) is partial.
@@ -256,7 +256,7 @@ impl SessionModel {
             qemu: false,
             qemu_colo: false,
             qemu_mig: None,
-            qemu_blob: None,
+            qemu_blob: false,
             checkpointed: false,
             early_damage: false,
             pending_lost: 0,
@@ -937,7 +937,7 @@ impl Observer for Model {
                     r.1 += item.wire_len;
                     // A COLO device state's sections are one rung (its
                     // DEVICE_STATE), not one per device.
-                    let in_device_state = m.qemu_blob.is_some()
+                    let in_device_state = m.qemu_blob
                         && matches!(
                             item.kind,
                             ItemKind::Qemu(

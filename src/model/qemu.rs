@@ -173,7 +173,7 @@ impl SessionModel {
                         .checkpoints
                         .last()
                         .is_some_and(|c| c.event(CheckpointEvent::VmstateSend).is_some())
-                    && self.qemu_blob.is_none();
+                    && !self.qemu_blob;
                 match &s.ram {
                     Some(r) if in_checkpoint => {
                         let c = self.current_qemu();
@@ -203,7 +203,7 @@ impl SessionModel {
                         }
                     }
                     Some(_) => {}
-                    None if self.qemu_blob.is_some() => {
+                    None if self.qemu_blob => {
                         if let Some(c) = self.checkpoints.last_mut() {
                             c.device_sections += 1;
                         }
@@ -237,7 +237,7 @@ impl SessionModel {
                 self.colo_message(*m, *size, item, d, first, ts);
             }
             (QemuKind::DeviceState, QemuInfo::DeviceState { complete, .. }) => {
-                self.qemu_blob = None;
+                self.qemu_blob = false;
                 if self.qemu_colo {
                     let end = item.offset + item.wire_len;
                     let from = self.last_end_offset;
@@ -289,33 +289,26 @@ impl SessionModel {
                         && c.events.iter().flatten().all(|&t| t >= ts)
                         && c.last_event().is_some()
                 });
-                if late {
-                    if let Some(c) = self.checkpoints.last_mut() {
-                        c.events[CheckpointEvent::Request.slot()] = Some(ts);
-                        c.first_record = Some(first);
-                    }
-                    if let Some(i) = self.checkpoints.len().checked_sub(2) {
-                        let prev = &mut self.checkpoints[i];
-                        prev.next_start = Some(ts);
-                        let prev = prev.clone();
-                        self.stats.run_closed(&prev, Scheme::QemuColo);
-                    }
-                    self.forward_lost = false;
-                    self.last_end_offset = Some(item.offset);
-                    return;
+                if !late {
+                    let index = self.checkpoints.last().map_or(1, |c| c.index + 1);
+                    let mut c = Checkpoint::new(index);
+                    c.lost = std::mem::take(&mut self.pending_lost);
+                    c.damaged = c.lost > 0
+                        || (self.checkpoints.is_empty()
+                            && self.info.mid_stream
+                            && self.forward_lost);
+                    self.checkpoints.push(c);
                 }
-                if let Some(prev) = self.checkpoints.last_mut() {
+                // the checkpoint before this one: its interval ends here
+                if let Some(i) = self.checkpoints.len().checked_sub(2) {
+                    let prev = &mut self.checkpoints[i];
                     prev.next_start = Some(ts);
                     self.stats.run_closed(prev, Scheme::QemuColo);
                 }
-                let index = self.checkpoints.last().map_or(1, |c| c.index + 1);
-                let mut c = Checkpoint::new(index);
-                c.lost = std::mem::take(&mut self.pending_lost);
-                c.damaged = c.lost > 0
-                    || (self.checkpoints.is_empty() && self.info.mid_stream && self.forward_lost);
-                c.events[CheckpointEvent::Request.slot()] = Some(ts);
-                c.first_record = Some(first);
-                self.checkpoints.push(c);
+                if let Some(c) = self.checkpoints.last_mut() {
+                    c.events[CheckpointEvent::Request.slot()] = Some(ts);
+                    c.first_record = Some(first);
+                }
                 self.forward_lost = false;
                 self.last_end_offset = Some(item.offset);
             }
@@ -328,7 +321,7 @@ impl SessionModel {
             (ColoMessage::VmstateSize, Direction::Forward) => {
                 self.qemu_mark(CheckpointEvent::VmstateSize, ts);
                 self.current_qemu().vmstate_size = size;
-                self.qemu_blob = Some(ts);
+                self.qemu_blob = true;
             }
             (ColoMessage::VmstateReceived, Direction::Reverse) => {
                 self.qemu_mark(CheckpointEvent::VmstateReceived, ts)

@@ -252,11 +252,6 @@ impl QemuDecoder {
         self.offset
     }
 
-    /// The stream carried ENABLE_COLO or COLO messages.
-    pub fn colo(&self) -> bool {
-        self.ctx.colo
-    }
-
     /// The decoder is looking for an anchor.
     pub fn hunting(&self) -> bool {
         matches!(self.state, State::Hunt)

@@ -433,10 +433,17 @@ impl<'e, 'a> Qemu<'e, 'a> {
         let buf = &mut self.e.buf;
         buf.extend_from_slice(&h);
         let key = mix(seed ^ u64::from(d.id) << 32 ^ epoch);
+        // Bodies hold 0x7e bytes, as real device state does, and open with
+        // a decoy: 0x7e and the section's own id, then a byte no section
+        // starts with. The decoder must take neither for the footer.
+        let decoy = wire::emit_footer(d.id);
         for j in 0..d.len as u64 {
-            // No 0x7e in a body: nothing in it can look like a footer.
-            let b = mix(key ^ (j / 8)).to_le_bytes()[(j % 8) as usize];
-            buf.push(if b == 0x7e { 0x7d } else { b });
+            let b = match j {
+                0..=4 if d.len >= 6 => decoy[j as usize],
+                5 if d.len >= 6 => 0xff,
+                _ => mix(key ^ (j / 8)).to_le_bytes()[(j % 8) as usize],
+            };
+            buf.push(b);
         }
         buf.extend_from_slice(&wire::emit_footer(d.id));
     }
